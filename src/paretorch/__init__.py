@@ -1,11 +1,33 @@
 """paretorch: train one PyTorch model that can be steered to any trade-off between tasks.
 
-Public modules: :mod:`paretorch.preferences`, :mod:`paretorch.metrics`, :mod:`paretorch.problems`,
-:mod:`paretorch.solvers`.
+Wrap a multi-task model with :func:`ensemble` (PaMaL) or :func:`lowrank` (PaLoRA, LORPMAN); the maths lives in
+:mod:`paretorch.preferences`, :mod:`paretorch.metrics`, :mod:`paretorch.problems`, :mod:`paretorch.solvers`.
 """
 
 from paretorch import metrics, preferences, problems, solvers
 from paretorch.errors import ParetorchError
+from paretorch.parameterisations import (
+    ParameterReport,
+    ParetoModel,
+    ensemble,
+    lowrank,
+    recalibrate_batchnorm,
+    shared_parameters,
+    split_outputs,
+)
 
-__all__ = ["ParetorchError", "metrics", "preferences", "problems", "solvers"]
+__all__ = [
+    "ParameterReport",
+    "ParetoModel",
+    "ParetorchError",
+    "ensemble",
+    "lowrank",
+    "metrics",
+    "preferences",
+    "problems",
+    "recalibrate_batchnorm",
+    "shared_parameters",
+    "solvers",
+    "split_outputs",
+]
 __version__ = "0.1.0"

@@ -1,0 +1,45 @@
+"""How a preference reaches the wrapped layers without touching the user's forward signature.
+
+``ParetoModel.forward`` stores the validated preference in a ``PreferenceState`` shared by all of its
+paretorch layers for the duration of one call; each layer reads it and broadcasts it over its input.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from paretorch.errors import ParetorchError
+
+
+class PreferenceState:
+    """The preference of the forward call in progress: ``(T,)`` for the whole batch or ``(B, T)`` per sample."""
+
+    def __init__(self, num_tasks: int) -> None:
+        self.num_tasks = num_tasks
+        self.value: Tensor | None = None
+
+    def current(self, layer_name: str) -> Tensor:
+        if self.value is None:
+            raise ParetorchError(
+                f"layer {layer_name!r} ran without a preference; call the ParetoModel as pm(x, pref), "
+                "or use pm.at(pref) for a plain model"
+            )
+        return self.value
+
+
+def per_sample(weights: Tensor, x: Tensor, feature_dim: int, layer_name: str) -> Tensor:
+    """Shape per-feature ``weights`` so that they broadcast over ``x`` along its ``feature_dim`` axis.
+
+    ``weights`` is ``(C,)`` for the whole batch or ``(B, C)`` per sample, where ``C`` is the size of the
+    input's feature axis; ``(B, C)`` must match the input's leading (batch) dimension.
+    """
+    axis = feature_dim % x.dim()
+    trailing = x.dim() - 1 - axis
+    if weights.dim() == 1:
+        return weights.view(weights.shape[0], *([1] * trailing))
+    if x.shape[0] != weights.shape[0]:
+        raise ParetorchError(
+            f"layer {layer_name!r} got an input with batch size {x.shape[0]} but {weights.shape[0]} per-sample "
+            "preferences; give one preference row per sample (dim 0 of every wrapped layer's input)"
+        )
+    return weights.view(weights.shape[0], *([1] * (axis - 1)), weights.shape[1], *([1] * trailing))

@@ -1,0 +1,117 @@
+"""T weight copies per layer combined as θ(λ) = Σ_t λ_t θ_t (PaMaL, Dimitriadis et al. 2023, §4.1).
+
+With one preference for the whole batch the members are merged into one set of weights and the layer runs
+once. With per-sample preferences each member runs on the whole batch and the outputs are mixed per sample:
+for layers whose output is affine in their parameters (Linear, Conv, Embedding, the affine part of a norm
+layer) Σ_t λ_t f(x; θ_t) = f(x; Σ_t λ_t θ_t) whenever Σ_t λ_t = 1, so the mix is exact. This costs T
+member evaluations per layer, not one per preference.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from paretorch.errors import ParetorchError
+from paretorch.parameterisations._context import PreferenceState, per_sample
+
+# Layers whose output is affine in their parameters, so per-sample output mixing is exact.
+ENSEMBLE_LAYER_TYPES: tuple[type[nn.Module], ...] = (
+    nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Embedding, nn.LayerNorm, nn.GroupNorm,
+)
+
+
+class EnsembleLayer(nn.Module):
+    """T independently initialised copies of a layer, mixed by the current preference."""
+
+    def __init__(self, base: nn.Module, num_tasks: int, state: PreferenceState, name: str,
+                 independent_init: bool = True) -> None:
+        super().__init__()
+        if any(True for _ in base.buffers()):
+            raise ParetorchError(f"layer {name!r} has buffers; ensemble() cannot share them across members")
+        self.members = nn.ModuleList()
+        for index in range(num_tasks):
+            member = copy.deepcopy(base)
+            # Member 0 keeps the user's weights when they are not re-initialised; the others always differ.
+            if independent_init or index > 0:
+                member.reset_parameters()
+            self.members.append(member)
+        self.num_tasks = num_tasks
+        self._state, self._name = state, name
+        self._independent_init = independent_init
+
+    def merged_parameters(self, pref: Tensor) -> dict[str, Tensor]:
+        names = [name for name, _ in self.members[0].named_parameters()]
+        stacked = {name: torch.stack([dict(m.named_parameters())[name] for m in self.members]) for name in names}
+        return {name: torch.tensordot(pref.to(value.dtype), value, dims=1) for name, value in stacked.items()}
+
+    def forward(self, x: Tensor) -> Tensor:
+        pref = self._state.current(self._name)
+        if pref.dim() == 1:
+            return functional_call(self.members[0], self.merged_parameters(pref), (x,))
+        total: Tensor | None = None
+        for task, member in enumerate(self.members):
+            out = member(x)
+            contribution = per_sample(pref[:, task].to(out.dtype), out, 0, self._name) * out
+            total = contribution if total is None else total + contribution
+        assert total is not None
+        return total
+
+    def merged(self, pref: Tensor) -> nn.Module:
+        plain = copy.deepcopy(self.members[0])
+        with torch.no_grad():
+            for name, value in self.merged_parameters(pref).items():
+                plain.get_parameter(name).copy_(value)
+        return plain
+
+    def base_parameter_count(self) -> int:
+        return sum(p.numel() for p in self.members[0].parameters())
+
+    def added_parameters(self) -> int:
+        return (self.num_tasks - 1) * self.base_parameter_count()
+
+
+class EnsembleBatchNorm(nn.Module):
+    """A BatchNorm layer whose affine parameters have T members; the running statistics stay shared.
+
+    Normalisation happens once, with the batch (training) or running (evaluation) statistics of the wrapped
+    layer; only the scale and shift γ(λ), β(λ) are mixed, per sample if the preference is per sample.
+    """
+
+    def __init__(self, base: nn.modules.batchnorm._BatchNorm, num_tasks: int, state: PreferenceState,
+                 name: str) -> None:
+        super().__init__()
+        if not base.affine:
+            raise ParetorchError(f"BatchNorm layer {name!r} has no affine parameters to ensemble; leave it shared")
+        self.norm = base
+        self.weight = nn.Parameter(base.weight.detach().clone().expand(num_tasks, -1).contiguous())
+        self.bias = nn.Parameter(base.bias.detach().clone().expand(num_tasks, -1).contiguous())
+        # The wrapped layer keeps its statistics; its own affine parameters are replaced by the members.
+        del base.weight, base.bias
+        base.register_parameter("weight", None)
+        base.register_parameter("bias", None)
+        self.num_tasks = num_tasks
+        self._state, self._name = state, name
+
+    def forward(self, x: Tensor) -> Tensor:
+        pref = self._state.current(self._name)
+        normalised = self.norm(x)
+        scale = pref.to(x.dtype) @ self.weight
+        shift = pref.to(x.dtype) @ self.bias
+        return per_sample(scale, x, 1, self._name) * normalised + per_sample(shift, x, 1, self._name)
+
+    def merged(self, pref: Tensor) -> nn.Module:
+        plain = copy.deepcopy(self.norm)
+        with torch.no_grad():
+            plain.weight = nn.Parameter(pref.to(self.weight.dtype) @ self.weight)
+            plain.bias = nn.Parameter(pref.to(self.bias.dtype) @ self.bias)
+        return plain
+
+    def base_parameter_count(self) -> int:
+        return self.weight.shape[1] * 2
+
+    def added_parameters(self) -> int:
+        return (self.num_tasks - 1) * self.base_parameter_count()

@@ -1,0 +1,137 @@
+"""Base weights plus one low-rank delta per task, mixed by the preference (PaLoRA, LORPMAN).
+
+For a Linear layer with weight W (n × m): θ(λ) = W + s · Σ_t λ_t U_t D_t with D_t (r × m), U_t (n × r), and
+s = α / r (PaLoRA, Eq. 2) or s (LORPMAN, Eq. 6). The T adapters are stored stacked: D = [D_1; …; D_T]
+(T·r × m) and U = [U_1 … U_T] (n × T·r), so a whole batch with per-sample preferences costs one extra
+pair of matmuls: h = x Dᵀ (B × T·r), each r-block scaled by that sample's λ_t, y = base(x) + s · h Uᵀ.
+
+Convolutions follow LoRA's reshaping (Hu et al. 2022; LORPMAN footnote 1): the weight (n, m/g, k…) is
+treated per group as a matrix n/g × (m/g · ∏k); D is a convolution with the layer's kernel, stride, padding,
+dilation and groups producing g·T·r channels, U a 1×1 convolution with the same groups. Each group gets a
+rank-r delta per task, so with groups g the added parameters are T·r·(m·∏k + n).
+
+U starts at zero, so training starts exactly at the base model; D starts like LoRA's A (Kaiming uniform).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from paretorch.parameterisations._context import PreferenceState, per_sample
+
+Scaling = Literal["palora", "lorpman"]
+
+
+def adapter_scale(scaling: Scaling, scale: float, rank: int) -> float:
+    """The factor in front of Σ λ_t U_t D_t: α / r for PaLoRA, s for LORPMAN."""
+    return scale / rank if scaling == "palora" else scale
+
+
+class LowRankLinear(nn.Module):
+    """A Linear layer with T low-rank task adapters mixed by the current preference."""
+
+    def __init__(self, base: nn.Linear, num_tasks: int, rank: int, scale: float, state: PreferenceState,
+                 name: str) -> None:
+        super().__init__()
+        self.base = base
+        self.num_tasks, self.rank, self.scale = num_tasks, rank, scale
+        self._state, self._name = state, name
+        factory = {"device": base.weight.device, "dtype": base.weight.dtype}
+        self.down = nn.Parameter(torch.empty(num_tasks * rank, base.in_features, **factory))
+        self.up = nn.Parameter(torch.zeros(base.out_features, num_tasks * rank, **factory))
+        nn.init.kaiming_uniform_(self.down, a=math.sqrt(5))
+
+    def forward(self, x: Tensor) -> Tensor:
+        pref = self._state.current(self._name)
+        weights = per_sample(pref.repeat_interleave(self.rank, dim=-1).to(x.dtype), x, -1, self._name)
+        return self.base(x) + self.scale * F.linear(F.linear(x, self.down) * weights, self.up)
+
+    def task_deltas(self) -> Tensor:
+        """The T weight deltas U_t D_t, shape (T, n, m), without the scale."""
+        down = self.down.view(self.num_tasks, self.rank, -1)
+        up = self.up.view(self.up.shape[0], self.num_tasks, self.rank).transpose(0, 1)
+        return up @ down
+
+    def merged(self, pref: Tensor) -> nn.Linear:
+        merged = nn.Linear(self.base.in_features, self.base.out_features, bias=self.base.bias is not None,
+                           device=self.base.weight.device, dtype=self.base.weight.dtype)
+        with torch.no_grad():
+            delta = torch.einsum("t,tnm->nm", pref.to(self.down.dtype), self.task_deltas())
+            merged.weight.copy_(self.base.weight + self.scale * delta)
+            if self.base.bias is not None:
+                merged.bias.copy_(self.base.bias)
+        return merged.train(self.base.training)
+
+    def added_parameters(self) -> int:
+        return self.down.numel() + self.up.numel()
+
+
+_CONV_FUNCTIONS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+
+class LowRankConv(nn.Module):
+    """A Conv1d/Conv2d/Conv3d layer with T low-rank task adapters mixed by the current preference."""
+
+    def __init__(self, base: nn.Conv1d | nn.Conv2d | nn.Conv3d, num_tasks: int, rank: int, scale: float,
+                 state: PreferenceState, name: str) -> None:
+        super().__init__()
+        self.base = base
+        self.num_tasks, self.rank, self.scale = num_tasks, rank, scale
+        self._state, self._name = state, name
+        self.spatial = len(base.kernel_size)
+        groups = base.groups
+        factory = {"device": base.weight.device, "dtype": base.weight.dtype}
+        self.down = nn.Parameter(torch.empty(groups * num_tasks * rank, base.in_channels // groups,
+                                             *base.kernel_size, **factory))
+        self.up = nn.Parameter(torch.zeros(base.out_channels, num_tasks * rank, *([1] * self.spatial), **factory))
+        nn.init.kaiming_uniform_(self.down, a=math.sqrt(5))
+
+    def _padded(self, x: Tensor) -> tuple[Tensor, int | tuple[int, ...] | str]:
+        if self.base.padding_mode == "zeros":
+            return x, self.base.padding
+        # Non-zero padding modes pad explicitly, exactly as the base layer does.
+        return F.pad(x, self.base._reversed_padding_repeated_twice, mode=self.base.padding_mode), 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        pref = self._state.current(self._name)
+        conv = _CONV_FUNCTIONS[self.spatial]
+        padded, padding = self._padded(x)
+        hidden = conv(padded, self.down, None, self.base.stride, padding, self.base.dilation, self.base.groups)
+        # Hidden channels are ordered group-major, then task, then rank: weight each by its task's λ.
+        channel_weights = pref.repeat_interleave(self.rank, dim=-1).repeat(
+            *([1] * (pref.dim() - 1)), self.base.groups
+        )
+        weights = per_sample(channel_weights.to(x.dtype), hidden, 1, self._name)
+        return self.base(x) + self.scale * conv(hidden * weights, self.up, None, 1, 0, 1, self.base.groups)
+
+    def task_deltas(self) -> Tensor:
+        """The T weight deltas, each shaped like the base weight (T, n, m/g, k…), without the scale."""
+        groups, tasks, rank = self.base.groups, self.num_tasks, self.rank
+        out_per_group = self.base.out_channels // groups
+        kernel = self.down.shape[1:]
+        down = self.down.view(groups, tasks, rank, -1)  # per group, per task: r × (m/g·∏k)
+        up = self.up.view(groups, out_per_group, tasks, rank)  # per group: n/g × T·r
+        delta = torch.einsum("gotr,gtrk->tgok", up, down)
+        return delta.reshape(tasks, self.base.out_channels, *kernel)
+
+    def merged(self, pref: Tensor) -> nn.Module:
+        merged = type(self.base)(
+            self.base.in_channels, self.base.out_channels, self.base.kernel_size, stride=self.base.stride,
+            padding=self.base.padding, dilation=self.base.dilation, groups=self.base.groups,
+            bias=self.base.bias is not None, padding_mode=self.base.padding_mode,
+            device=self.base.weight.device, dtype=self.base.weight.dtype,
+        )
+        with torch.no_grad():
+            delta = torch.einsum("t,t...->...", pref.to(self.down.dtype), self.task_deltas())
+            merged.weight.copy_(self.base.weight + self.scale * delta)
+            if self.base.bias is not None:
+                merged.bias.copy_(self.base.bias)
+        return merged.train(self.base.training)
+
+    def added_parameters(self) -> int:
+        return self.down.numel() + self.up.numel()

@@ -1,0 +1,366 @@
+"""``ParetoModel``: the user's multi-task model, wrapped so that a preference chooses its weights.
+
+The user's module is deep-copied and the targeted layers of the copy are replaced by paretorch layers
+(PEFT-style injection: each replacement keeps the original layer inside it). The user's class, code and
+forward signature are untouched; ``pm(x, pref)`` calls the copy's own forward with the preference held in
+a shared state that only the replaced layers read.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from paretorch.errors import ParetorchError
+from paretorch.parameterisations._context import PreferenceState
+from paretorch.parameterisations._ensemble import EnsembleBatchNorm, EnsembleLayer
+from paretorch.parameterisations._lowrank import LowRankConv, LowRankLinear
+from paretorch.preferences import as_preference
+
+ParetoLayer = LowRankLinear | LowRankConv | EnsembleLayer | EnsembleBatchNorm
+PARETO_LAYER_TYPES = (LowRankLinear, LowRankConv, EnsembleLayer, EnsembleBatchNorm)
+Targets = str | Sequence[str] | None
+
+
+@dataclass(frozen=True)
+class LayerParameters:
+    """One wrapped layer's parameter counts: the original layer's, and what the parameterisation adds."""
+
+    name: str
+    layer_type: str
+    base: int
+    added: int
+
+    @property
+    def overhead_percent(self) -> float:
+        return 100.0 * self.added / self.base if self.base else float("inf")
+
+
+@dataclass(frozen=True)
+class ParameterReport:
+    """Parameter counts per wrapped layer and for the whole model (``base_total`` counts every parameter of
+    the user's model, wrapped or not; ``added_total`` what the Pareto parameterisation adds)."""
+
+    method: str
+    layers: list[LayerParameters] = field(default_factory=list)
+    base_total: int = 0
+    added_total: int = 0
+
+    @property
+    def overhead_percent(self) -> float:
+        return 100.0 * self.added_total / self.base_total if self.base_total else float("inf")
+
+    def __str__(self) -> str:
+        total_label = f"total ({self.method})"
+        width = max([len(total_label), *(len(row.name) for row in self.layers)])
+        lines = [f"{'layer':<{width}}  {'type':<12} {'base':>10} {'added':>10} {'overhead':>9}"]
+        for row in self.layers:
+            lines.append(f"{row.name:<{width}}  {row.layer_type:<12} {row.base:>10,} {row.added:>10,} "
+                         f"{row.overhead_percent:>8.1f}%")
+        lines.append(f"{total_label:<{width}}  {'':<12} {self.base_total:>10,} "
+                     f"{self.added_total:>10,} {self.overhead_percent:>8.1f}%")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method, "base_total": self.base_total, "added_total": self.added_total,
+            "overhead_percent": self.overhead_percent,
+            "layers": [row.__dict__ | {"overhead_percent": row.overhead_percent} for row in self.layers],
+        }
+
+
+def map_tensors(value: Any, function: Callable[[Tensor], Tensor]) -> Any:
+    """Apply ``function`` to every tensor inside nested tuples, lists and dicts (model inputs and outputs)."""
+    if isinstance(value, Tensor):
+        return function(value)
+    if isinstance(value, dict):
+        return {key: map_tensors(item, function) for key, item in value.items()}
+    if isinstance(value, (tuple, list)):
+        return type(value)(map_tensors(item, function) for item in value)
+    return value
+
+
+def _first_tensor(value: Any) -> Tensor | None:
+    found: list[Tensor] = []
+    map_tensors(value, lambda t: found.append(t) or t)
+    return found[0] if found else None
+
+
+class ParetoModel(nn.Module):
+    """A multi-task model steerable by a preference λ on the simplex (one weight per task).
+
+    - ``pm(x, pref)``: ``pref`` of shape ``(T,)`` applies to the whole batch, ``(B, T)`` gives each sample its
+      own preference in one forward pass. Extra arguments go to the user's forward unchanged.
+    - ``pm.multi_forward(x, prefs)``: the batch repeated for each of M preferences, in one pass.
+    - ``pm.at(pref)``: a plain ``nn.Module`` with merged weights (no paretorch layer inside) that computes
+      ``pm(·, pref)``; ``pm.export(path, pref)`` writes it as safetensors.
+
+    Build one with :func:`paretorch.ensemble` or :func:`paretorch.lowrank`.
+    """
+
+    def __init__(self, model: nn.Module, num_tasks: int, method: str, state: PreferenceState,
+                 layer_names: list[str], config: dict[str, Any]) -> None:
+        super().__init__()
+        self.model = model
+        self.num_tasks = num_tasks
+        self.method = method
+        self._state = state
+        self.layer_names = layer_names
+        self.config = config
+        self.allow_outside_simplex = False
+
+    # ----- forward -------------------------------------------------------------------------------------------
+    def _prepare(self, pref: Any, like: Tensor | None, allow_outside_simplex: bool) -> Tensor:
+        tensor = as_preference(pref, self.num_tasks, allow_outside_simplex=allow_outside_simplex)
+        reference = next(iter(self.parameters()), None)
+        device = like.device if like is not None else reference.device if reference is not None else None
+        return tensor.to(device=device, dtype=torch.float32)
+
+    def forward(self, x: Any, pref: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run the user's model on ``x`` at preference ``pref`` ((T,) or (B, T))."""
+        tensor = self._prepare(pref, _first_tensor(x), self.allow_outside_simplex)
+        batch = _first_tensor(x)
+        if tensor.dim() == 2 and batch is not None and batch.shape[0] != tensor.shape[0]:
+            raise ParetorchError(
+                f"got {tensor.shape[0]} per-sample preferences for a batch of {batch.shape[0]}; "
+                f"give one row per sample, or a single ({self.num_tasks},) preference for the whole batch"
+            )
+        previous = self._state.value
+        self._state.value = tensor
+        try:
+            return self.model(x, *args, **kwargs)
+        finally:
+            self._state.value = previous
+
+    def multi_forward(self, x: Any, prefs: Any, *args: Any, **kwargs: Any) -> Any:
+        """Evaluate the batch at each of M preferences ``(M, T)`` in one pass.
+
+        The batch is repeated M times (preference-major: rows ``m·B … (m+1)·B − 1`` use ``prefs[m]``), so each
+        output has leading size ``M·B``; :func:`split_outputs` reshapes them to ``(M, B, …)``.
+        """
+        prefs = self._prepare(prefs, _first_tensor(x), self.allow_outside_simplex)
+        if prefs.dim() != 2:
+            prefs = prefs.unsqueeze(0)
+        first = _first_tensor(x)
+        if first is None:
+            raise ParetorchError("multi_forward needs a tensor input to repeat")
+        count, batch = prefs.shape[0], first.shape[0]
+        repeated = map_tensors(x, lambda t: t.repeat(count, *([1] * (t.dim() - 1))))
+        return self(repeated, prefs.repeat_interleave(batch, dim=0), *args, **kwargs)
+
+    # ----- merged plain models ---------------------------------------------------------------------------------
+    def at(self, pref: Any, allow_outside_simplex: bool | None = None) -> nn.Module:
+        """A plain copy of the user's model with the weights for ``pref`` merged in (no paretorch layers).
+
+        Running statistics of BatchNorm layers are those of the wrapped model; see
+        :func:`paretorch.recalibrate_batchnorm` to refit them at this preference.
+        """
+        allow = self.allow_outside_simplex if allow_outside_simplex is None else allow_outside_simplex
+        tensor = self._prepare(pref, None, allow)
+        if tensor.dim() != 1:
+            raise ParetorchError(f"at() takes one preference of shape ({self.num_tasks},), got {tuple(tensor.shape)}")
+        plain = copy.deepcopy(self.model)
+        for name in self.layer_names:
+            _replace(plain, name, plain.get_submodule(name).merged(tensor))
+        return plain
+
+    def export(self, path: str | os.PathLike[str], pref: Any) -> Path:
+        """Write ``self.at(pref)``'s state dict as safetensors, with the preference in the metadata.
+
+        The write is atomic (temporary file, then rename): an interrupted export leaves no partial file.
+        """
+        try:
+            from safetensors.torch import save_file
+        except ImportError as error:  # pragma: no cover - exercised only without the extra
+            raise ParetorchError("export needs safetensors: pip install 'paretorch[export]'") from error
+        tensor = self._prepare(pref, None, self.allow_outside_simplex)
+        plain = self.at(tensor)
+        state = {key: value.detach().contiguous().cpu() for key, value in plain.state_dict().items()}
+        metadata = {
+            "paretorch.preference": json.dumps([round(v, 8) for v in tensor.tolist()]),
+            "paretorch.method": self.method,
+            "paretorch.config": json.dumps(self.config),
+        }
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        os.close(handle)
+        try:
+            save_file(state, temporary, metadata=metadata)
+            os.replace(temporary, target)
+        finally:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+        return target
+
+    # ----- parameter groups ------------------------------------------------------------------------------------
+    def pareto_layers(self) -> dict[str, ParetoLayer]:
+        """The wrapped layers by name (inside ``pm.model``)."""
+        return {name: self.model.get_submodule(name) for name in self.layer_names}
+
+    def adapter_parameters(self) -> list[nn.Parameter]:
+        """Parameters that the preference mixes: low-rank factors, or ensemble members."""
+        params: list[nn.Parameter] = []
+        for layer in self.pareto_layers().values():
+            if isinstance(layer, (LowRankLinear, LowRankConv)):
+                params += [layer.down, layer.up]
+            elif isinstance(layer, EnsembleLayer):
+                params += list(layer.members.parameters())
+            else:
+                params += [layer.weight, layer.bias]
+        return params
+
+    def base_parameters(self) -> list[nn.Parameter]:
+        """Every other parameter: the base (main) network that all preferences share."""
+        adapters = {id(p) for p in self.adapter_parameters()}
+        return [p for p in self.parameters() if id(p) not in adapters]
+
+    def freeze_base(self, frozen: bool = True) -> None:
+        """Stop (or restart) gradient updates of the base network; the adapters keep training."""
+        for param in self.base_parameters():
+            param.requires_grad_(not frozen)
+
+    def lowrank_deltas(self) -> dict[str, Tensor]:
+        """Per low-rank layer, the T task deltas ``U_t D_t`` (without the scale), shape ``(T, *weight.shape)``.
+
+        LORPMAN's orthogonality regulariser (Eq. 7) is computed from these.
+        """
+        return {name: layer.task_deltas() for name, layer in self.pareto_layers().items()
+                if isinstance(layer, (LowRankLinear, LowRankConv))}
+
+    def parameter_report(self) -> ParameterReport:
+        """Base and added parameters per wrapped layer and in total (PaLoRA mn + T·r(m+n) per layer,
+        LORPMAN dk + m(dr + rk), PaMaL m·dk)."""
+        rows = []
+        for name, layer in self.pareto_layers().items():
+            if isinstance(layer, (LowRankLinear, LowRankConv)):
+                base = sum(p.numel() for p in layer.base.parameters())
+                kind = type(layer.base).__name__
+            elif isinstance(layer, EnsembleLayer):
+                base, kind = layer.base_parameter_count(), type(layer.members[0]).__name__
+            else:
+                base, kind = layer.base_parameter_count(), type(layer.norm).__name__
+            rows.append(LayerParameters(name, kind, base, layer.added_parameters()))
+        added = sum(row.added for row in rows)
+        total = sum(p.numel() for p in self.parameters())
+        return ParameterReport(self.method, rows, base_total=total - added, added_total=added)
+
+
+def shared_parameters(pm: ParetoModel, example_input: Any, pref: Any | None = None) -> list[nn.Parameter]:
+    """The parameters that every task's output depends on (the shared encoder), found by autograd.
+
+    Runs one forward pass on ``example_input`` and keeps the parameters reached from every task output.
+    PaMaL's gradient balancing normalises task gradients on exactly these.
+    """
+    pref = torch.full((pm.num_tasks,), 1.0 / pm.num_tasks) if pref is None else pref
+    outputs = pm(example_input, pref)
+    per_task = list(outputs.values()) if isinstance(outputs, dict) else list(outputs)
+    if len(per_task) != pm.num_tasks:
+        raise ParetorchError(f"the model returned {len(per_task)} outputs for {pm.num_tasks} tasks")
+    candidates = [p for p in pm.parameters() if p.requires_grad]
+    reached = None
+    for output in per_task:
+        grads = torch.autograd.grad(output.float().sum(), candidates, retain_graph=True, allow_unused=True)
+        hit = {i for i, g in enumerate(grads) if g is not None}
+        reached = hit if reached is None else reached & hit
+    return [candidates[i] for i in sorted(reached or set())]
+
+
+def recalibrate_batchnorm(model: nn.Module, batches: Iterable[Any], pref: Any | None = None,
+                          max_batches: int | None = None) -> nn.Module:
+    """Refit the running statistics of every BatchNorm layer of ``model`` on ``batches``, then return it.
+
+    ``model`` is a plain module (for instance ``pm.at(pref)``) or a ``ParetoModel`` (then ``pref`` is
+    required). Statistics are a cumulative average over the batches (momentum ``None``), computed without
+    gradients; afterwards every module is back in the mode it was in. A batch is an input, or a tuple or list
+    whose first item is the input.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms:
+        return model
+    modes = {m: m.training for m in model.modules()}
+    momenta = {m: m.momentum for m in norms}
+    model.eval()
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None
+        norm.train()
+    try:
+        with torch.no_grad():
+            for index, batch in enumerate(batches):
+                if max_batches is not None and index >= max_batches:
+                    break
+                inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
+                if isinstance(model, ParetoModel):
+                    if pref is None:
+                        raise ParetorchError("recalibrating a ParetoModel needs the preference to refit it at")
+                    model(inputs, pref)
+                else:
+                    model(inputs)
+    finally:
+        for norm, momentum in momenta.items():
+            norm.momentum = momentum
+        for module, training in modes.items():
+            module.train(training)
+    return model
+
+
+# ----- injection ---------------------------------------------------------------------------------------------------
+def _replace(root: nn.Module, name: str, new: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    setattr(root.get_submodule(parent_name) if parent_name else root, child, new)
+
+
+def _matches(name: str, targets: Targets) -> bool:
+    if targets is None:
+        return True
+    if isinstance(targets, str):
+        return re.fullmatch(targets, name) is not None
+    return any(name == target or name.endswith("." + target) for target in targets)
+
+
+def select_layers(model: nn.Module, supported: tuple[type[nn.Module], ...], targets: Targets,
+                  exclude: Targets, method: str) -> list[str]:
+    """Names of the layers to wrap. ``targets``: ``None`` (every supported layer), a regular expression that
+    must match the whole name, or a list of names / name suffixes (PEFT's ``target_modules``). A targeted
+    container stands for its supported descendants; a targeted leaf of an unsupported type is an error."""
+    chosen: list[str] = []
+    for name, module in model.named_modules():
+        if not name or not _matches(name, targets) or (exclude is not None and _matches(name, exclude)):
+            continue
+        if isinstance(module, supported):
+            chosen.append(name)
+        elif targets is not None and not any(True for _ in module.children()):
+            if any(True for _ in module.parameters(recurse=False)):
+                kinds = ", ".join(kind.__name__ for kind in supported)
+                raise ParetorchError(
+                    f"layer {name!r} is a {type(module).__name__}, which {method} does not support; "
+                    f"target only {kinds} layers"
+                )
+        elif targets is not None:
+            chosen += [f"{name}.{child}" for child, sub in module.named_modules()
+                       if child and isinstance(sub, supported)
+                       and not (exclude is not None and _matches(f"{name}.{child}", exclude))]
+    # A container and its children can both match: keep each layer once, in model order.
+    unique = list(dict.fromkeys(chosen))
+    if not unique:
+        raise ParetorchError(
+            f"targets {targets!r} matched no supported layer; names look like "
+            f"{[n for n, _ in model.named_modules() if n][:5]}"
+        )
+    return unique
+
+
+def check_num_tasks(num_tasks: int) -> None:
+    if not isinstance(num_tasks, int) or num_tasks < 2:
+        raise ParetorchError(f"num_tasks must be an integer >= 2, got {num_tasks!r}")
