@@ -187,7 +187,7 @@ class ParetoModel(nn.Module):
         plain = self.at(tensor)
         state = {key: value.detach().contiguous().cpu() for key, value in plain.state_dict().items()}
         metadata = {
-            "paretorch.preference": json.dumps([round(v, 8) for v in tensor.tolist()]),
+            "paretorch.preference": json.dumps([round(v, 6) for v in tensor.tolist()]),
             "paretorch.method": self.method,
             "paretorch.config": json.dumps(self.config),
         }
@@ -329,6 +329,14 @@ def _matches(name: str, targets: Targets) -> bool:
     return any(name == target or name.endswith("." + target) for target in targets)
 
 
+def _excluded(name: str, exclude: Targets) -> bool:
+    # Excluding a container excludes everything inside it.
+    if exclude is None:
+        return False
+    parts = name.split(".")
+    return any(_matches(".".join(parts[:end]), exclude) for end in range(1, len(parts) + 1))
+
+
 def select_layers(model: nn.Module, supported: tuple[type[nn.Module], ...], targets: Targets,
                   exclude: Targets, method: str) -> list[str]:
     """Names of the layers to wrap. ``targets``: ``None`` (every supported layer), a regular expression that
@@ -336,7 +344,7 @@ def select_layers(model: nn.Module, supported: tuple[type[nn.Module], ...], targ
     container stands for its supported descendants; a targeted leaf of an unsupported type is an error."""
     chosen: list[str] = []
     for name, module in model.named_modules():
-        if not name or not _matches(name, targets) or (exclude is not None and _matches(name, exclude)):
+        if not name or not _matches(name, targets) or _excluded(name, exclude):
             continue
         if isinstance(module, supported):
             chosen.append(name)
@@ -349,8 +357,7 @@ def select_layers(model: nn.Module, supported: tuple[type[nn.Module], ...], targ
                 )
         elif targets is not None:
             chosen += [f"{name}.{child}" for child, sub in module.named_modules()
-                       if child and isinstance(sub, supported)
-                       and not (exclude is not None and _matches(f"{name}.{child}", exclude))]
+                       if child and isinstance(sub, supported) and not _excluded(f"{name}.{child}", exclude)]
     # A container and its children can both match: keep each layer once, in model order.
     unique = list(dict.fromkeys(chosen))
     if not unique:

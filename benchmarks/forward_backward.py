@@ -1,0 +1,91 @@
+"""Time one forward+backward with M per-sample preferences in one batched pass, against M sequential
+single-preference passes and against one pass of the plain model at batch M·B.
+
+Run: ``python benchmarks/forward_backward.py [--device cpu|cuda] [--batch 256] [--m 4]``. Prints ratios measured
+in one run (median of repeated timings); nothing here is a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from paretorch import ensemble, lowrank
+from paretorch.models import CensusMLP, MultiLeNet
+
+
+def timed(step: Callable[[], None], device: str, repeats: int) -> float:
+    for _ in range(3):
+        step()
+    samples = []
+    for _ in range(repeats):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def loss_of(outputs: list[torch.Tensor]) -> torch.Tensor:
+    return sum(out.float().pow(2).mean() for out in outputs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--m", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    device, batch, count = args.device, args.batch, args.m
+    models: dict[str, tuple[nn.Module, tuple[int, ...]]] = {
+        "LeNet (MultiMNIST)": (MultiLeNet(), (1, 28, 28)),
+        "MLP (Census, 468 inputs)": (CensusMLP(468), (468,)),
+    }
+    print(f"device={device} batch B={batch} preferences M={count} torch={torch.__version__} "
+          f"threads={torch.get_num_threads()}")
+    print(f"{'model':<26} {'method':<14} {'batched ms':>10} {'sequential ms':>13} {'plain M·B ms':>12} "
+          f"{'seq/batched':>11} {'batched/plain':>13}")
+    for model_name, (net, shape) in models.items():
+        net = net.to(device)
+        x = torch.randn(batch, *shape, device=device)
+        big = x.repeat(count, *([1] * len(shape)))
+        prefs = torch.distributions.Dirichlet(torch.ones(2)).sample((count,)).to(device)
+
+        def plain_step(net: nn.Module = net, big: torch.Tensor = big) -> None:
+            net.zero_grad(set_to_none=True)
+            loss_of(net(big)).backward()
+
+        plain = timed(plain_step, device, args.repeats)
+        for method, pm in {
+            "pamal": ensemble(net, 2),
+            "palora r=1": lowrank(net, 2, rank=1, scale=2.0),
+            "lorpman r=4": lowrank(net, 2, rank=4, scale=0.5, scaling="lorpman"),
+        }.items():
+            pm = pm.to(device)
+
+            def batched_step(pm: nn.Module = pm, x: torch.Tensor = x, prefs: torch.Tensor = prefs) -> None:
+                pm.zero_grad(set_to_none=True)
+                loss_of(pm.multi_forward(x, prefs)).backward()
+
+            def sequential_step(pm: nn.Module = pm, x: torch.Tensor = x, prefs: torch.Tensor = prefs) -> None:
+                pm.zero_grad(set_to_none=True)
+                sum(loss_of(pm(x, pref)) for pref in prefs).backward()
+
+            together = timed(batched_step, device, args.repeats)
+            one_by_one = timed(sequential_step, device, args.repeats)
+            print(f"{model_name:<26} {method:<14} {1000 * together:>10.2f} {1000 * one_by_one:>13.2f} "
+                  f"{1000 * plain:>12.2f} {one_by_one / together:>11.2f} {together / plain:>13.2f}")
+
+
+if __name__ == "__main__":
+    main()
