@@ -11,18 +11,27 @@ from paretorch.parameterisations import (
     ParetoModel,
     ensemble,
     lowrank,
+    plain,
     recalibrate_batchnorm,
     shared_parameters,
     split_outputs,
 )
+from paretorch.training import Accuracy, Front, MeanLoss, TrainConfig, Trainer, evaluate_front
 
 __all__ = [
+    "Accuracy",
+    "Front",
+    "MeanLoss",
     "ParameterReport",
     "ParetoModel",
     "ParetorchError",
+    "TrainConfig",
+    "Trainer",
     "ensemble",
+    "evaluate_front",
     "lowrank",
     "metrics",
+    "plain",
     "preferences",
     "problems",
     "recalibrate_batchnorm",

@@ -52,6 +52,7 @@ __all__ = [
     "ensemble",
     "lowrank",
     "map_tensors",
+    "plain",
     "recalibrate_batchnorm",
     "shared_parameters",
     "split_outputs",
@@ -143,6 +144,20 @@ def lowrank(
     if freeze_base:
         pm.freeze_base()
     return pm
+
+
+def plain(model: nn.Module, num_tasks: int) -> ParetoModel:
+    """The user's model with no Pareto layers: the preference is accepted and ignored (one trade-off, fixed
+    by the loss weights). Linear scalarisation, single-task and MGDA baselines train this.
+
+    >>> import torch
+    >>> pm = plain(torch.nn.Linear(3, 2), num_tasks=2)
+    >>> pm.at([0.5, 0.5]).weight.shape
+    torch.Size([2, 3])
+    """
+    check_num_tasks(num_tasks)
+    return ParetoModel(copy.deepcopy(model), num_tasks, "plain", PreferenceState(num_tasks), [],
+                       {"method": "plain", "num_tasks": num_tasks})
 
 
 def split_outputs(outputs: object, count: int) -> object:

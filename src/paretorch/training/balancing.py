@@ -1,0 +1,55 @@
+"""PaMaL's loss and gradient balancing (Dimitriadis et al. 2023, §4.2, "Loss and gradient balancing")."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["LossBalancer", "balanced_shared_gradients"]
+
+
+class LossBalancer:
+    """Divide each task loss by the mean of its last ``window`` values (detached), once that many are known.
+
+    Tasks with large losses then stop dominating λᵀL: the weighting becomes scale invariant.
+    """
+
+    def __init__(self, num_tasks: int, window: int) -> None:
+        self.num_tasks, self.window = num_tasks, window
+        self.history: deque[list[float]] = deque(maxlen=window)
+
+    def __call__(self, losses: Tensor) -> Tensor:
+        """Record this step's task losses (mean over preferences) and return ``losses`` normalised."""
+        self.history.append(losses.detach().mean(dim=0).tolist())
+        if len(self.history) < self.window:
+            return losses
+        scale = torch.tensor(list(self.history), dtype=losses.dtype, device=losses.device).mean(dim=0)
+        return losses / scale.clamp_min(1e-12)
+
+    def state_dict(self) -> dict[str, object]:
+        return {"history": list(self.history)}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        self.history = deque(state["history"], maxlen=self.window)  # type: ignore[arg-type]
+
+
+def balanced_shared_gradients(losses: Tensor, prefs: Tensor, shared: Sequence[nn.Parameter]) -> list[Tensor]:
+    """The gradient on the shared parameters with every task gradient rescaled to unit ℓ2 norm.
+
+    ``losses`` (M, T) at preferences ``prefs`` (M, T): returns Σ_j Σ_t λ_{j,t} g_{j,t} / ‖g_{j,t}‖ with
+    g_{j,t} = ∇_shared L_t(θ(λ_j)), one tensor per shared parameter. Costs one backward per (j, t).
+    """
+    total = [torch.zeros_like(p) for p in shared]
+    for row in range(losses.shape[0]):
+        for task in range(losses.shape[1]):
+            if float(prefs[row, task]) == 0.0:
+                continue
+            grads = torch.autograd.grad(losses[row, task], shared, retain_graph=True, allow_unused=True)
+            grads = [torch.zeros_like(p) if g is None else g for g, p in zip(grads, shared, strict=True)]
+            norm = torch.sqrt(sum((g.double() ** 2).sum() for g in grads)).clamp_min(1e-12)
+            for accumulated, grad in zip(total, grads, strict=True):
+                accumulated.add_(grad, alpha=float(prefs[row, task] / norm))
+    return total

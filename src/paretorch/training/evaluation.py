@@ -1,0 +1,234 @@
+"""Evaluate a steerable model along a preference grid and summarise the learned front."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from paretorch.errors import ParetorchError
+from paretorch.metrics import hypervolume, nondominated, spearman_monotonicity
+from paretorch.parameterisations import ParetoModel, split_outputs
+from paretorch.preferences import simplex_grid
+
+__all__ = ["Accuracy", "Front", "MeanLoss", "TaskMetric", "evaluate_front", "split_batch"]
+
+
+class TaskMetric:
+    """A per-task metric accumulated over batches: ``update(output, target)`` then ``compute()``."""
+
+    name: str = "metric"
+    higher_is_better: bool = True
+
+    def reset(self) -> None:
+        raise NotImplementedError
+
+    def update(self, output: Tensor, target: Tensor) -> None:
+        raise NotImplementedError
+
+    def compute(self) -> float:
+        raise NotImplementedError
+
+
+class Accuracy(TaskMetric):
+    """Fraction of samples whose arg-max logit equals the class label (maximised, reference 0)."""
+
+    name = "accuracy"
+    higher_is_better = True
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.correct, self.total = 0, 0
+
+    def update(self, output: Tensor, target: Tensor) -> None:
+        self.correct += int((output.argmax(dim=-1) == target).sum())
+        self.total += target.numel()
+
+    def compute(self) -> float:
+        return self.correct / max(self.total, 1)
+
+
+class MeanLoss(TaskMetric):
+    """Sample-weighted mean of a loss function (minimised)."""
+
+    higher_is_better = False
+
+    def __init__(self, loss: Callable[[Tensor, Tensor], Tensor], name: str = "loss") -> None:
+        self.loss, self.name = loss, name
+        self.reset()
+
+    def reset(self) -> None:
+        self.sum, self.count = 0.0, 0
+
+    def update(self, output: Tensor, target: Tensor) -> None:
+        self.sum += float(self.loss(output, target)) * target.shape[0]
+        self.count += target.shape[0]
+
+    def compute(self) -> float:
+        return self.sum / max(self.count, 1)
+
+
+def split_batch(batch: Any, num_tasks: int) -> tuple[Any, list[Tensor]]:
+    """A batch is ``(inputs, targets)``; targets are a sequence of T tensors, or one tensor whose last axis
+    (or, for shape (B, T), column t) is task t's target."""
+    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+        raise ParetorchError("each batch must be (inputs, targets), with one target per task")
+    inputs, targets = batch
+    if isinstance(targets, Tensor):
+        if targets.dim() < 2 or targets.shape[-1] != num_tasks:
+            raise ParetorchError(f"a target tensor must have a last axis of size {num_tasks} (one per task), "
+                                 f"got shape {tuple(targets.shape)}")
+        targets = list(targets.unbind(dim=-1))
+    targets = list(targets.values()) if isinstance(targets, Mapping) else list(targets)
+    if len(targets) != num_tasks:
+        raise ParetorchError(f"got {len(targets)} targets for {num_tasks} tasks")
+    return inputs, targets
+
+
+def as_task_list(outputs: Any) -> list[Tensor]:
+    return list(outputs.values()) if isinstance(outputs, Mapping) else list(outputs)
+
+
+@dataclass
+class Front:
+    """A learned front: one row of per-task metrics per preference, with its quality indicators."""
+
+    preferences: np.ndarray
+    values: np.ndarray
+    metric_names: list[str]
+    higher_is_better: list[bool]
+    nondominated: np.ndarray = field(init=False)
+    hypervolume: dict[str, Any] = field(init=False)
+    spearman: list[float] = field(init=False)
+    ref: list[float] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        signs = np.where(np.asarray(self.higher_is_better), -1.0, 1.0)
+        minimised = self.values * signs
+        self.nondominated = nondominated(minimised)
+        if self.ref is None:
+            if not all(self.higher_is_better):
+                # Losses have no natural reference: use the worst value seen, plus 10 %; said in the result.
+                worst = self.values.max(axis=0) * 1.1
+                self.ref = [0.0 if hib else float(w) for hib, w in zip(self.higher_is_better, worst, strict=True)]
+            else:
+                self.ref = [0.0] * len(self.metric_names)
+        hv = hypervolume(minimised, ref=np.asarray(self.ref) * signs)
+        self.hypervolume = hv.to_dict() | {"ref": self.ref, "maximize": list(self.higher_is_better)}
+        # Raw metric: near +1 for an accuracy that rises with its weight, near -1 for a loss that falls.
+        self.spearman = [float(v) for v in spearman_monotonicity(self.preferences, self.values)]
+
+    @property
+    def num_nondominated(self) -> int:
+        return int(self.nondominated.sum())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metric_names": self.metric_names, "higher_is_better": self.higher_is_better,
+            "preferences": self.preferences.tolist(), "values": self.values.tolist(),
+            "nondominated": self.nondominated.tolist(), "num_nondominated": self.num_nondominated,
+            "hypervolume": self.hypervolume, "spearman": self.spearman, "extra": self.extra,
+        }
+
+    def save(self, directory: str | os.PathLike[str], stem: str = "front") -> tuple[Path, Path]:
+        """Write ``stem.json`` and ``stem.csv`` into ``directory``, each atomically."""
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        json_path = atomic_write_text(folder / f"{stem}.json", json.dumps(self.to_dict(), indent=2))
+        rows = [[*(f"pref_{t}" for t in range(self.preferences.shape[1])), *self.metric_names, "nondominated"]]
+        for pref, value, keep in zip(self.preferences, self.values, self.nondominated, strict=True):
+            rows.append([*(f"{p:.6g}" for p in pref), *(f"{v:.6g}" for v in value), str(bool(keep))])
+        text = "\n".join(",".join(row) for row in rows) + "\n"
+        return json_path, atomic_write_text(folder / f"{stem}.csv", text)
+
+    def table(self) -> str:
+        header = ["pref", *self.metric_names, "non-dominated"]
+        lines = ["  ".join(f"{h:>14}" for h in header)]
+        for pref, value, keep in zip(self.preferences, self.values, self.nondominated, strict=True):
+            pref_text = ",".join(f"{p:.2f}" for p in pref)
+            cells = [f"{pref_text:>14}", *(f"{v:>14.4f}" for v in value), f"{'yes' if keep else 'no':>14}"]
+            lines.append("  ".join(cells))
+        hv = self.hypervolume
+        lines.append(f"hypervolume {hv['value']:.4f} ({hv['method']}, ref {hv['ref']}); "
+                     f"non-dominated {self.num_nondominated}/{len(self.values)}; "
+                     f"spearman {[round(s, 3) for s in self.spearman]}")
+        return "\n".join(lines)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Front:
+        data = json.loads(Path(path).read_text())
+        return cls(np.asarray(data["preferences"]), np.asarray(data["values"]), data["metric_names"],
+                   data["higher_is_better"], ref=data["hypervolume"]["ref"], extra=data.get("extra", {}))
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(handle, "w") as stream:
+        stream.write(text)
+    os.replace(temporary, path)
+    return path
+
+
+@torch.no_grad()
+def evaluate_front(
+    pm: ParetoModel | Mapping[tuple[float, ...], ParetoModel],
+    loader: Iterable[Any],
+    metrics: Sequence[Callable[[], TaskMetric]],
+    grid: Tensor | None = None,
+    ref: Sequence[float] | None = None,
+    chunk: int = 16,
+) -> Front:
+    """Evaluate ``pm`` at every preference of ``grid`` (default :func:`simplex_grid`) on ``loader``.
+
+    ``metrics`` holds one factory per task (``[Accuracy, Accuracy]``). The grid is evaluated ``chunk``
+    preferences at a time with :meth:`ParetoModel.multi_forward`. A discrete method passes a mapping
+    ``{preference: model}`` instead (linear-scalarisation or single-task runs); each is evaluated at its own
+    preference. Hypervolume reference: 0 for metrics to maximise, ``ref`` (or 1.1 × worst seen) otherwise.
+    """
+    if isinstance(pm, Mapping):
+        models = list(pm.items())
+        num_tasks = len(metrics)
+        prefs = torch.tensor([list(p) for p, _ in models], dtype=torch.float32)
+        groups = [(torch.as_tensor(p, dtype=torch.float32)[None], m) for p, m in models]
+    else:
+        num_tasks = pm.num_tasks
+        prefs = simplex_grid(num_tasks) if grid is None else grid
+        groups = [(prefs[i : i + chunk], pm) for i in range(0, len(prefs), chunk)]
+    if len(metrics) != num_tasks:
+        raise ParetorchError(f"give one metric per task: got {len(metrics)} for {num_tasks} tasks")
+    trackers = [[factory() for factory in metrics] for _ in range(len(prefs))]
+    offset = 0
+    states = []
+    for _, model in groups:
+        states.append(model.training)
+        model.eval()
+    batches = list(loader) if not isinstance(loader, list) else loader
+    for chunk_prefs, model in groups:
+        device = next(model.parameters()).device
+        for batch in batches:
+            inputs, targets = split_batch(batch, num_tasks)
+            inputs = inputs.to(device) if isinstance(inputs, Tensor) else inputs
+            outputs = split_outputs(model.multi_forward(inputs, chunk_prefs.to(device)), len(chunk_prefs))
+            per_task = as_task_list(outputs)
+            for index in range(len(chunk_prefs)):
+                for task in range(num_tasks):
+                    trackers[offset + index][task].update(per_task[task][index].cpu(), targets[task])
+        offset += len(chunk_prefs)
+    for (_, model), training in zip(groups, states, strict=True):
+        model.train(training)
+    values = np.array([[tracker.compute() for tracker in row] for row in trackers])
+    example = [factory() for factory in metrics]
+    names = [f"task{t}_{metric.name}" for t, metric in enumerate(example)]
+    return Front(prefs.numpy().astype(np.float64), values, names, [m.higher_is_better for m in example],
+                 ref=list(ref) if ref is not None else None)

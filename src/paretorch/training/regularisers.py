@@ -1,0 +1,87 @@
+"""Regularisers that shape a learned front: PaMaL's multi-forward ordering penalty and LORPMAN's
+orthogonality of the low-rank task deltas."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from paretorch.errors import ParetorchError
+
+__all__ = ["multi_forward_penalty", "orthogonality_penalty"]
+
+
+def _edges(weights: Tensor, kind: Literal["full", "lexicographic"]) -> tuple[Tensor, Tensor]:
+    # Edge (i, j) whenever preference i puts strictly less weight on the task than preference j.
+    if kind == "full":
+        lower, higher = torch.nonzero(weights[:, None] < weights[None, :], as_tuple=True)
+        return lower, higher
+    order = torch.argsort(weights, stable=True)
+    lower, higher = order[:-1], order[1:]
+    strict = weights[lower] < weights[higher]
+    return lower[strict], higher[strict]
+
+
+def multi_forward_penalty(prefs: Tensor, losses: Tensor, edges: Literal["full", "lexicographic"] = "lexicographic"
+                          ) -> Tensor:
+    """PaMaL's multi-forward regulariser (Dimitriadis et al. 2023, Eq. 3), penalising *violations*.
+
+    ``prefs`` (M, T) are the preferences of one step and ``losses`` (M, T) the task losses at each. For task
+    t, every edge (i, j) with λ_{i,t} < λ_{j,t} says that j, which weighs task t more, should not have a
+    larger loss on it: the term is ``log( mean_{(i,j) ∈ E_t} exp([L_t(λ_j) − L_t(λ_i)]_+) )``, summed
+    over tasks. It is zero when every ordering holds and positive otherwise. (The paper prints the
+    hinge as [L_t(α_i) − L_t(α_j)]_+, which penalises the expected ordering; its public code inherits that.)
+    ``edges="full"`` uses every such pair; ``"lexicographic"`` keeps one outgoing edge per node, to the next
+    preference in the order of task t's weight (W − 1 edges, the paper's choice).
+
+    >>> prefs = torch.tensor([[0.2, 0.8], [0.8, 0.2]])
+    >>> multi_forward_penalty(prefs, torch.tensor([[1.0, 0.3], [1.5, 0.9]]))
+    tensor(0.5000)
+    """
+    if prefs.shape != losses.shape or prefs.dim() != 2:
+        raise ParetorchError(f"prefs {tuple(prefs.shape)} and losses {tuple(losses.shape)} must both be (M, T)")
+    if edges not in ("full", "lexicographic"):
+        raise ParetorchError(f"edges must be 'full' or 'lexicographic', got {edges!r}")
+    total = losses.new_zeros(())
+    for task in range(prefs.shape[1]):
+        lower, higher = _edges(prefs[:, task], edges)
+        if lower.numel() == 0:
+            continue
+        violation = torch.relu(losses[higher, task] - losses[lower, task])
+        total = total + torch.logsumexp(violation, dim=0) - torch.log(torch.tensor(float(lower.numel())))
+    return total
+
+
+def orthogonality_penalty(deltas: Mapping[str, Tensor], subset_size: int | None = 3,
+                          generator: torch.Generator | None = None, eps: float = 1e-12) -> Tensor:
+    """LORPMAN's orthogonality regulariser (Chen & Kwok 2024, Eq. 7; Eq. 8 when there are more than 3 tasks).
+
+    For each layer, the T deltas ``B_i A_i`` are flattened and normalised into the columns of W, and the
+    layer's term is ``‖WᵀW − I‖_F²``; the result is the mean over layers. With more than ``subset_size``
+    tasks, one random subset of that many tasks (shared by all layers) is used per call, as Eq. 8 does.
+    Deltas that are still zero (adapters start at zero) have no direction and add nothing.
+
+    >>> orthogonality_penalty({"layer": torch.eye(2).view(2, 1, 2)})
+    tensor(0.)
+    """
+    if not deltas:
+        raise ParetorchError("orthogonality_penalty needs at least one low-rank layer (lowrank() model)")
+    tasks = next(iter(deltas.values())).shape[0]
+    chosen = None
+    if subset_size is not None and tasks > subset_size:
+        chosen = torch.randperm(tasks, generator=generator)[:subset_size]
+    terms = []
+    for delta in deltas.values():
+        flat = delta.reshape(delta.shape[0], -1)
+        if chosen is not None:
+            flat = flat[chosen.to(flat.device)]
+        columns = flat / flat.norm(dim=1, keepdim=True).clamp_min(eps)
+        gram = columns @ columns.T
+        # With unit columns the diagonal of WᵀW is exactly I, so ‖WᵀW − I‖² is the off-diagonal sum of
+        # squares; written that way a still-zero delta adds 0 rather than a constant 1.
+        off_diagonal = gram - torch.diag_embed(torch.diagonal(gram))
+        terms.append((off_diagonal**2).sum())
+    return torch.stack(terms).mean()

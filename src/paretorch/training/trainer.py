@@ -1,0 +1,293 @@
+"""The training engine: multi-forward steps over preferences, regularisers, checkpoints and fronts."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from paretorch.errors import ParetorchError
+from paretorch.parameterisations import ParetoModel, shared_parameters, split_outputs
+from paretorch.preferences import PreferenceSampler
+from paretorch.training.balancing import LossBalancer, balanced_shared_gradients
+from paretorch.training.evaluation import Front, TaskMetric, as_task_list, evaluate_front, split_batch
+from paretorch.training.regularisers import multi_forward_penalty, orthogonality_penalty
+
+__all__ = ["TrainConfig", "Trainer"]
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a run. Defaults are plain Adam; the method presets set the papers' values."""
+
+    epochs: int = 10
+    lr: float = 1e-3
+    optimizer: Literal["adam", "sgd"] = "adam"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: Literal["none", "step", "cosine"] = "none"
+    step_epochs: int = 0  # step schedule: multiply the lr by step_gamma every step_epochs epochs
+    step_gamma: float = 0.1
+    clip_grad_norm: float | None = None
+    multi_forward_coef: float = 0.0  # λ_p (PaMaL Eq. 3)
+    multi_forward_edges: Literal["full", "lexicographic"] = "lexicographic"
+    orthogonality_coef: float = 0.0  # λ_o (LORPMAN Eq. 7/8)
+    loss_balancing_window: int = 0  # 0: off
+    gradient_balancing: bool = False
+    freeze_epoch: int | None = None  # LORPMAN: from this epoch on only the adapters train
+    member_lr_multiplier: bool = False  # PaMaL: lr × T for the ensemble members
+    eval_every: int = 1
+    seed: int = 0
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        torch.save(obj, temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+class Trainer:
+    """Train a :class:`ParetoModel` with per-task losses on a ``DataLoader`` of ``(inputs, targets)`` batches.
+
+    Each step draws M preferences from ``sampler``, evaluates the batch at all of them in one
+    :meth:`ParetoModel.multi_forward` pass and minimises Σ_j λ_jᵀ L(θ(λ_j)) + λ_p·R_p + λ_o·R_o.
+    With a ``run_dir``, every epoch ends with an atomic checkpoint and a line in ``metrics.jsonl``; fronts
+    are saved there as JSON and CSV. ``fit(resume=True)`` continues a killed run and ends with the same
+    weights as an uninterrupted one (data order and preference draws are re-seeded per epoch).
+    """
+
+    def __init__(
+        self,
+        pm: ParetoModel,
+        losses: Sequence[Callable[[Tensor, Tensor], Tensor]],
+        sampler: PreferenceSampler,
+        config: TrainConfig | None = None,
+        run_dir: str | os.PathLike[str] | None = None,
+        metrics: Sequence[Callable[[], TaskMetric]] | None = None,
+        progress: bool = False,
+    ) -> None:
+        self.pm, self.loss_fns, self.sampler = pm, list(losses), sampler
+        self.config = config or TrainConfig()
+        if len(self.loss_fns) != pm.num_tasks:
+            raise ParetorchError(f"give one loss per task: got {len(self.loss_fns)} for {pm.num_tasks} tasks")
+        if sampler.num_tasks != pm.num_tasks:
+            raise ParetorchError(f"the sampler draws {sampler.num_tasks}-task preferences for a "
+                                 f"{pm.num_tasks}-task model")
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.metrics = metrics
+        self.progress = progress
+        self.optimizer = self._build_optimizer()
+        self.scheduler = self._build_scheduler()
+        self.balancer = (LossBalancer(pm.num_tasks, self.config.loss_balancing_window)
+                         if self.config.loss_balancing_window > 0 else None)
+        self.history: list[dict[str, Any]] = []
+        self.epoch = 0
+        self._shared: list[nn.Parameter] | None = None
+        self._orthogonality_generator = torch.Generator().manual_seed(self.config.seed)
+
+    # ----- set-up ------------------------------------------------------------------------------------------------
+    def _build_optimizer(self) -> torch.optim.Optimizer:
+        cfg = self.config
+        adapters = {id(p) for p in self.pm.adapter_parameters()}
+        member_scale = self.pm.num_tasks if cfg.member_lr_multiplier and self.pm.method == "ensemble" else 1
+        groups = [
+            {"params": [p for p in self.pm.parameters() if id(p) in adapters], "lr": cfg.lr * member_scale},
+            {"params": [p for p in self.pm.parameters() if id(p) not in adapters], "lr": cfg.lr},
+        ]
+        groups = [g for g in groups if g["params"]]
+        if cfg.optimizer == "adam":
+            return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        if cfg.optimizer == "sgd":
+            return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        raise ParetorchError(f"unknown optimizer {cfg.optimizer!r}; use 'adam' or 'sgd'")
+
+    def _build_scheduler(self) -> torch.optim.lr_scheduler.LRScheduler | None:
+        cfg = self.config
+        if cfg.schedule == "none":
+            return None
+        if cfg.schedule == "step":
+            return torch.optim.lr_scheduler.StepLR(self.optimizer, max(cfg.step_epochs, 1), cfg.step_gamma)
+        if cfg.schedule == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, max(cfg.epochs, 1))
+        raise ParetorchError(f"unknown schedule {cfg.schedule!r}; use 'none', 'step' or 'cosine'")
+
+    # ----- checkpoints --------------------------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return None if self.run_dir is None else self.run_dir / CHECKPOINT
+
+    def save_checkpoint(self) -> None:
+        if self.checkpoint_path is None:
+            return
+        _atomic_torch_save({
+            "epoch": self.epoch, "model": self.pm.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "balancer": None if self.balancer is None else self.balancer.state_dict(),
+            "history": self.history, "config": asdict(self.config), "model_config": self.pm.config,
+        }, self.checkpoint_path)
+
+    def load_checkpoint(self, path: str | os.PathLike[str] | None = None) -> None:
+        target = Path(path) if path is not None else self.checkpoint_path
+        if target is None or not target.exists():
+            raise ParetorchError(f"no checkpoint at {target}; start without --resume")
+        try:
+            state = torch.load(target, map_location="cpu", weights_only=False)
+            self.pm.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, KeyError, EOFError, OSError, ValueError, pickle.UnpicklingError) as error:
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ParetorchError(f"checkpoint {target} is corrupt or from another model ({first_line}); "
+                                 "delete it or start a new run directory") from error
+        if self.scheduler is not None and state["scheduler"] is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        if self.balancer is not None and state["balancer"] is not None:
+            self.balancer.load_state_dict(state["balancer"])
+        self.epoch, self.history = state["epoch"], state["history"]
+
+    # ----- one step -----------------------------------------------------------------------------------------------
+    def _task_losses(self, inputs: Any, targets: list[Tensor], prefs: Tensor) -> Tensor:
+        count = prefs.shape[0]
+        outputs = as_task_list(split_outputs(self.pm.multi_forward(inputs, prefs), count))
+        return torch.stack([
+            torch.stack([fn(outputs[t][m], targets[t]) for t, fn in enumerate(self.loss_fns)])
+            for m in range(count)
+        ])
+
+    def training_step(self, batch: Any, step: int, total_steps: int) -> dict[str, float]:
+        cfg = self.config
+        device = next(self.pm.parameters()).device
+        inputs, targets = split_batch(batch, self.pm.num_tasks)
+        inputs = inputs.to(device) if isinstance(inputs, Tensor) else inputs
+        targets = [t.to(device) for t in targets]
+        prefs = self.sampler.sample(step, total_steps).to(device)
+        losses = self._task_losses(inputs, targets, prefs)
+        weighted = self.balancer(losses) if self.balancer is not None else losses
+        task_objective = (prefs * weighted).sum()
+        regulariser = losses.new_zeros(())
+        if cfg.multi_forward_coef > 0 and prefs.shape[0] > 1:
+            regulariser = regulariser + cfg.multi_forward_coef * multi_forward_penalty(
+                prefs, losses, cfg.multi_forward_edges)
+        if cfg.orthogonality_coef > 0:
+            regulariser = regulariser + cfg.orthogonality_coef * orthogonality_penalty(
+                self.pm.lowrank_deltas(), generator=self._orthogonality_generator)
+        objective = task_objective + regulariser
+        if not torch.isfinite(objective):
+            kept = f"; the last good checkpoint is {self.checkpoint_path}" if self.checkpoint_path else ""
+            raise ParetorchError(
+                f"non-finite loss at epoch {self.epoch} step {step} (task losses {losses.detach().tolist()}){kept}; "
+                "lower the learning rate or set clip_grad_norm")
+        self.optimizer.zero_grad(set_to_none=True)
+        if cfg.gradient_balancing:
+            shared = [p for p in self._shared_parameters(inputs) if p.requires_grad]
+            balanced = balanced_shared_gradients(weighted, prefs, shared)
+            objective.backward()
+            reg_grads = (torch.autograd.grad(regulariser, shared, allow_unused=True, retain_graph=False)
+                         if regulariser.requires_grad else [None] * len(shared))
+            for param, grad, reg in zip(shared, balanced, reg_grads, strict=True):
+                param.grad = grad if reg is None else grad + reg
+        else:
+            objective.backward()
+        if cfg.clip_grad_norm is not None:
+            nn.utils.clip_grad_norm_(self.pm.parameters(), cfg.clip_grad_norm)
+        self.optimizer.step()
+        return {"loss": float(task_objective.detach()), "regulariser": float(regulariser.detach())}
+
+    def _shared_parameters(self, inputs: Any) -> list[nn.Parameter]:
+        if self._shared is None:
+            self._shared = shared_parameters(self.pm, inputs)
+        return self._shared
+
+    # ----- epochs -------------------------------------------------------------------------------------------------
+    def _reseed(self, epoch: int) -> None:
+        # Per-epoch seeds make data order, dropout and preference draws independent of where a run resumed.
+        torch.manual_seed(self.config.seed * 100_003 + epoch)
+        generator = getattr(self.sampler, "generator", None)
+        if hasattr(self.sampler, "generator"):
+            if generator is None:
+                generator = torch.Generator()
+                self.sampler.generator = generator  # type: ignore[attr-defined]
+            generator.manual_seed(self.config.seed * 7919 + epoch)
+
+    def fit(self, train_loader: Iterable[Any], val_loader: Iterable[Any] | None = None, resume: bool = False
+            ) -> list[dict[str, Any]]:
+        """Train for ``config.epochs`` epochs (continuing from the checkpoint with ``resume=True``)."""
+        cfg = self.config
+        if resume:
+            self.load_checkpoint()
+        steps_per_epoch = len(train_loader)  # type: ignore[arg-type]
+        total_steps = cfg.epochs * steps_per_epoch
+        while self.epoch < cfg.epochs:
+            if cfg.freeze_epoch is not None and self.epoch >= cfg.freeze_epoch:
+                self.pm.freeze_base()
+            self._reseed(self.epoch)
+            self.pm.train()
+            start = time.perf_counter()
+            running = 0.0
+            batches = enumerate(train_loader)
+            bar = None
+            if self.progress:
+                try:
+                    from tqdm import tqdm
+
+                    bar = tqdm(total=steps_per_epoch, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", leave=False)
+                except ImportError:  # tqdm is an optional extra; train silently without it
+                    bar = None
+            for index, batch in batches:
+                step = self.epoch * steps_per_epoch + index
+                logs = self.training_step(batch, step, total_steps)
+                running += logs["loss"]
+                if bar is not None:
+                    last_hv = self.history[-1].get("val_hypervolume") if self.history else None
+                    bar.set_postfix(loss=f"{running / (index + 1):.4f}", hv=last_hv)
+                    bar.update()
+            if bar is not None:
+                bar.close()
+            if self.scheduler is not None:
+                self.scheduler.step()
+            record: dict[str, Any] = {"epoch": self.epoch + 1, "train_loss": running / max(steps_per_epoch, 1),
+                                      "seconds": time.perf_counter() - start}
+            self.epoch += 1
+            if val_loader is not None and self.metrics is not None and (
+                    self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs):
+                front = self.evaluate(val_loader, stem=f"front_val_epoch{self.epoch}")
+                record["val_hypervolume"] = front.hypervolume["value"]
+                record["val_nondominated"] = front.num_nondominated
+            self.history.append(record)
+            self._log(record)
+            self.save_checkpoint()
+        return self.history
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if self.run_dir is None:
+            return
+        with open(self.run_dir / "metrics.jsonl", "a") as stream:
+            stream.write(json.dumps(record) + "\n")
+
+    def evaluate(self, loader: Iterable[Any], grid: Tensor | None = None, stem: str | None = None) -> Front:
+        """The front on ``loader`` (saved as ``stem``.json/.csv in the run directory when given)."""
+        if self.metrics is None:
+            raise ParetorchError("evaluation needs metrics=[...] (one factory per task) on the Trainer")
+        front = evaluate_front(self.pm, loader, self.metrics, grid)
+        if stem is not None and self.run_dir is not None:
+            front.save(self.run_dir, stem)
+        return front
+
+
