@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/paretorch demo
+	$(VENV)/bin/paretorch demo --overwrite
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

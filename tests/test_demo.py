@@ -10,7 +10,7 @@ def test_toy_demo_reaches_the_front():
     assert result.hypervolume.value > 0.95 * result.reference_hypervolume
 
 
-def test_cli_demo_prints_front(capsys):
-    assert main(["demo", "--steps", "1000"]) == 0
+def test_cli_toy_prints_front(capsys):
+    assert main(["toy", "--steps", "1000"]) == 0
     out = capsys.readouterr().out
     assert "hypervolume" in out and "IGD" in out and "PASS" in out

@@ -4,14 +4,157 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from paretorch.errors import ParetorchError
 
-__all__ = ["main"]
+__all__ = ["main", "parse_overrides"]
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``key=value`` pairs; values are read as TOML (``lr=1e-3``, ``weights=[0.3, 0.7]``) or else as text."""
+    values: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip() or not raw.strip():
+            raise ParetorchError(f"malformed override {item!r}; write key=value, for example lr=0.001")
+        try:
+            values[key.strip()] = tomllib.loads(f"value = {raw}")["value"]
+        except tomllib.TOMLDecodeError:
+            values[key.strip()] = raw
+    return values
+
+
+def _read_config(path: str | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    file = Path(path)
+    if not file.exists():
+        raise ParetorchError(f"config file {file} does not exist")
+    try:
+        return tomllib.loads(file.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ParetorchError(f"config file {file} is not valid TOML: {error}") from error
+
+
+def _parse_preference(text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError as error:
+        raise ParetorchError(f"preference {text!r} must be comma-separated numbers, for example 0.3,0.7") from error
+
+
+def _train(args: argparse.Namespace) -> int:
+    from paretorch.runs import train_run
+
+    values = _read_config(args.config) | parse_overrides(args.overrides)
+    directory = train_run(values, args.run_dir, resume=args.resume, progress=not args.quiet)
+    print(f"trained: {directory}  (next: paretorch eval {directory})")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from paretorch.runs import evaluate_run, load_run
+
+    front = evaluate_run(load_run(args.run), args.split)
+    print(front.table())
+    print(f"saved {Path(args.run) / f'front_{args.split}.json'} and .csv")
+    return 0
+
+
+def _front_of(run: str, split: str):  # type: ignore[no-untyped-def]
+    from paretorch.runs import evaluate_run, load_run
+    from paretorch.training import Front
+
+    saved = Path(run) / f"front_{split}.json"
+    return Front.load(saved) if saved.exists() else evaluate_run(load_run(run), split)
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from paretorch.plotting import plot_fronts
+
+    fronts = [_front_of(run, args.split) for run in args.runs]
+    out = Path(args.out) if args.out else Path(args.runs[0]) / f"front_{args.split}.png"
+    plot_fronts(fronts, [Path(run).name for run in args.runs], out, title=f"{args.split} front")
+    print(f"wrote {out}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    import torch
+
+    from paretorch.preferences import as_preference
+    from paretorch.runs import load_run
+
+    run = load_run(args.run)
+    pref = as_preference(_parse_preference(args.preference), run.splits.num_tasks)
+    if isinstance(run.models, dict):
+        # A discrete method: export the trained model whose preference is closest to the one asked for.
+        nearest = min(run.models, key=lambda p: float(torch.dist(torch.tensor(p), pref)))
+        print(f"{run.config['method']} is discrete: exporting its model trained at {list(nearest)}")
+        pm = run.models[nearest]
+    else:
+        pm = run.models
+    path = pm.export(args.out, pref)
+    print(f"wrote {path}: a plain {type(pm.model).__name__} state dict at preference {pref.tolist()}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    header = f"{'run':<28} {'method':<8} {'HV':>8} {'non-dom':>8} {'spearman':>18} {'params':>10} {'overhead':>9} " \
+             f"{'train s':>8}"
+    print(header)
+    for run in args.runs:
+        front = _front_of(run, args.split)
+        extra = front.extra
+        spearman = ",".join(f"{s:.2f}" for s in front.spearman)
+        seconds = extra.get("train_seconds")
+        print(f"{Path(run).name:<28} {extra.get('method', '?'):<8} {front.hypervolume['value']:>8.4f} "
+              f"{front.num_nondominated:>4}/{len(front.values):<3} {spearman:>18} {extra.get('parameters', 0):>10,} "
+              f"{extra.get('overhead_percent', 0):>8.1f}% {seconds if seconds is None else round(seconds, 1)!s:>8}")
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from paretorch.plotting import plot_fronts
+    from paretorch.runs import evaluate_run, load_run, train_run
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        raise ParetorchError(f"{out} already holds a demo; pass --overwrite or --out another folder")
+    if out.exists() and args.overwrite:
+        import shutil
+
+        shutil.rmtree(out)
+    common = {"dataset": "multimnist", "train_size": args.train_size, "val_size": 1000, "test_size": 2000,
+              "epochs": args.epochs, "seed": args.seed, "batch_size": 128}
+    started = time.perf_counter()
+    fronts = []
+    for method, options in (("palora", {"scale": args.scale, "m": 3}), ("ls", {"ls_points": 1})):
+        print(f"training {method} on the embedded MultiMNIST ({args.train_size} images, {args.epochs} epochs)…")
+        directory = train_run(common | {"method": method} | options, out / method, progress=not args.quiet)
+        front = evaluate_run(load_run(directory), "test")
+        fronts.append(front)
+        print(f"\n{method} test front (accuracies; hypervolume reference 0):")
+        print(front.table())
+    png = plot_fronts(fronts, ["palora", "ls (uniform weights)"], out / "front_test.png",
+                      title="MultiMNIST test accuracy: PaLoRA front vs linear scalarisation")
+    print(f"\nPaLoRA hypervolume {fronts[0].hypervolume['value']:.4f} vs linear scalarisation "
+          f"{fronts[1].hypervolume['value']:.4f}; {time.perf_counter() - started:.0f} s in all")
+    print(f"outputs in {out}/ (runs, fronts as JSON/CSV, plot {png.name}); export a model at a trade-off with:\n"
+          f"  paretorch export {out / 'palora'} --preference 0.3,0.7 --out model.safetensors")
+    return 0
+
+
+def _toy(args: argparse.Namespace) -> int:
     from paretorch.demos import format_toy_demo, run_toy_demo
 
     result = run_toy_demo(steps=args.steps, seed=args.seed)
@@ -20,14 +163,55 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="paretorch", description="Pareto front learning for multi-task deep learning."
-    )
+    parser = argparse.ArgumentParser(prog="paretorch",
+                                     description="Pareto front learning for multi-task deep learning.")
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="run the main job on embedded data and print the learned front")
-    demo.add_argument("--steps", type=int, default=1000, help="training steps (default 1000)")
-    demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+    train = commands.add_parser("train", help="train a method on a dataset into a run directory")
+    train.add_argument("run_dir", help="run directory (config, checkpoints, metrics log, fronts)")
+    train.add_argument("overrides", nargs="*",
+                       help="key=value settings over the config file, e.g. method=pamal lr=1e-3")
+    train.add_argument("--config", help="TOML file with the run's settings")
+    train.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(handler=_train)
+
+    evaluate = commands.add_parser("eval", help="evaluate a run's front, print it as a table and save it")
+    evaluate.add_argument("run")
+    evaluate.add_argument("--split", choices=("val", "test"), default="test")
+    evaluate.set_defaults(handler=_eval)
+
+    plot = commands.add_parser("plot", help="draw the front(s) of one or more runs as PNG")
+    plot.add_argument("runs", nargs="+")
+    plot.add_argument("--split", choices=("val", "test"), default="test")
+    plot.add_argument("--out", help="PNG path (default: RUN/front_SPLIT.png)")
+    plot.set_defaults(handler=_plot)
+
+    export = commands.add_parser("export", help="write the plain merged model for one trade-off as safetensors")
+    export.add_argument("run")
+    export.add_argument("--preference", required=True, help="comma-separated weights, e.g. 0.3,0.7")
+    export.add_argument("--out", required=True, help="output .safetensors path")
+    export.set_defaults(handler=_export)
+
+    compare = commands.add_parser("compare", help="one table of HV, non-dominated points, Spearman, size, time")
+    compare.add_argument("runs", nargs="+")
+    compare.add_argument("--split", choices=("val", "test"), default="test")
+    compare.set_defaults(handler=_compare)
+
+    demo = commands.add_parser("demo", help="the main job: PaLoRA vs linear scalarisation on embedded MultiMNIST")
+    demo.add_argument("--out", default="paretorch-runs/demo", help="output folder (default paretorch-runs/demo)")
+    demo.add_argument("--epochs", type=int, default=5)
+    demo.add_argument("--train-size", type=int, default=10000)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--scale", type=float, default=5.0, help="PaLoRA's α (default 5)")
+    demo.add_argument("--overwrite", action="store_true", help="replace an earlier demo in --out")
+    demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(handler=_demo)
+
+    toy = commands.add_parser("toy", help="LORPMAN's illustrative two-parameter example (seconds)")
+    toy.add_argument("--steps", type=int, default=1000)
+    toy.add_argument("--seed", type=int, default=0)
+    toy.set_defaults(handler=_toy)
     return parser
 
 
@@ -38,6 +222,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ParetorchError as error:
         print(f"paretorch: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("paretorch: interrupted; checkpoints written so far are kept (resume with --resume)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -5,9 +5,10 @@ Each forward returns a list with one output per task, the format paretorch's wra
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
-__all__ = ["CensusMLP", "MultiLeNet"]
+__all__ = ["CensusMLP", "MultiLeNet", "ResNet18MTL"]
 
 
 class MultiLeNet(nn.Module):
@@ -49,6 +50,55 @@ class CensusMLP(nn.Module):
         super().__init__()
         self.encoder = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU())
         self.heads = nn.ModuleList(nn.Linear(hidden, num_classes) for _ in range(num_tasks))
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.encoder(x)
+        return [head(features) for head in self.heads]
+
+
+class _BasicBlock(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                                          nn.BatchNorm2d(out_channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class ResNet18MTL(nn.Module):
+    """A ResNet-18 encoder (He et al. 2016; four stages of two basic blocks, 64-512 channels) with one linear
+    head per task, as PaMaL and LORPMAN use for UTKFace and CelebA. ``small_input=True`` uses a 3×3 stem
+    without max-pool for 32×32-size images.
+
+    >>> import torch
+    >>> [o.shape for o in ResNet18MTL(num_tasks=3, num_classes=[1, 2, 5])(torch.zeros(2, 3, 32, 32))]
+    [torch.Size([2, 1]), torch.Size([2, 2]), torch.Size([2, 5])]
+    """
+
+    def __init__(self, num_tasks: int = 2, num_classes: int | list[int] = 2, in_channels: int = 3,
+                 small_input: bool = True) -> None:
+        super().__init__()
+        classes = [num_classes] * num_tasks if isinstance(num_classes, int) else list(num_classes)
+        if small_input:
+            stem: list[nn.Module] = [nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU()]
+        else:
+            stem = [nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+                    nn.MaxPool2d(3, 2, 1)]
+        stages: list[nn.Module] = []
+        channels = 64
+        for width, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+            stages += [_BasicBlock(channels, width, stride), _BasicBlock(width, width, 1)]
+            channels = width
+        self.encoder = nn.Sequential(*stem, *stages, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.heads = nn.ModuleList(nn.Linear(512, count) for count in classes)
 
     def forward(self, x: Tensor) -> list[Tensor]:
         features = self.encoder(x)
