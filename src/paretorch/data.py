@@ -57,6 +57,7 @@ class Splits:
     task_names: list[str]
     input_shape: tuple[int, ...]
     num_classes: int
+    feature_names: list[str] | None = None
 
 
 def _package_file(package: str, relative: str, extra: str) -> Path:
@@ -174,9 +175,9 @@ def _read_adult(path: Path) -> list[list[str]]:
 
 
 def _encode(rows: list[list[str]], columns: Sequence[str], numeric: set[str], drop: set[str],
-            train_index: np.ndarray) -> np.ndarray:
+            train_index: np.ndarray) -> tuple[np.ndarray, list[str]]:
     # One-hot categoricals (categories from the training split), standardised numerics (training statistics).
-    blocks = []
+    blocks, names = [], []
     for index, name in enumerate(columns):
         if name in drop:
             continue
@@ -185,6 +186,7 @@ def _encode(rows: list[list[str]], columns: Sequence[str], numeric: set[str], dr
             column = np.array(values, dtype=np.float64)
             mean, std = column[train_index].mean(), column[train_index].std()
             blocks.append(((column - mean) / (std if std > 0 else 1.0))[:, None])
+            names.append(name)
         else:
             categories = sorted({values[i] for i in train_index})
             lookup = {category: position for position, category in enumerate(categories)}
@@ -193,7 +195,8 @@ def _encode(rows: list[list[str]], columns: Sequence[str], numeric: set[str], dr
                 if value in lookup:
                     one_hot[row, lookup[value]] = 1.0
             blocks.append(one_hot)
-    return np.concatenate(blocks, axis=1).astype(np.float32)
+            names += [f"{name}={category}" for category in categories]
+    return np.concatenate(blocks, axis=1).astype(np.float32), names
 
 
 _ADULT_NUMERIC = {"age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week"}
@@ -247,10 +250,11 @@ def load_adult(source: str | os.PathLike[str] = "embedded", variant: Literal["pa
         drop = {"income", "education", "education-num", "marital-status"}
     else:
         raise ParetorchError(f"Adult variant must be 'pamal' (2 tasks) or 'pmtl' (3 tasks), got {variant!r}")
-    features = _encode(all_rows, ADULT_COLUMNS, _ADULT_NUMERIC, drop, train_idx)
+    features, feature_names = _encode(all_rows, ADULT_COLUMNS, _ADULT_NUMERIC, drop, train_idx)
     x, y = torch.from_numpy(features), torch.from_numpy(targets.astype(np.int64))
     make = lambda idx: TensorDataset(x[idx], y[idx])  # noqa: E731
-    return Splits(make(train_idx), make(val_idx), make(test_idx), len(names), names, (x.shape[1],), 2)
+    return Splits(make(train_idx), make(val_idx), make(test_idx), len(names), names, (x.shape[1],), 2,
+                  feature_names)
 
 
 
@@ -279,9 +283,9 @@ def load_census_kdd(folder: str | os.PathLike[str], seed: int = 0, val_fraction:
     college = np.array([any(marker in r[4] for marker in college_markers) for r in rows])
     numeric = {f"c{i}" for i in (0, 5, 16, 17, 18, 24, 30, 39)}
     train_idx, val_idx, _ = _split_indices(train_count, seed, val_fraction, 0.0)
-    features = _encode(rows, columns, numeric, {"c0", "c4", "c24", f"c{width - 1}"}, train_idx)
+    features, feature_names = _encode(rows, columns, numeric, {"c0", "c4", "c24", f"c{width - 1}"}, train_idx)
     x, y = torch.from_numpy(features), torch.from_numpy(np.stack([age, college], axis=1).astype(np.int64))
     test_idx = np.arange(train_count, len(rows))
     make = lambda idx: TensorDataset(x[idx], y[idx])  # noqa: E731
     return Splits(make(train_idx), make(val_idx), make(test_idx), 2, ["age>=40", "education>=college"],
-                  (x.shape[1],), 2)
+                  (x.shape[1],), 2, feature_names)
