@@ -1,0 +1,70 @@
+"""Run pamal, palora, lorpman, ls (5 weightings) and stl on the embedded MultiMNIST and on UCI Adult (2 tasks),
+several seeds each, and print a Markdown table: test hypervolume of accuracies (reference 0) mean ± std,
+non-dominated points, parameters and overhead, seconds per epoch.
+
+Run: ``python benchmarks/methods.py [--seeds 3] [--epochs 5] [--train-size 10000] [--device cpu|cuda]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+from paretorch.runs import evaluate_run, load_run, train_run
+
+METHODS = {
+    "pamal": {},
+    "palora": {"scale": 5.0, "m": 3},
+    "lorpman": {"scale": 1.0},
+    "ls": {"ls_points": 5},
+    "stl": {},
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--train-size", type=int, default=10_000)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--datasets", default="multimnist,adult")
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--out", help="also write the table to this file")
+    args = parser.parse_args()
+    rows = []
+    for dataset in args.datasets.split(","):
+        for method in args.methods.split(","):
+            hvs, nds, seconds, params, overhead, points = [], [], [], 0, 0.0, 0
+            for seed in range(args.seeds):
+                with tempfile.TemporaryDirectory() as folder:
+                    config = {"method": method, "dataset": dataset, "epochs": args.epochs, "seed": seed,
+                              "train_size": args.train_size, "device": args.device, "batch_size": 256} | METHODS[method]
+                    run = train_run(config, Path(folder) / "run", progress=False)
+                    # Pure training time per epoch (per model for discrete methods), from the metrics logs.
+                    epochs = [json.loads(line)["seconds"] for log in sorted(run.glob("**/metrics.jsonl"))
+                              for line in log.read_text().splitlines()]
+                    front = evaluate_run(load_run(run), "test")
+                hvs.append(front.hypervolume["value"])
+                nds.append(front.num_nondominated)
+                points = len(front.values)
+                seconds.append(statistics.mean(epochs))
+                params, overhead = front.extra["parameters"], front.extra["overhead_percent"]
+                print(f"{dataset} {method} seed {seed}: HV {hvs[-1]:.4f}, non-dominated {nds[-1]}/{points}, "
+                      f"{seconds[-1]:.2f} s/epoch", flush=True)
+            spread = statistics.stdev(hvs) if len(hvs) > 1 else 0.0
+            rows.append(f"| {dataset} | {method} | {statistics.mean(hvs):.4f} ± {spread:.4f} | "
+                        f"{statistics.mean(nds):.1f}/{points} | {params:,} | {overhead:+.1f}% | "
+                        f"{statistics.mean(seconds):.2f} |")
+    table = "\n".join([
+        "| dataset | method | test HV (acc, ref 0) mean ± std | non-dominated | parameters | overhead | s/epoch |",
+        "| --- | --- | --- | --- | --- | --- | --- |", *rows])
+    print(table)
+    if args.out:
+        Path(args.out).write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()
