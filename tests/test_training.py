@@ -265,3 +265,20 @@ def test_bad_configuration_errors():
         build_method("pareto", SharedRegressor(), 2)
     with pytest.raises(ParetorchError, match="unknown optimizer"):
         Trainer(pm, [mse, mse], Fixed([0.5, 0.5]), TrainConfig(optimizer="lion"))  # type: ignore[arg-type]
+
+
+def test_pareto_expansion_trains_only_adapters_around_an_ls_model(validation):
+    from paretorch.methods import pareto_expansion
+
+    trainer, loader = train("ls", epochs=10)
+    trainer.fit(loader)
+    ls_front = evaluate_front(trainer.pm, validation, METRICS, grid=torch.tensor([[0.5, 0.5]]), ref=REF)
+    setup = pareto_expansion(trainer.pm, 2, epochs=10, lr=1e-2, scale=4.0)
+    base_before = [p.detach().clone() for p in setup.pm.base_parameters()]
+    expander = Trainer(setup.pm, [mse, mse], setup.sampler, setup.config)
+    expander.fit(loader)
+    for before, after in zip(base_before, setup.pm.base_parameters(), strict=True):
+        assert torch.equal(before, after)
+    front = evaluate_front(setup.pm, validation, METRICS, ref=REF)
+    assert front.hypervolume["value"] > ls_front.hypervolume["value"]
+    assert front.num_nondominated >= 9

@@ -17,7 +17,7 @@ from paretorch.parameterisations import ParetoModel, ensemble, lowrank, plain
 from paretorch.preferences import AnnealedGrid, Dirichlet, Fixed, PreferenceSampler
 from paretorch.training.trainer import TrainConfig
 
-__all__ = ["METHODS", "MethodSetup", "build_method"]
+__all__ = ["METHODS", "MethodSetup", "build_method", "pareto_expansion"]
 
 METHODS = ("pamal", "palora", "lorpman", "ls", "stl")
 
@@ -84,3 +84,15 @@ def build_method(name: str, model: nn.Module, num_tasks: int, epochs: int = 10, 
         raise ParetorchError(f"unknown option(s) for {name}: {', '.join(sorted(options))}")
     config |= train_overrides
     return MethodSetup(name, pm, sampler, TrainConfig(**config))
+
+
+def pareto_expansion(trained: nn.Module | ParetoModel, num_tasks: int, epochs: int = 4, seed: int = 0,
+                     **overrides: Any) -> MethodSetup:
+    """PaLoRA's Pareto expansion (§5.4): adapters around an already trained model, the model itself frozen.
+
+    ``trained`` is a plain model or a ``plain``/``ls`` ParetoModel (its inner model is used). Only the
+    low-rank adapters train, so the front grows around the trained point; pass the final learning rate of
+    the original run as ``lr``.
+    """
+    model = trained.model if isinstance(trained, ParetoModel) else trained
+    return build_method("palora", model, num_tasks, epochs=epochs, seed=seed, freeze_base=True, **overrides)
