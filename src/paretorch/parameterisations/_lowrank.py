@@ -15,6 +15,7 @@ U starts at zero, so training starts exactly at the base model; D starts like Lo
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Literal
 
@@ -32,7 +33,30 @@ def adapter_scale(scaling: Scaling, scale: float, rank: int) -> float:
     return scale / rank if scaling == "palora" else scale
 
 
-class LowRankLinear(nn.Module):
+class _LowRankLayer(nn.Module):
+    """What Linear and Conv adapters share: the merge into a plain layer and the parameter count."""
+
+    base: nn.Module
+    down: nn.Parameter
+    up: nn.Parameter
+    scale: float
+
+    def task_deltas(self) -> Tensor:
+        raise NotImplementedError
+
+    def merged(self, pref: Tensor) -> nn.Module:
+        """A copy of the base layer with W + s·Σ_t λ_t U_t D_t as its weight."""
+        plain = copy.deepcopy(self.base)
+        with torch.no_grad():
+            delta = torch.tensordot(pref.to(self.down.dtype), self.task_deltas(), dims=1)
+            plain.weight.add_(self.scale * delta)
+        return plain
+
+    def added_parameters(self) -> int:
+        return self.down.numel() + self.up.numel()
+
+
+class LowRankLinear(_LowRankLayer):
     """A Linear layer with T low-rank task adapters mixed by the current preference."""
 
     def __init__(self, base: nn.Linear, num_tasks: int, rank: int, scale: float, state: PreferenceState,
@@ -57,24 +81,12 @@ class LowRankLinear(nn.Module):
         up = self.up.view(self.up.shape[0], self.num_tasks, self.rank).transpose(0, 1)
         return up @ down
 
-    def merged(self, pref: Tensor) -> nn.Linear:
-        merged = nn.Linear(self.base.in_features, self.base.out_features, bias=self.base.bias is not None,
-                           device=self.base.weight.device, dtype=self.base.weight.dtype)
-        with torch.no_grad():
-            delta = torch.einsum("t,tnm->nm", pref.to(self.down.dtype), self.task_deltas())
-            merged.weight.copy_(self.base.weight + self.scale * delta)
-            if self.base.bias is not None:
-                merged.bias.copy_(self.base.bias)
-        return merged.train(self.base.training)
-
-    def added_parameters(self) -> int:
-        return self.down.numel() + self.up.numel()
 
 
 _CONV_FUNCTIONS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 
-class LowRankConv(nn.Module):
+class LowRankConv(_LowRankLayer):
     """A Conv1d/Conv2d/Conv3d layer with T low-rank task adapters mixed by the current preference."""
 
     def __init__(self, base: nn.Conv1d | nn.Conv2d | nn.Conv3d, num_tasks: int, rank: int, scale: float,
@@ -118,20 +130,3 @@ class LowRankConv(nn.Module):
         up = self.up.view(groups, out_per_group, tasks, rank)  # per group: n/g × T·r
         delta = torch.einsum("gotr,gtrk->tgok", up, down)
         return delta.reshape(tasks, self.base.out_channels, *kernel)
-
-    def merged(self, pref: Tensor) -> nn.Module:
-        merged = type(self.base)(
-            self.base.in_channels, self.base.out_channels, self.base.kernel_size, stride=self.base.stride,
-            padding=self.base.padding, dilation=self.base.dilation, groups=self.base.groups,
-            bias=self.base.bias is not None, padding_mode=self.base.padding_mode,
-            device=self.base.weight.device, dtype=self.base.weight.dtype,
-        )
-        with torch.no_grad():
-            delta = torch.einsum("t,t...->...", pref.to(self.down.dtype), self.task_deltas())
-            merged.weight.copy_(self.base.weight + self.scale * delta)
-            if self.base.bias is not None:
-                merged.bias.copy_(self.base.bias)
-        return merged.train(self.base.training)
-
-    def added_parameters(self) -> int:
-        return self.down.numel() + self.up.numel()
