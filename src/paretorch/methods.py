@@ -13,13 +13,14 @@ import torch
 from torch import nn
 
 from paretorch.errors import ParetorchError
+from paretorch.objectives import MGDA, GradientObjective, ParetoMTL
 from paretorch.parameterisations import ParetoModel, ensemble, lowrank, plain
-from paretorch.preferences import AnnealedGrid, Dirichlet, Fixed, PreferenceSampler
+from paretorch.preferences import AnnealedGrid, Dirichlet, Fixed, PreferenceSampler, unit_vectors
 from paretorch.training.trainer import TrainConfig
 
 __all__ = ["METHODS", "MethodSetup", "build_method", "pareto_expansion"]
 
-METHODS = ("pamal", "palora", "lorpman", "ls", "stl")
+METHODS = ("pamal", "palora", "lorpman", "ls", "stl", "mgda", "pmtl")
 
 
 @dataclass
@@ -30,6 +31,7 @@ class MethodSetup:
     pm: ParetoModel
     sampler: PreferenceSampler
     config: TrainConfig
+    objective: GradientObjective | None = None
 
 
 def _split(overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -48,11 +50,15 @@ def build_method(name: str, model: nn.Module, num_tasks: int, epochs: int = 10, 
       epoch at 60 % of training (6 of 10 epochs, as tuned for MultiMNIST).
     - ``ls``: the plain model with fixed ``weights`` (default uniform).
     - ``stl``: the plain model trained on task ``task`` alone (one run per task gives the single-task set).
+    - ``mgda``: the plain model with MGDA's min-norm weights each step (gradients on the shared parameters).
+    - ``pmtl``: Pareto MTL's subproblem ``k`` of ``vectors`` (default 5) unit preference vectors, initial phase
+      of ``init_steps`` (default 200; 0 skips it), ε = ``eps``; one run per k gives the method's set.
 
     Sampler options: ``p``, ``m``, ``temperature``; parameterisation options: ``rank``, ``scale``,
     ``targets``, ``exclude``; any :class:`TrainConfig` field (``lr``, ``multi_forward_coef`` …).
     """
     train_overrides, options = _split(overrides)
+    objective: GradientObjective | None = None
     generator = torch.Generator().manual_seed(seed)
     config: dict[str, Any] = {"epochs": epochs, "seed": seed}
     where = {k: options.pop(k) for k in ("targets", "exclude") if k in options}
@@ -78,12 +84,20 @@ def build_method(name: str, model: nn.Module, num_tasks: int, epochs: int = 10, 
             raise ParetorchError(f"stl task must be in 0..{num_tasks - 1}, got {task}")
         pm = plain(model, num_tasks)
         sampler = Fixed([[1.0 if t == task else 0.0 for t in range(num_tasks)]])
+    elif name == "mgda":
+        pm, sampler = plain(model, num_tasks), Fixed([[1.0 / num_tasks] * num_tasks])
+        objective = MGDA()
+    elif name == "pmtl":
+        refs = unit_vectors(num_tasks, int(options.pop("vectors", 5)))
+        k = int(options.pop("k", 0))
+        pm, sampler = plain(model, num_tasks), Fixed([(refs[k] / refs[k].sum()).tolist()])
+        objective = ParetoMTL(refs, k, eps=options.pop("eps", 1e-3), init_steps=options.pop("init_steps", 200))
     else:
         raise ParetorchError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
     if options:
         raise ParetorchError(f"unknown option(s) for {name}: {', '.join(sorted(options))}")
     config |= train_overrides
-    return MethodSetup(name, pm, sampler, TrainConfig(**config))
+    return MethodSetup(name, pm, sampler, TrainConfig(**config), objective)
 
 
 def pareto_expansion(trained: nn.Module | ParetoModel, num_tasks: int, epochs: int = 4, seed: int = 0,

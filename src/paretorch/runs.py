@@ -29,6 +29,7 @@ from paretorch.training.evaluation import atomic_write_text
 
 __all__ = ["DEFAULTS", "RunConfig", "evaluate_run", "load_run", "train_run"]
 
+DISCRETE = ("ls", "stl", "pmtl")
 DATASETS = ("multimnist", "multimnist3", "adult", "adult3", "census-kdd")
 MODELS = ("lenet", "mlp", "resnet18")
 # Run-level keys; every other key goes to the method preset (sampler, parameterisation, TrainConfig).
@@ -90,6 +91,8 @@ def _members(config: RunConfig, num_tasks: int) -> list[dict[str, Any]]:
         return [{"weights": pref.tolist()} for pref in simplex_grid(num_tasks, max(config["ls_points"], num_tasks))]
     if config["method"] == "stl":
         return [{"task": task} for task in range(num_tasks)]
+    if config["method"] == "pmtl":
+        return [{"k": k} for k in range(int(config.method_options.get("vectors", 5)))]
     return [{}]
 
 
@@ -121,15 +124,16 @@ def train_run(values: dict[str, Any], run_dir: str | Path, resume: bool = False,
     train_loader, val_loader, _ = _loaders(config, splits)
     started = time.perf_counter()
     for index, member in enumerate(_members(config, splits.num_tasks)):
-        target = directory if config["method"] not in ("ls", "stl") else directory / f"member_{index}"
+        target = directory if config["method"] not in DISCRETE else directory / f"member_{index}"
         setup = build_method(config["method"], build_model(config, splits), splits.num_tasks, config["epochs"],
                              config["seed"], **(config.method_options | member))
         setup.pm.to(config["device"])
         trainer = Trainer(setup.pm, [_cross_entropy] * splits.num_tasks, setup.sampler, setup.config,
-                          run_dir=target, metrics=[Accuracy] * splits.num_tasks, progress=progress)
+                          run_dir=target, metrics=[Accuracy] * splits.num_tasks, progress=progress,
+                          objective=setup.objective)
         resuming = resume and (target / "checkpoint.pt").exists()
         # A discrete member is one point, no front: only continuous methods are validated per epoch.
-        trainer.fit(train_loader, None if config["method"] in ("ls", "stl") else val_loader, resume=resuming)
+        trainer.fit(train_loader, None if config["method"] in DISCRETE else val_loader, resume=resuming)
         atomic_write_text(target / "member.json", json.dumps({"options": member}))
     summary = {"train_seconds": time.perf_counter() - started, "epochs": config["epochs"]}
     atomic_write_text(directory / "training.json", json.dumps(summary))
@@ -152,7 +156,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     splits = load_splits(config)
     members = _members(config, splits.num_tasks)
     loaded: dict[tuple[float, ...], ParetoModel] = {}
-    discrete = config["method"] in ("ls", "stl")
+    discrete = config["method"] in DISCRETE
     for index, member in enumerate(members):
         target = directory / f"member_{index}" if discrete else directory
         setup = build_method(config["method"], build_model(config, splits), splits.num_tasks, config["epochs"],

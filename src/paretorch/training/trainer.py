@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from paretorch.errors import ParetorchError
+from paretorch.objectives import GradientObjective, task_gram
 from paretorch.parameterisations import ParetoModel, shared_parameters, split_outputs
 from paretorch.preferences import PreferenceSampler
 from paretorch.training.balancing import LossBalancer, balanced_shared_gradients
@@ -81,8 +82,13 @@ class Trainer:
         run_dir: str | os.PathLike[str] | None = None,
         metrics: Sequence[Callable[[], TaskMetric]] | None = None,
         progress: bool = False,
+        objective: GradientObjective | None = None,
+        objective_parameters: Literal["shared", "all"] = "shared",
     ) -> None:
         self.pm, self.loss_fns, self.sampler = pm, list(losses), sampler
+        # None: linear scalarisation by the sampled preferences. Otherwise the objective's adaptive weights
+        # (MGDA, Pareto MTL) from the Gram matrix of task gradients on the shared (or all) parameters.
+        self.objective, self.objective_parameters = objective, objective_parameters
         self.config = config or TrainConfig()
         if len(self.loss_fns) != pm.num_tasks:
             raise ParetorchError(f"give one loss per task: got {len(self.loss_fns)} for {pm.num_tasks} tasks")
@@ -142,6 +148,7 @@ class Trainer:
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "balancer": None if self.balancer is None else self.balancer.state_dict(),
             "history": self.history, "config": asdict(self.config), "model_config": self.pm.config,
+            "objective": None if self.objective is None else self.objective.state_dict(),
         }, self.checkpoint_path)
 
     def load_checkpoint(self, path: str | os.PathLike[str] | None = None) -> None:
@@ -160,6 +167,8 @@ class Trainer:
             self.scheduler.load_state_dict(state["scheduler"])
         if self.balancer is not None and state["balancer"] is not None:
             self.balancer.load_state_dict(state["balancer"])
+        if self.objective is not None and state.get("objective") is not None:
+            self.objective.load_state_dict(state["objective"])
         self.epoch, self.history = state["epoch"], state["history"]
 
     # ----- one step -----------------------------------------------------------------------------------------------
@@ -180,7 +189,15 @@ class Trainer:
         prefs = self.sampler.sample(step, total_steps).to(device)
         losses = self._task_losses(inputs, targets, prefs)
         weighted = self.balancer(losses) if self.balancer is not None else losses
-        task_objective = (prefs * weighted).sum()
+        if self.objective is not None:
+            if prefs.shape[0] != 1:
+                raise ParetorchError("gradient-based objectives (MGDA, Pareto MTL) train one preference per step")
+            params = [p for p in (self._shared_parameters(inputs) if self.objective_parameters == "shared"
+                                  else list(self.pm.parameters())) if p.requires_grad]
+            task_weights = self.objective.weights(weighted[0].detach(), task_gram(weighted[0], params))
+            task_objective = (task_weights.to(weighted.dtype) * weighted[0]).sum()
+        else:
+            task_objective = (prefs * weighted).sum()
         regulariser = losses.new_zeros(())
         if cfg.multi_forward_coef > 0 and prefs.shape[0] > 1:
             regulariser = regulariser + cfg.multi_forward_coef * multi_forward_penalty(
