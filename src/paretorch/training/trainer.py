@@ -264,7 +264,9 @@ class Trainer:
                 try:
                     from tqdm import tqdm
 
-                    bar = tqdm(total=steps_per_epoch, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", leave=False)
+                    # disable=None: no bar when stderr is not a terminal (logs, CI).
+                    bar = tqdm(total=steps_per_epoch, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", leave=False,
+                               disable=None)
                 except ImportError:  # tqdm is an optional extra; train silently without it
                     bar = None
             for index, batch in batches:
