@@ -169,7 +169,8 @@ def best_single_ls_hypervolume(validation):
 
 
 @pytest.mark.parametrize(("method", "overrides"), [("pamal", {}), ("palora", {"scale": 4.0}),
-                                                   ("lorpman", {"scale": 2.0})])
+                                                   ("lorpman", {"scale": 2.0}), ("cpmtl", {"m": 2}),
+                                                   ("phn", {"m": 2})])
 def test_method_learns_a_valid_front(method, overrides, validation, best_single_ls_hypervolume):
     trainer, loader = train(method, **overrides)
     trainer.fit(loader)

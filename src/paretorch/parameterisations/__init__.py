@@ -29,6 +29,7 @@ from torch import nn
 from paretorch.errors import ParetorchError
 from paretorch.parameterisations._context import PreferenceState
 from paretorch.parameterisations._ensemble import ENSEMBLE_LAYER_TYPES, EnsembleBatchNorm, EnsembleLayer
+from paretorch.parameterisations._hyper import HyperParetoModel, hypernetwork
 from paretorch.parameterisations._lowrank import LowRankConv, LowRankLinear, Scaling, adapter_scale
 from paretorch.parameterisations._model import (
     PARETO_LAYER_TYPES,
@@ -46,10 +47,12 @@ from paretorch.parameterisations._model import (
 
 __all__ = [
     "PARETO_LAYER_TYPES",
+    "HyperParetoModel",
     "LayerParameters",
     "ParameterReport",
     "ParetoModel",
     "ensemble",
+    "hypernetwork",
     "lowrank",
     "map_tensors",
     "plain",

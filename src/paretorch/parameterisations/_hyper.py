@@ -1,0 +1,162 @@
+"""A hypernetwork θ(λ) = H(λ) that generates all weights of the user's network from the preference
+(Controllable Pareto MTL, Lin et al. 2020, §5.1; Pareto HyperNetworks, Navon et al. 2021).
+
+An MLP maps the preference to an embedding a; linear projections turn a into the target's parameters. Without
+chunking there is one projection W_j per target parameter tensor (PHN). With ``chunk_size`` the flattened
+target parameters are cut into chunks of that size, each chunk c has a trainable embedding e_c, the MLP maps
+[λ; e_c] to a_c and one shared projection W maps a_c to the chunk (CPMTL Fig. 5): the projection no longer
+grows with the target size.
+
+The target network's own parameters are kept only as a template (frozen, unused in the forward pass); its
+buffers (BatchNorm statistics) are shared by all preferences.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from paretorch.errors import ParetorchError
+from paretorch.parameterisations._context import PreferenceState
+from paretorch.parameterisations._model import LayerParameters, ParameterReport, ParetoModel, map_tensors
+
+
+class PreferenceHyperNetwork(nn.Module):
+    """Preference → the flat vector of all target parameters."""
+
+    def __init__(self, shapes: dict[str, torch.Size], num_tasks: int, hidden: int = 100, layers: int = 2,
+                 chunk_size: int | None = None, chunk_embedding: int = 64) -> None:
+        super().__init__()
+        self.shapes = dict(shapes)
+        self.total = sum(math.prod(shape) for shape in shapes.values())
+        self.chunk_size = chunk_size
+        width_in = num_tasks + (chunk_embedding if chunk_size else 0)
+        blocks: list[nn.Module] = []
+        for index in range(layers):
+            blocks += [nn.Linear(width_in if index == 0 else hidden, hidden), nn.ReLU()]
+        self.mlp = nn.Sequential(*blocks)
+        if chunk_size:
+            chunks = math.ceil(self.total / chunk_size)
+            self.chunk_embeddings = nn.Parameter(torch.randn(chunks, chunk_embedding) * 0.1)
+            self.projection = nn.Linear(hidden, chunk_size)
+        else:
+            self.projections = nn.ModuleDict({
+                name.replace(".", "__"): nn.Linear(hidden, math.prod(shape)) for name, shape in shapes.items()
+            })
+        self._rescale_outputs()
+
+    def _rescale_outputs(self) -> None:
+        # Start the generated weights at the scale of a default-initialised layer (fan-in rule), not at the
+        # much larger scale a plain Linear head would give every target entry.
+        with torch.no_grad():
+            for projection in ([self.projection] if self.chunk_size else list(self.projections.values())):
+                projection.weight.mul_(0.1)
+                projection.bias.zero_()
+
+    def forward(self, pref: Tensor) -> dict[str, Tensor]:
+        if self.chunk_size:
+            chunks = self.chunk_embeddings.shape[0]
+            inputs = torch.cat([pref.expand(chunks, -1), self.chunk_embeddings], dim=1)
+            flat = self.projection(self.mlp(inputs)).reshape(-1)[: self.total]
+            out, offset = {}, 0
+            for name, shape in self.shapes.items():
+                size = math.prod(shape)
+                out[name] = flat[offset : offset + size].view(shape)
+                offset += size
+            return out
+        embedding = self.mlp(pref)
+        return {name: self.projections[name.replace(".", "__")](embedding).view(shape)
+                for name, shape in self.shapes.items()}
+
+
+class HyperParetoModel(ParetoModel):
+    """A :class:`ParetoModel` whose weights all come from a preference-conditioned hypernetwork."""
+
+    def __init__(self, model: nn.Module, num_tasks: int, hyper: PreferenceHyperNetwork, config: dict[str, Any]
+                 ) -> None:
+        super().__init__(model, num_tasks, "hypernetwork", PreferenceState(num_tasks), [], config)
+        self.hyper = hyper
+        for param in self.model.parameters():
+            param.requires_grad_(False)
+
+    def forward(self, x: Any, pref: Any, *args: Any, **kwargs: Any) -> Any:
+        first = next((t for t in [x] if isinstance(t, Tensor)), None)
+        tensor = self._prepare(pref, first, self.allow_outside_simplex)
+        if tensor.dim() == 1:
+            return functional_call(self.model, self.hyper(tensor), (x, *args), kwargs)
+        if first is not None and first.shape[0] != tensor.shape[0]:
+            raise ParetorchError(f"got {tensor.shape[0]} per-sample preferences for a batch of {first.shape[0]}")
+        # One generated network per distinct preference; each runs on its own rows, outputs are re-assembled.
+        unique, inverse = torch.unique(tensor, dim=0, return_inverse=True)
+        pieces = []
+        for index, row in enumerate(unique):
+            rows = torch.nonzero(inverse == index).squeeze(1)
+            part = map_tensors(x, lambda t, rows=rows: t[rows])
+            pieces.append((rows, functional_call(self.model, self.hyper(row), (part, *args), kwargs)))
+        order = torch.cat([rows for rows, _ in pieces])
+        restore = torch.empty_like(order)
+        restore[order] = torch.arange(len(order), device=order.device)
+        return _merge([out for _, out in pieces], restore)
+
+    def at(self, pref: Any, allow_outside_simplex: bool | None = None) -> nn.Module:
+        allow = self.allow_outside_simplex if allow_outside_simplex is None else allow_outside_simplex
+        tensor = self._prepare(pref, None, allow)
+        plain = copy.deepcopy(self.model)
+        with torch.no_grad():
+            for name, value in self.hyper(tensor).items():
+                plain.get_parameter(name).copy_(value)
+        for param in plain.parameters():
+            param.requires_grad_(True)
+        return plain
+
+    def adapter_parameters(self) -> list[nn.Parameter]:
+        return list(self.hyper.parameters())
+
+    def base_parameters(self) -> list[nn.Parameter]:
+        return []
+
+    def lowrank_deltas(self) -> dict[str, Tensor]:
+        return {}
+
+    def parameter_report(self) -> ParameterReport:
+        target = sum(p.numel() for p in self.model.parameters())
+        generator = sum(p.numel() for p in self.hyper.parameters())
+        # The target's own tensors are only a template; what trains is the hypernetwork.
+        row = LayerParameters("hypernetwork", "MLP", target, generator)
+        return ParameterReport("hypernetwork", [row], base_total=target, added_total=generator)
+
+
+def _merge(outputs: list[Any], restore: Tensor) -> Any:
+    first = outputs[0]
+    if isinstance(first, Tensor):
+        return torch.cat(outputs)[restore]
+    if isinstance(first, dict):
+        return {key: _merge([o[key] for o in outputs], restore) for key in first}
+    return type(first)(_merge([o[i] for o in outputs], restore) for i in range(len(first)))
+
+
+def hypernetwork(model: nn.Module, num_tasks: int, hidden: int = 100, layers: int = 2,
+                 chunk_size: int | None = None, chunk_embedding: int = 64) -> HyperParetoModel:
+    """Wrap ``model`` so that a hypernetwork generates all its parameters from the preference.
+
+    Defaults follow CPMTL's synthetic setting (a 2-layer MLP with 100 hidden units, no chunking) and PHN's
+    MultiMNIST hypernetwork; ``chunk_size`` turns on CPMTL's chunking with trainable chunk embeddings.
+
+    >>> net = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    >>> pm = hypernetwork(net, num_tasks=2, hidden=8)
+    >>> pm(torch.randn(4, 3), [0.5, 0.5]).shape
+    torch.Size([4, 2])
+    """
+    if num_tasks < 2:
+        raise ParetorchError(f"num_tasks must be an integer >= 2, got {num_tasks!r}")
+    wrapped = copy.deepcopy(model)
+    shapes = {name: param.shape for name, param in wrapped.named_parameters()}
+    hyper = PreferenceHyperNetwork(shapes, num_tasks, hidden, layers, chunk_size, chunk_embedding)
+    config = {"method": "hypernetwork", "num_tasks": num_tasks, "hidden": hidden, "layers": layers,
+              "chunk_size": chunk_size, "chunk_embedding": chunk_embedding}
+    return HyperParetoModel(wrapped, num_tasks, hyper, config)
