@@ -14,13 +14,13 @@ from torch import nn
 
 from paretorch.errors import ParetorchError
 from paretorch.objectives import MGDA, GradientObjective, ParetoMTL
-from paretorch.parameterisations import ParetoModel, ensemble, hypernetwork, lowrank, plain
+from paretorch.parameterisations import ParetoModel, conditioned, ensemble, hypernetwork, lowrank, plain
 from paretorch.preferences import AnnealedGrid, Dirichlet, Fixed, PreferenceSampler, unit_vectors
 from paretorch.training.trainer import TrainConfig
 
 __all__ = ["METHODS", "MethodSetup", "build_method", "pareto_expansion"]
 
-METHODS = ("pamal", "palora", "lorpman", "cpmtl", "phn", "ls", "stl", "mgda", "pmtl")
+METHODS = ("pamal", "palora", "lorpman", "cpmtl", "phn", "cosmos", "ls", "stl", "mgda", "pmtl")
 
 
 @dataclass
@@ -51,6 +51,8 @@ def build_method(name: str, model: nn.Module, num_tasks: int, epochs: int = 10, 
     - ``cpmtl`` (Controllable Pareto MTL): hypernetwork (2-layer MLP, 100 hidden, ``chunk_size`` optional),
       Dirichlet(p=1), ``m`` preferences per step (default 1), preference-based linear scalarisation (Eq. 8).
     - ``phn`` (Pareto HyperNetwork): hypernetwork with a 3-layer MLP, Dirichlet(p=0.2), linear scalarisation.
+    - ``cosmos`` (COSMOS): the preference as extra input of the first layer, Dirichlet(p=1.2), loss
+      λᵀL − μ·cos(L, λ) with μ = ``cosine_coef`` = 1.
     - ``ls``: the plain model with fixed ``weights`` (default uniform).
     - ``stl``: the plain model trained on task ``task`` alone (one run per task gives the single-task set).
     - ``mgda``: the plain model with MGDA's min-norm weights each step (gradients on the shared parameters).
@@ -64,7 +66,7 @@ def build_method(name: str, model: nn.Module, num_tasks: int, epochs: int = 10, 
     objective: GradientObjective | None = None
     generator = torch.Generator().manual_seed(seed)
     config: dict[str, Any] = {"epochs": epochs, "seed": seed}
-    where = {k: options.pop(k) for k in ("targets", "exclude") if k in options}
+    where = {k: options.pop(k) for k in ("targets", "exclude") if k in options and name != "cosmos"}
     if name == "pamal":
         pm = ensemble(model, num_tasks, **where)
         sampler: PreferenceSampler = Dirichlet(num_tasks, options.pop("p", 1.0), options.pop("m", 3), generator)
@@ -85,6 +87,10 @@ def build_method(name: str, model: nn.Module, num_tasks: int, epochs: int = 10, 
                           chunk_size=options.pop("chunk_size", None))
         default_p = 1.0 if name == "cpmtl" else 0.2
         sampler = Dirichlet(num_tasks, options.pop("p", default_p), options.pop("m", 1), generator)
+    elif name == "cosmos":
+        pm = conditioned(model, num_tasks, options.pop("target", None))
+        sampler = Dirichlet(num_tasks, options.pop("p", 1.2), options.pop("m", 1), generator)
+        config |= {"cosine_coef": 1.0}
     elif name == "ls":
         weights = options.pop("weights", [1.0 / num_tasks] * num_tasks)
         pm, sampler = plain(model, num_tasks), Fixed([list(weights)])

@@ -27,6 +27,7 @@ from typing import Literal
 from torch import nn
 
 from paretorch.errors import ParetorchError
+from paretorch.parameterisations._conditioned import PreferenceInput, conditioned
 from paretorch.parameterisations._context import PreferenceState
 from paretorch.parameterisations._ensemble import ENSEMBLE_LAYER_TYPES, EnsembleBatchNorm, EnsembleLayer
 from paretorch.parameterisations._hyper import HyperParetoModel, hypernetwork
@@ -51,6 +52,8 @@ __all__ = [
     "LayerParameters",
     "ParameterReport",
     "ParetoModel",
+    "PreferenceInput",
+    "conditioned",
     "ensemble",
     "hypernetwork",
     "lowrank",

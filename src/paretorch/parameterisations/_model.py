@@ -22,13 +22,14 @@ import torch
 from torch import Tensor, nn
 
 from paretorch.errors import ParetorchError
+from paretorch.parameterisations._conditioned import PreferenceInput
 from paretorch.parameterisations._context import PreferenceState
 from paretorch.parameterisations._ensemble import EnsembleBatchNorm, EnsembleLayer
 from paretorch.parameterisations._lowrank import LowRankConv, LowRankLinear
 from paretorch.preferences import as_preference
 
-ParetoLayer = LowRankLinear | LowRankConv | EnsembleLayer | EnsembleBatchNorm
-PARETO_LAYER_TYPES = (LowRankLinear, LowRankConv, EnsembleLayer, EnsembleBatchNorm)
+ParetoLayer = LowRankLinear | LowRankConv | EnsembleLayer | EnsembleBatchNorm | PreferenceInput
+PARETO_LAYER_TYPES = (LowRankLinear, LowRankConv, EnsembleLayer, EnsembleBatchNorm, PreferenceInput)
 Targets = str | Sequence[str] | None
 
 
@@ -216,6 +217,8 @@ class ParetoModel(nn.Module):
                 params += [layer.down, layer.up]
             elif isinstance(layer, EnsembleLayer):
                 params += list(layer.members.parameters())
+            elif isinstance(layer, PreferenceInput):
+                params += [layer.pref_weight]
             else:
                 params += [layer.weight, layer.bias]
         return params
@@ -248,6 +251,9 @@ class ParetoModel(nn.Module):
                 kind = type(layer.base).__name__
             elif isinstance(layer, EnsembleLayer):
                 base, kind = layer.base_parameter_count(), type(layer.members[0]).__name__
+            elif isinstance(layer, PreferenceInput):
+                base = sum(p.numel() for p in layer.base.parameters())
+                kind = type(layer.base).__name__
             else:
                 base, kind = layer.base_parameter_count(), type(layer.norm).__name__
             rows.append(LayerParameters(name, kind, base, layer.added_parameters()))

@@ -44,6 +44,7 @@ class TrainConfig:
     multi_forward_coef: float = 0.0  # λ_p (PaMaL Eq. 3)
     multi_forward_edges: Literal["full", "lexicographic"] = "lexicographic"
     orthogonality_coef: float = 0.0  # λ_o (LORPMAN Eq. 7/8)
+    cosine_coef: float = 0.0  # μ (COSMOS): subtract μ·cos(L(λ), λ) per preference
     loss_balancing_window: int = 0  # 0: off
     gradient_balancing: bool = False
     freeze_epoch: int | None = None  # LORPMAN: from this epoch on only the adapters train
@@ -205,6 +206,9 @@ class Trainer:
         if cfg.orthogonality_coef > 0:
             regulariser = regulariser + cfg.orthogonality_coef * orthogonality_penalty(
                 self.pm.lowrank_deltas(), generator=self._orthogonality_generator)
+        if cfg.cosine_coef > 0:
+            # COSMOS: pull each loss vector towards its preference ray.
+            regulariser = regulariser - cfg.cosine_coef * torch.cosine_similarity(losses, prefs, dim=1).sum()
         objective = task_objective + regulariser
         if not torch.isfinite(objective):
             kept = f"; the last good checkpoint is {self.checkpoint_path}" if self.checkpoint_path else ""
