@@ -106,7 +106,10 @@ def build_method(name: str, model: nn.Module, num_tasks: int, epochs: int = 10, 
     elif name == "pmtl":
         refs = unit_vectors(num_tasks, int(options.pop("vectors", 5)))
         k = int(options.pop("k", 0))
-        pm, sampler = plain(model, num_tasks), Fixed([(refs[k] / refs[k].sum()).tolist()])
+        # Pareto MTL's vectors point along the loss vector (a large u_t means a large loss on task t), so the
+        # run is labelled with the simplex weight w = (1 − ū_k) / (T − 1), ū_k = u_k / Σ u_k: more weight, less loss.
+        label = (1.0 - refs[k] / refs[k].sum()) / (num_tasks - 1)
+        pm, sampler = plain(model, num_tasks), Fixed([label.tolist()])
         objective = ParetoMTL(refs, k, eps=options.pop("eps", 1e-3), init_steps=options.pop("init_steps", 200))
     else:
         raise ParetorchError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")

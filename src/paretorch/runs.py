@@ -29,7 +29,7 @@ from paretorch.training.evaluation import atomic_write_text
 
 __all__ = ["DEFAULTS", "RunConfig", "evaluate_run", "load_run", "train_run"]
 
-DISCRETE = ("ls", "stl", "pmtl")
+DISCRETE = ("ls", "stl", "pmtl", "mgda")
 DATASETS = ("multimnist", "multimnist3", "adult", "adult3", "census-kdd")
 MODELS = ("lenet", "mlp", "resnet18")
 # Run-level keys; every other key goes to the method preset (sampler, parameterisation, TrainConfig).
