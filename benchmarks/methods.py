@@ -1,4 +1,5 @@
-"""Run pamal, palora, lorpman, ls (5 weightings), stl, cpmtl, phn, cosmos, mgda and pmtl (5 vectors) on the embedded MultiMNIST and on UCI Adult (2 tasks),
+"""Run pamal, palora, lorpman, ls (5 weightings), stl, cpmtl, phn, cosmos, mgda and pmtl (5 vectors)
+on the embedded MultiMNIST and on UCI Adult (2 tasks),
 several seeds each, and print a Markdown table: test hypervolume of accuracies (reference 0) mean ± std,
 non-dominated points, parameters and overhead, seconds per epoch.
 
