@@ -9,6 +9,7 @@ from paretorch.errors import ParetorchError
 from paretorch.parameterisations import (
     ParameterReport,
     ParetoModel,
+    conditioned,
     ensemble,
     hypernetwork,
     lowrank,
@@ -28,6 +29,7 @@ __all__ = [
     "ParetorchError",
     "TrainConfig",
     "Trainer",
+    "conditioned",
     "ensemble",
     "evaluate_front",
     "hypernetwork",
