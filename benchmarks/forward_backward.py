@@ -8,30 +8,18 @@ in one run (median of repeated timings); nothing here is a test.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
+from _timing import median_seconds
 from paretorch import ensemble, lowrank
 from paretorch.models import CensusMLP, MultiLeNet
 
 
 def timed(step: Callable[[], None], device: str, repeats: int) -> float:
-    for _ in range(3):
-        step()
-    samples = []
-    for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        step()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+    return median_seconds(step, device, repeats)
 
 
 def loss_of(outputs: list[torch.Tensor]) -> torch.Tensor:

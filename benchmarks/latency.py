@@ -6,29 +6,17 @@ or mixed on every call) and ``pm.at(pref)`` (merged once, then a plain forward),
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
 
+from _timing import median_seconds
 from paretorch import conditioned, ensemble, hypernetwork, lowrank
 from paretorch.models import MultiLeNet
 
 
 def timed(call: Callable[[], object], device: str, repeats: int = 50) -> float:
-    for _ in range(5):
-        call()
-    samples = []
-    for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        call()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        samples.append(time.perf_counter() - start)
-    return 1000 * statistics.median(samples)
+    return 1000 * median_seconds(call, device, repeats, warmup=5)
 
 
 @torch.no_grad()
