@@ -104,7 +104,8 @@ def _export(args: argparse.Namespace) -> int:
     else:
         pm = run.models
     path = pm.export(args.out, pref)
-    print(f"wrote {path}: a plain {type(pm.model).__name__} state dict at preference {pref.tolist()}")
+    print(f"wrote {path}: a plain {type(pm.model).__name__} state dict at preference "
+          f"{[round(w, 6) for w in pref.tolist()]}")
     return 0
 
 
