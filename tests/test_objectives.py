@@ -93,3 +93,24 @@ def test_pareto_mtl_initial_phase_reaches_feasibility():
     assert not objective.feasible
     # The initial phase's weights push task 2's loss down relative to task 1's: towards region 0.
     assert weights[1] > weights[0]
+
+
+def test_loss_direction_swaps_two_task_weights():
+    from paretorch.objectives import loss_direction
+
+    direction = loss_direction(torch.tensor([0.8, 0.2]))
+    torch.testing.assert_close(direction, torch.tensor([0.2, 0.8], dtype=torch.float64) / math.hypot(0.2, 0.8))
+
+
+def test_preference_moo_is_pareto_mtl_with_the_preference_as_subproblem():
+    from paretorch.objectives import PreferenceMOO, loss_direction
+    from paretorch.solvers import pareto_mtl_weights
+
+    losses = torch.tensor([0.4, 0.9], dtype=torch.float64)
+    gram = torch.tensor([[2.0, -0.5], [-0.5, 1.0]], dtype=torch.float64)
+    pref = torch.tensor([0.7, 0.3])
+    weights = PreferenceMOO(num_refs=3, generator=torch.Generator().manual_seed(5)).weights(losses, gram, pref)
+    generator = torch.Generator().manual_seed(5)
+    refs = torch.randn(3, 2, generator=generator, dtype=torch.float64).abs()
+    vectors = torch.cat([loss_direction(pref)[None], refs / refs.norm(dim=1, keepdim=True)])
+    torch.testing.assert_close(weights, pareto_mtl_weights(losses, gram, vectors, 0).weights)

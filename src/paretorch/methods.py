@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from paretorch.errors import ParetorchError
-from paretorch.objectives import MGDA, GradientObjective, ParetoMTL
+from paretorch.objectives import MGDA, GradientObjective, ParetoMTL, PreferenceMOO
 from paretorch.parameterisations import ParetoModel, conditioned, ensemble, hypernetwork, lowrank, plain
 from paretorch.preferences import AnnealedGrid, Dirichlet, Fixed, PreferenceSampler, unit_vectors
 from paretorch.training.trainer import TrainConfig
@@ -49,7 +49,8 @@ def build_method(name: str, model: nn.Module, num_tasks: int, epochs: int = 10, 
     - ``lorpman`` (LORPMAN): low-rank r = 8, s = 1, Dirichlet(p=1) window ``m=4``, λ_p = 0, λ_o = 1, freeze
       epoch at 60 % of training (6 of 10 epochs, as tuned for MultiMNIST).
     - ``cpmtl`` (Controllable Pareto MTL): hypernetwork (2-layer MLP, 100 hidden, ``chunk_size`` optional),
-      Dirichlet(p=1), ``m`` preferences per step (default 1), preference-based linear scalarisation (Eq. 8).
+      Dirichlet(p=1), ``m`` preferences per step (default 1), preference-based linear scalarisation (Eq. 8),
+      or with ``solver="moo"`` the preference-based multi-objective gradient (Eq. 9, ``num_refs`` = 3).
     - ``phn`` (Pareto HyperNetwork): hypernetwork with a 3-layer MLP, Dirichlet(p=0.2), linear scalarisation.
     - ``cosmos`` (COSMOS): the preference as extra input of the first layer, Dirichlet(p=1.2), loss
       λᵀL − μ·cos(L, λ) with μ = ``cosine_coef`` = 1.
@@ -87,6 +88,11 @@ def build_method(name: str, model: nn.Module, num_tasks: int, epochs: int = 10, 
                           chunk_size=options.pop("chunk_size", None))
         default_p = 1.0 if name == "cpmtl" else 0.2
         sampler = Dirichlet(num_tasks, options.pop("p", default_p), options.pop("m", 1), generator)
+        solver = options.pop("solver", "ls")
+        if solver == "moo":  # CPMTL Eq. 9: the preference-based multi-objective gradient
+            objective = PreferenceMOO(options.pop("num_refs", 3), generator=torch.Generator().manual_seed(seed))
+        elif solver != "ls":
+            raise ParetorchError(f"hypernetwork solver must be 'ls' or 'moo', got {solver!r}")
     elif name == "cosmos":
         pm = conditioned(model, num_tasks, options.pop("target", None))
         sampler = Dirichlet(num_tasks, options.pop("p", 1.2), options.pop("m", 1), generator)

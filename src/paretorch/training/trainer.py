@@ -195,7 +195,7 @@ class Trainer:
                 raise ParetorchError("gradient-based objectives (MGDA, Pareto MTL) train one preference per step")
             params = [p for p in (self._shared_parameters(inputs) if self.objective_parameters == "shared"
                                   else list(self.pm.parameters())) if p.requires_grad]
-            task_weights = self.objective.weights(weighted[0].detach(), task_gram(weighted[0], params))
+            task_weights = self.objective.weights(weighted[0].detach(), task_gram(weighted[0], params), prefs[0])
             task_objective = (task_weights.to(weighted) * weighted[0]).sum()
         else:
             task_objective = (prefs * weighted).sum()
