@@ -6,7 +6,8 @@ paretorch layers for the duration of one call; each layer reads it and broadcast
 
 from __future__ import annotations
 
-from torch import Tensor
+from torch import Tensor, nn
+from torch.func import functional_call, vmap
 
 from paretorch.errors import ParetorchError
 
@@ -17,6 +18,10 @@ class PreferenceState:
     def __init__(self, num_tasks: int) -> None:
         self.num_tasks = num_tasks
         self.value: Tensor | None = None
+        # Set by multi_forward: the M distinct preferences, each applied to a contiguous block of B rows.
+        # Layers whose output is a plain function of merged weights then run once with M weight sets
+        # (vmap over blocks) instead of mixing T member outputs per sample.
+        self.blocks: Tensor | None = None
 
     def current(self, layer_name: str) -> Tensor:
         if self.value is None:
@@ -43,3 +48,18 @@ def per_sample(weights: Tensor, x: Tensor, feature_dim: int, layer_name: str) ->
             "preferences; give one preference row per sample (dim 0 of every wrapped layer's input)"
         )
     return weights.view(weights.shape[0], *([1] * (axis - 1)), weights.shape[1], *([1] * trailing))
+
+
+def block_forward(layer: nn.Module, weights: dict[str, Tensor], x: Tensor, blocks: int) -> Tensor:
+    """Run ``layer`` with a different weight set per block of rows: ``weights[name]`` has a leading axis of
+    size ``blocks`` (or none, for shared tensors) and ``x`` holds ``blocks`` contiguous blocks of rows."""
+    batched = {name: value for name, value in weights.items() if value.dim() > 0 and value.shape[0] == blocks
+               and value.dim() == layer.get_parameter(name).dim() + 1}
+    shared = {name: value for name, value in weights.items() if name not in batched}
+
+    def run(params: dict[str, Tensor], rows: Tensor) -> Tensor:
+        return functional_call(layer, params | shared, (rows,))
+
+    rows = x.reshape(blocks, x.shape[0] // blocks, *x.shape[1:])
+    out = vmap(run)(batched, rows)
+    return out.reshape(x.shape[0], *out.shape[2:])

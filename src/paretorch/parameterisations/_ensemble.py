@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from paretorch.errors import ParetorchError
-from paretorch.parameterisations._context import PreferenceState, per_sample
+from paretorch.parameterisations._context import PreferenceState, block_forward, per_sample
 
 # Layers whose output is affine in their parameters, so per-sample output mixing is exact.
 ENSEMBLE_LAYER_TYPES: tuple[type[nn.Module], ...] = (
@@ -43,15 +43,23 @@ class EnsembleLayer(nn.Module):
         self._state, self._name = state, name
         self._independent_init = independent_init
 
-    def merged_parameters(self, pref: Tensor) -> dict[str, Tensor]:
+    def _stacked(self) -> dict[str, Tensor]:
         names = [name for name, _ in self.members[0].named_parameters()]
-        stacked = {name: torch.stack([dict(m.named_parameters())[name] for m in self.members]) for name in names}
-        return {name: torch.tensordot(pref.to(value.dtype), value, dims=1) for name, value in stacked.items()}
+        return {name: torch.stack([dict(m.named_parameters())[name] for m in self.members]) for name in names}
+
+    def merged_parameters(self, pref: Tensor) -> dict[str, Tensor]:
+        return {name: torch.tensordot(pref.to(value.dtype), value, dims=1) for name, value in self._stacked().items()}
 
     def forward(self, x: Tensor) -> Tensor:
         pref = self._state.current(self._name)
         if pref.dim() == 1:
             return functional_call(self.members[0], self.merged_parameters(pref), (x,))
+        blocks = self._state.blocks
+        if blocks is not None and x.shape[0] % blocks.shape[0] == 0:
+            # multi_forward: merge the weights once per preference and run one batched call.
+            merged = {name: torch.tensordot(blocks.to(value.dtype), value, dims=1)
+                      for name, value in self._stacked().items()}
+            return block_forward(self.members[0], merged, x, blocks.shape[0])
         total: Tensor | None = None
         for task, member in enumerate(self.members):
             out = member(x)

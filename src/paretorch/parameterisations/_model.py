@@ -157,7 +157,12 @@ class ParetoModel(nn.Module):
             raise ParetorchError("multi_forward needs a tensor input to repeat")
         count, batch = prefs.shape[0], first.shape[0]
         repeated = map_tensors(x, lambda t: t.repeat(count, *([1] * (t.dim() - 1))))
-        return self(repeated, prefs.repeat_interleave(batch, dim=0), *args, **kwargs)
+        previous = self._state.blocks
+        self._state.blocks = prefs
+        try:
+            return self(repeated, prefs.repeat_interleave(batch, dim=0), *args, **kwargs)
+        finally:
+            self._state.blocks = previous
 
     # ----- merged plain models ---------------------------------------------------------------------------------
     def at(self, pref: Any, allow_outside_simplex: bool | None = None) -> nn.Module:
