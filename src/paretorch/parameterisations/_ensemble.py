@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from paretorch.errors import ParetorchError
-from paretorch.parameterisations._context import PreferenceState, block_forward, per_sample
+from paretorch.parameterisations._context import PreferenceState, block_forward, per_sample, use_blocks
 
 # Layers whose output is affine in their parameters, so per-sample output mixing is exact.
 ENSEMBLE_LAYER_TYPES: tuple[type[nn.Module], ...] = (
@@ -54,8 +54,8 @@ class EnsembleLayer(nn.Module):
         pref = self._state.current(self._name)
         if pref.dim() == 1:
             return functional_call(self.members[0], self.merged_parameters(pref), (x,))
-        blocks = self._state.blocks
-        if blocks is not None and x.shape[0] % blocks.shape[0] == 0:
+        blocks = use_blocks(self._state, x)
+        if blocks is not None:
             # multi_forward: merge the weights once per preference and run one batched call.
             merged = {name: torch.tensordot(blocks.to(value.dtype), value, dims=1)
                       for name, value in self._stacked().items()}

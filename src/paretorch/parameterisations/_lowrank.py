@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from paretorch.parameterisations._context import PreferenceState, block_forward, per_sample
+from paretorch.parameterisations._context import PreferenceState, block_forward, per_sample, use_blocks
 
 Scaling = Literal["palora", "lorpman"]
 
@@ -46,8 +46,8 @@ class _LowRankLayer(nn.Module):
 
     def _block_forward(self, x: Tensor) -> Tensor | None:
         # multi_forward: one merged weight W + s·Σ_t λ_t U_t D_t per preference, one batched call.
-        blocks = self._state.blocks  # type: ignore[attr-defined]
-        if blocks is None or x.shape[0] % blocks.shape[0]:
+        blocks = use_blocks(self._state, x)  # type: ignore[attr-defined]
+        if blocks is None:
             return None
         deltas = torch.tensordot(blocks.to(self.down.dtype), self.task_deltas(), dims=1)
         weights = {name: value for name, value in self.base.named_parameters()}
