@@ -283,3 +283,10 @@ def test_pareto_expansion_trains_only_adapters_around_an_ls_model(validation):
     front = evaluate_front(setup.pm, validation, METRICS, ref=REF)
     assert front.hypervolume["value"] > ls_front.hypervolume["value"]
     assert front.num_nondominated >= 9
+
+
+def test_evaluate_front_restores_training_mode_over_several_chunks(validation):
+    pm = ensemble(SharedRegressor(), 2)
+    pm.train()
+    evaluate_front(pm, validation, METRICS, chunk=4, ref=REF)  # 11 preferences: three chunks
+    assert pm.training

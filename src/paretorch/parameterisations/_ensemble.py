@@ -41,7 +41,6 @@ class EnsembleLayer(nn.Module):
             self.members.append(member)
         self.num_tasks = num_tasks
         self._state, self._name = state, name
-        self._independent_init = independent_init
 
     def _stacked(self) -> dict[str, Tensor]:
         names = [name for name, _ in self.members[0].named_parameters()]

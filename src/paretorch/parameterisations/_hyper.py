@@ -23,7 +23,13 @@ from torch.func import functional_call
 
 from paretorch.errors import ParetorchError
 from paretorch.parameterisations._context import PreferenceState
-from paretorch.parameterisations._model import LayerParameters, ParameterReport, ParetoModel, map_tensors
+from paretorch.parameterisations._model import (
+    LayerParameters,
+    ParameterReport,
+    ParetoModel,
+    _first_tensor,
+    map_tensors,
+)
 
 
 class PreferenceHyperNetwork(nn.Module):
@@ -85,7 +91,7 @@ class HyperParetoModel(ParetoModel):
             param.requires_grad_(False)
 
     def forward(self, x: Any, pref: Any, *args: Any, **kwargs: Any) -> Any:
-        first = next((t for t in [x] if isinstance(t, Tensor)), None)
+        first = _first_tensor(x)
         tensor = self._prepare(pref, first, self.allow_outside_simplex)
         if tensor.dim() == 1:
             return functional_call(self.model, self.hyper(tensor), (x, *args), kwargs)

@@ -209,9 +209,11 @@ def evaluate_front(
         raise ParetorchError(f"give one metric per task: got {len(metrics)} for {num_tasks} tasks")
     trackers = [[factory() for factory in metrics] for _ in range(len(prefs))]
     offset = 0
-    states = []
-    for _, model in groups:
-        states.append(model.training)
+    # A grid evaluates one model in several chunks: record each distinct model's mode once, so it is restored
+    # to what it was before, not to the eval mode set by an earlier chunk.
+    distinct = {id(model): model for _, model in groups}
+    modes = {key: model.training for key, model in distinct.items()}
+    for model in distinct.values():
         model.eval()
     batches = list(loader) if not isinstance(loader, list) else loader
     for chunk_prefs, model in groups:
@@ -225,8 +227,8 @@ def evaluate_front(
                 for task in range(num_tasks):
                     trackers[offset + index][task].update(per_task[task][index].cpu(), targets[task])
         offset += len(chunk_prefs)
-    for (_, model), training in zip(groups, states, strict=True):
-        model.train(training)
+    for key, model in distinct.items():
+        model.train(modes[key])
     values = np.array([[tracker.compute() for tracker in row] for row in trackers])
     example = [factory() for factory in metrics]
     names = [f"task{t}_{metric.name}" for t, metric in enumerate(example)]
