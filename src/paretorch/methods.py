@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from paretorch.errors import ParetorchError
-from paretorch.objectives import MGDA, GradientObjective, ParetoMTL, PreferenceMOO
+from paretorch.objectives import EPO, MGDA, GradientObjective, ParetoMTL, PreferenceMOO
 from paretorch.parameterisations import ParetoModel, conditioned, ensemble, hypernetwork, lowrank, plain
 from paretorch.preferences import AnnealedGrid, Dirichlet, Fixed, PreferenceSampler, unit_vectors
 from paretorch.training.trainer import TrainConfig
@@ -50,13 +50,17 @@ def build_method(name: str, model: nn.Module, num_tasks: int, epochs: int = 10, 
       epoch at 60 % of training (6 of 10 epochs, as tuned for MultiMNIST).
     - ``cpmtl`` (Controllable Pareto MTL): hypernetwork (2-layer MLP, 100 hidden, ``chunk_size`` optional),
       Dirichlet(p=1), ``m`` preferences per step (default 1), preference-based linear scalarisation (Eq. 8),
-      or with ``solver="moo"`` the preference-based multi-objective gradient (Eq. 9, ``num_refs`` = 3).
-    - ``phn`` (Pareto HyperNetwork): hypernetwork with a 3-layer MLP, Dirichlet(p=0.2), linear scalarisation.
+      or with ``solver="moo"`` the preference-based multi-objective gradient (Eq. 9, ``num_refs`` = 3;
+      ``infeasible`` and ``references`` as in :class:`~paretorch.objectives.PreferenceMOO`).
+    - ``phn`` (Pareto HyperNetwork): hypernetwork with a 3-layer MLP, Dirichlet(p=0.2), linear scalarisation,
+      or ``solver="epo"`` (EPO search per ray, needs scipy); ``solver="moo"`` works here too.
     - ``cosmos`` (COSMOS): the preference as extra input of the first layer, Dirichlet(p=1.2), loss
       λᵀL − μ·cos(L, λ) with μ = ``cosine_coef`` = 1.
     - ``ls``: the plain model with fixed ``weights`` (default uniform).
     - ``stl``: the plain model trained on task ``task`` alone (one run per task gives the single-task set).
-    - ``mgda``: the plain model with MGDA's min-norm weights each step (gradients on the shared parameters).
+    - ``mgda``: the plain model with MGDA's min-norm weights each step (gradients on the shared parameters;
+      ``ub=True``: MGDA-UB, gradients with respect to the output of the submodule ``representation``,
+      default ``"encoder"``).
     - ``pmtl``: Pareto MTL's subproblem ``k`` of ``vectors`` (default 5) unit preference vectors, initial phase
       of ``init_steps`` (default 200; 0 skips it), ε = ``eps``; one run per k gives the method's set.
 
@@ -90,9 +94,15 @@ def build_method(name: str, model: nn.Module, num_tasks: int, epochs: int = 10, 
         sampler = Dirichlet(num_tasks, options.pop("p", default_p), options.pop("m", 1), generator)
         solver = options.pop("solver", "ls")
         if solver == "moo":  # CPMTL Eq. 9: the preference-based multi-objective gradient
-            objective = PreferenceMOO(options.pop("num_refs", 3), generator=torch.Generator().manual_seed(seed))
+            objective = PreferenceMOO(options.pop("num_refs", 3), generator=torch.Generator().manual_seed(seed),
+                                      infeasible=options.pop("infeasible", "guarded"),
+                                      references=options.pop("references", "random"))
+        elif solver == "epo":  # PHN-EPO: Exact Pareto Optimal search on each sampled ray
+            objective = EPO(options.pop("eps", 1e-4))
         elif solver != "ls":
-            raise ParetorchError(f"hypernetwork solver must be 'ls' or 'moo', got {solver!r}")
+            raise ParetorchError(f"hypernetwork solver must be 'ls', 'moo' or 'epo', got {solver!r}")
+        if objective is not None:  # both papers take the task gradients on all hypernetwork parameters
+            config["objective_parameters"] = "all"
     elif name == "cosmos":
         pm = conditioned(model, num_tasks, options.pop("target", None))
         sampler = Dirichlet(num_tasks, options.pop("p", 1.2), options.pop("m", 1), generator)
@@ -109,6 +119,9 @@ def build_method(name: str, model: nn.Module, num_tasks: int, epochs: int = 10, 
     elif name == "mgda":
         pm, sampler = plain(model, num_tasks), Fixed([[1.0 / num_tasks] * num_tasks])
         objective = MGDA()
+        if options.pop("ub", False):  # MGDA-UB: gradients with respect to the shared representation
+            config |= {"objective_parameters": "representation",
+                       "representation": options.pop("representation", "encoder")}
     elif name == "pmtl":
         refs = unit_vectors(num_tasks, int(options.pop("vectors", 5)))
         k = int(options.pop("k", 0))

@@ -13,9 +13,10 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, TensorDataset
 
-__all__ = ["ConcaveProblem", "SineProblem", "TestProblem", "TwoParameterToy"]
+__all__ = ["ConcaveProblem", "ProblemModel", "SineProblem", "TestProblem", "TwoParameterToy"]
 
 
 class TestProblem(ABC):
@@ -157,3 +158,40 @@ class SineProblem(TestProblem):
         first = torch.linspace(1.0, -1.0, k)
         rest = torch.sin(5 * first)[:, None].expand(k, self.num_params - 1)
         return torch.cat([first[:, None], rest], dim=1)
+
+
+class ProblemModel(nn.Module):
+    """A test problem as a "model": its one parameter is θ and its T outputs are the T losses.
+
+    Every parameterisation, objective and the :class:`~paretorch.training.Trainer` then apply unchanged, with
+    :meth:`loss_fns` (each loss is the output itself) and :meth:`loader` (one dummy batch, so one epoch is one
+    step). ``theta`` is the start (default zeros).
+
+    >>> model = ProblemModel(SineProblem(), torch.zeros(10))
+    >>> [round(float(out[0]), 4) for out in model(torch.zeros(3, 1))]
+    [0.6321, 0.6321]
+    """
+
+    def __init__(self, problem: TestProblem, theta: Tensor) -> None:
+        super().__init__()
+        self.problem = problem
+        self.theta = nn.Parameter(theta.detach().clone().float())
+
+    def forward(self, inputs: Tensor) -> list[Tensor]:
+        losses = self.problem(self.theta)
+        return [loss.expand(inputs.shape[0]) for loss in losses]
+
+    @staticmethod
+    def loss_fns(num_tasks: int = 2) -> list:
+        """One loss function per task: the mean of that output (the target is ignored)."""
+        return [_output_mean] * num_tasks
+
+    @staticmethod
+    def loader(num_tasks: int = 2) -> DataLoader:
+        """One batch of one dummy input and ``num_tasks`` dummy targets."""
+        return DataLoader(TensorDataset(torch.zeros(1, 1), torch.zeros(1, num_tasks)), batch_size=1)
+
+
+def _output_mean(output: Tensor, target: Tensor) -> Tensor:
+    del target
+    return output.mean()

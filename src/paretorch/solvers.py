@@ -3,7 +3,9 @@
 ``min_norm_weights`` is the MGDA dual (Désidéri 2012; Sener & Koltun 2018): the point of minimum norm in the
 convex hull of the task gradients, given only their Gram matrix. ``pareto_mtl_weights`` is Pareto MTL's dual
 (Lin et al. 2019, Eq. 14 with the ε-active set of Eq. 11), returned as the adaptive task weights of Eq. 18;
-``pareto_mtl_feasibility_weights`` is the initial phase's constraint-only problem (Eq. 9).
+``pareto_mtl_feasibility_weights`` is the initial phase's constraint-only problem (Eq. 9);
+``guarded_feasibility_weights`` is paretorch's step back into a preference region for generators (see there).
+``epo_weights`` is Exact Pareto Optimal search's linear programme (Mahapatra & Rajan 2020), solved by scipy.
 
 The QPs have as many variables as tasks plus active constraints (a handful), so they are solved in float64
 with NumPy: a short run of accelerated projected gradient on the simplex finds a near-optimal support, then
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,7 +27,10 @@ from torch import Tensor
 from paretorch.errors import ParetorchError
 
 __all__ = [
+    "EPOWeights",
     "ParetoMTLWeights",
+    "epo_weights",
+    "guarded_feasibility_weights",
     "kkt_violation",
     "min_norm_weights",
     "pareto_mtl_feasibility_weights",
@@ -64,7 +70,9 @@ def kkt_violation(gram: Tensor | np.ndarray, weights: Tensor | np.ndarray) -> fl
     return max(stationarity, complementarity) / scale + feasibility
 
 
-def _solve_simplex_qp(gram: np.ndarray, iterations: int = 200, tolerance: float = 1e-10) -> np.ndarray:
+def _solve_simplex_qp(gram: np.ndarray, iterations: int = 25, tolerance: float = 1e-8) -> np.ndarray:
+    # A few accelerated projected-gradient steps find the support; the active-set polish makes it exact, so more
+    # steps only cost time (4 × 4 Gram matrices: 0.77 ms per solve with 200 steps, 0.68 ms with 25, same residual).
     n = gram.shape[0]
     if gram.shape != (n, n) or n == 0:
         raise ParetorchError(f"the Gram matrix must be square and non-empty, got shape {gram.shape}")
@@ -178,7 +186,11 @@ def _check_pareto_mtl_input(
         raise ParetorchError(f"ref_vectors must be (K, {tasks}), got {refs.shape}")
     if not 0 <= k < refs.shape[0]:
         raise ParetorchError(f"k={k} is not the index of one of the {refs.shape[0]} reference vectors")
-    return loss_vec, g, refs
+    norms = np.linalg.norm(refs, axis=1, keepdims=True)
+    if (norms == 0).any():
+        raise ParetorchError("a reference vector is zero; preference directions must be non-zero")
+    # Regions are defined by angles, so only the vectors' directions count (Pareto MTL normalises them too).
+    return loss_vec, g, refs / norms
 
 
 def pareto_mtl_weights(
@@ -247,3 +259,137 @@ def pareto_mtl_feasibility_weights(
         constraint_multipliers=torch.from_numpy(beta),
         active=torch.from_numpy(active),
     )
+
+
+def guarded_feasibility_weights(
+    losses: Tensor | np.ndarray | Sequence[float],
+    gram: Tensor | np.ndarray,
+    ref_vectors: Tensor | np.ndarray,
+    k: int,
+) -> ParetoMTLWeights | None:
+    """A step back into region ``k`` that may not raise the losses which are already too large (paretorch's own).
+
+    Pareto MTL's feasibility step (Eq. 9) descends on the violated constraints only, so it may reach the region
+    by *raising* losses; a preference-conditioned generator shares parameters across preferences, and there those
+    raises add up until every loss saturates. Eq. 11 alone cannot help either: it demands descent on every loss,
+    so any Pareto-stationary point is a fixed point, inside the region or not. This step sits between the two,
+    in the spirit of EPO's controlled ascent: the min-norm element over the violated constraints' gradients and
+    the gradients of the tasks whose share of the loss vector exceeds the region's direction
+    (``L_i / ‖L‖ > u_k,i``); the other tasks may rise. Returns ``None`` when no constraint is violated.
+
+    >>> refs = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    >>> guarded_feasibility_weights([2.0, 1.0], torch.eye(2), refs, k=1).weights.round(decimals=6).tolist()
+    [1.0, 0.0]
+    >>> guarded_feasibility_weights([0.1, 1.0], torch.eye(2), refs, k=1) is None  # already in region 1
+    True
+    """
+    loss_vec, g, refs = _check_pareto_mtl_input(losses, gram, ref_vectors, k)
+    directions, values = _constraint_rows(loss_vec, refs, k)
+    violated = values > 0
+    violated[k] = False
+    if not violated.any():
+        return None
+    norm = np.linalg.norm(loss_vec)
+    # Two unit vectors that differ have a coordinate where the first exceeds the second, so ``over`` is not empty.
+    over = loss_vec / norm > refs[k] if norm > 0 else np.zeros_like(loss_vec, dtype=bool)
+    tasks = loss_vec.shape[0]
+    combination = np.concatenate([np.eye(tasks)[over], directions[violated]])
+    gamma = _solve_simplex_qp(combination @ g @ combination.T)
+    task_multipliers = np.zeros(tasks)
+    task_multipliers[over] = gamma[: over.sum()]
+    beta = np.zeros(refs.shape[0])
+    beta[violated] = gamma[over.sum():]
+    return ParetoMTLWeights(
+        weights=torch.from_numpy(combination.T @ gamma),
+        task_multipliers=torch.from_numpy(task_multipliers),
+        constraint_multipliers=torch.from_numpy(beta),
+        active=torch.from_numpy(violated),
+    )
+
+
+@dataclass(frozen=True)
+class EPOWeights:
+    """One step of Exact Pareto Optimal search: task weights and the mode that produced them.
+
+    ``mode`` is ``"balance"`` while the weighted losses ``r ⊙ L`` are further than ``eps`` (in KL divergence
+    from uniform, ``non_uniformity``) from the preference ray, ``"descent"`` once on it.
+    """
+
+    weights: Tensor
+    mode: str
+    non_uniformity: float
+
+
+def _linprog() -> Any:
+    try:
+        from scipy.optimize import linprog
+    except ImportError as error:  # scipy is an extra: only EPO solves a linear programme
+        raise ParetorchError("the EPO solver needs scipy: pip install 'paretorch[epo]'") from error
+    return linprog
+
+
+def epo_weights(
+    losses: Tensor | np.ndarray | Sequence[float],
+    gram: Tensor | np.ndarray,
+    ray: Tensor | np.ndarray | Sequence[float],
+    eps: float = 1e-4,
+) -> EPOWeights:
+    """Task weights of EPO search (Mahapatra & Rajan 2020), the solver of Pareto HyperNetworks' PHN-EPO.
+
+    The target is the point of the front where ``r_t·L_t`` is the same for every task (a larger ``r_t``
+    means a smaller loss, as for paretorch's preferences). Its non-uniformity μ is the KL divergence of
+    ``r ⊙ L / Σ r ⊙ L`` from uniform and ``a = r ⊙ (log(T·l̂) − μ)`` is the direction that lowers it. With
+    ``C`` the Gram matrix, each step solves a linear programme over the simplex (scipy's HiGHS):
+
+    - balance (μ > eps): maximise ``αᵀCa`` (the step −Gᵀα lowers μ fastest) such that the loss with the
+      largest ``r_t L_t`` does not rise (``(Cα)_t ≥ 0``) and every loss with ``(Ca)_t ≤ 0`` fares no worse
+      than under the pure balancing step (``(Cα)_t ≥ (Ca)_t``); the others may rise (controlled ascent);
+    - descent (μ ≤ eps): maximise ``1ᵀCα`` with ``Cα ≥ 0`` (no loss rises) and ``αᵀCa`` not worse than
+      ``min(max(Ca), 0)``, relaxed when that is infeasible.
+
+    >>> result = epo_weights([1.0, 1.0], np.eye(2), [0.8, 0.2])  # task 1's weighted loss is too large
+    >>> result.mode, result.weights.round(decimals=6).tolist()
+    ('balance', [1.0, 0.0])
+    """
+    loss_vec = _as_array(losses).reshape(-1)
+    g, r = _as_array(gram), _as_array(ray).reshape(-1)
+    tasks = loss_vec.shape[0]
+    if g.shape != (tasks, tasks) or r.shape != (tasks,):
+        raise ParetorchError(f"EPO needs {tasks} losses, a ({tasks}, {tasks}) Gram matrix and a ray of {tasks}; "
+                             f"got gram {g.shape} and ray {r.shape}")
+    if (r < 0).any() or r.sum() <= 0 or (loss_vec < 0).any():
+        raise ParetorchError("EPO needs a non-negative, non-zero ray and non-negative losses "
+                             f"(got ray {r.tolist()}, losses {loss_vec.tolist()})")
+    weighted = r * loss_vec
+    if weighted.sum() <= 0:  # every weighted loss is zero: nothing to balance, plain descent
+        return EPOWeights(torch.from_numpy(r / r.sum()), "descent", 0.0)
+    share = weighted / weighted.sum()
+    present = share > np.finfo(float).eps
+    mu = float(np.sum(share[present] * np.log(share[present] * tasks)))
+    # log(T·l̂) is −∞ where a weighted loss is 0; those tasks have r_t = 0 or L_t = 0 and no adjustment.
+    adjustment = np.where(present, r * (np.log(np.where(present, share, 1.0) * tasks) - mu), 0.0)
+    ca = g @ adjustment
+    linprog = _linprog()
+    simplex = {"A_eq": np.ones((1, tasks)), "b_eq": [1.0], "bounds": [(0.0, None)] * tasks, "method": "highs"}
+    if mu > eps:
+        rhs = ca.copy()
+        rhs[ca > 0] = -np.inf  # these losses are allowed to rise
+        if not (ca > 0).any():
+            rhs[:] = 0.0
+        rhs[weighted == weighted.max()] = 0.0  # the most over-weighted loss must not rise
+        finite = np.isfinite(rhs)
+        result = linprog(-ca, A_ub=-g[finite] if finite.any() else None, b_ub=-rhs[finite] if finite.any() else None,
+                         **simplex)
+        mode = "balance"
+    else:
+        floor = min(float(ca.max()), 0.0)
+        result = linprog(-g.sum(axis=0), A_ub=np.vstack([-g, -ca[None]]), b_ub=np.append(np.zeros(tasks), -floor),
+                         **simplex)
+        if result.status != 0:
+            result = linprog(-g.sum(axis=0), A_ub=-g, b_ub=np.zeros(tasks), **simplex)
+        mode = "descent"
+    if result.status != 0:
+        # Infeasible only in degenerate cases (e.g. a zero Gram row); fall back to the ray's scalarisation.
+        return EPOWeights(torch.from_numpy(r / r.sum()), mode, mu)
+    alpha = np.clip(result.x, 0.0, None)
+    return EPOWeights(torch.from_numpy(alpha / alpha.sum()), mode, mu)

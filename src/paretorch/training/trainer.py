@@ -8,7 +8,7 @@ import pickle
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -51,6 +51,11 @@ class TrainConfig:
     member_lr_multiplier: bool = False  # PaMaL: lr × T for the ensemble members
     eval_every: int = 1
     seed: int = 0
+    # Gradient-based objectives (MGDA, Pareto MTL, CPMTL's moo, EPO) read the Gram matrix of the task gradients
+    # with respect to: the shared parameters, all parameters, or the output of the submodule ``representation``
+    # of the user's model (MGDA-UB, Sener & Koltun 2018: one backward per task through the heads only).
+    objective_parameters: Literal["shared", "all", "representation"] = "shared"
+    representation: str = "encoder"
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
@@ -84,13 +89,21 @@ class Trainer:
         metrics: Sequence[Callable[[], TaskMetric]] | None = None,
         progress: bool = False,
         objective: GradientObjective | None = None,
-        objective_parameters: Literal["shared", "all"] = "shared",
+        objective_parameters: Literal["shared", "all", "representation"] | None = None,
     ) -> None:
         self.pm, self.loss_fns, self.sampler = pm, list(losses), sampler
-        # None: linear scalarisation by the sampled preferences. Otherwise the objective's adaptive weights
-        # (MGDA, Pareto MTL) from the Gram matrix of task gradients on the shared (or all) parameters.
-        self.objective, self.objective_parameters = objective, objective_parameters
         self.config = config or TrainConfig()
+        if objective_parameters is not None:  # the argument overrides the config's field
+            self.config = replace(self.config, objective_parameters=objective_parameters)
+        if self.config.objective_parameters not in ("shared", "all", "representation"):
+            raise ParetorchError(f"objective_parameters must be 'shared', 'all' or 'representation', "
+                                 f"got {self.config.objective_parameters!r}")
+        # None: linear scalarisation by the sampled preferences. Otherwise the objective's adaptive weights
+        # from the Gram matrix of task gradients (see TrainConfig.objective_parameters).
+        self.objective = objective
+        self._representation_module = (self._find_representation()
+                                       if objective is not None and self.config.objective_parameters == "representation"
+                                       else None)
         if len(self.loss_fns) != pm.num_tasks:
             raise ParetorchError(f"give one loss per task: got {len(self.loss_fns)} for {pm.num_tasks} tasks")
         if sampler.num_tasks != pm.num_tasks:
@@ -108,6 +121,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.epoch = 0
         self._shared: list[nn.Parameter] | None = None
+        self._captured: list[Tensor] = []  # the representation's outputs of the current step (MGDA-UB)
         self._orthogonality_generator = torch.Generator().manual_seed(self.config.seed)
 
     # ----- set-up ------------------------------------------------------------------------------------------------
@@ -188,15 +202,22 @@ class Trainer:
         inputs = inputs.to(device) if isinstance(inputs, Tensor) else inputs
         targets = [t.to(device) for t in targets]
         prefs = self.sampler.sample(step, total_steps).to(device)
-        losses = self._task_losses(inputs, targets, prefs)
+        captured: list[Tensor] = []
+        hook = (self._representation_module.register_forward_hook(lambda module, args, out: captured.append(out))
+                if self._representation_module is not None else None)
+        try:
+            losses = self._task_losses(inputs, targets, prefs)
+        finally:
+            if hook is not None:
+                hook.remove()
+        self._captured = captured
         weighted = self.balancer(losses) if self.balancer is not None else losses
         if self.objective is not None:
-            if prefs.shape[0] != 1:
-                raise ParetorchError("gradient-based objectives (MGDA, Pareto MTL) train one preference per step")
-            params = [p for p in (self._shared_parameters(inputs) if self.objective_parameters == "shared"
-                                  else list(self.pm.parameters())) if p.requires_grad]
-            task_weights = self.objective.weights(weighted[0].detach(), task_gram(weighted[0], params), prefs[0])
-            task_objective = (task_weights.to(weighted) * weighted[0]).sum()
+            if prefs.shape[0] != 1 and not getattr(self.objective, "per_preference", False):
+                raise ParetorchError(f"{type(self.objective).__name__} trains one preference per step; set m=1")
+            grams = self._grams(weighted, inputs)
+            task_weights = self.objective.step_weights(weighted.detach(), grams, prefs)
+            task_objective = (task_weights.to(weighted) * weighted).sum()
         else:
             task_objective = (prefs * weighted).sum()
         regulariser = losses.new_zeros(())
@@ -230,6 +251,29 @@ class Trainer:
             nn.utils.clip_grad_norm_(self.pm.parameters(), cfg.clip_grad_norm)
         self.optimizer.step()
         return {"loss": float(task_objective.detach()), "regulariser": float(regulariser.detach())}
+
+    def _find_representation(self) -> nn.Module:
+        name = self.config.representation
+        try:
+            return self.pm.model.get_submodule(name)
+        except AttributeError:
+            children = ", ".join(n for n, _ in self.pm.model.named_children())
+            raise ParetorchError(f"objective_parameters='representation' needs the submodule {name!r} of the "
+                                 f"model, which has none; set representation= one of: {children}") from None
+
+    def _grams(self, weighted: Tensor, inputs: Any) -> Tensor:
+        """One Gram matrix of task gradients per preference of the step, ``(M, T, T)``."""
+        mode = self.config.objective_parameters
+        if mode == "representation":
+            # MGDA-UB: gradients with respect to the shared representation Z; its forward ran once per preference.
+            if len(self._captured) != weighted.shape[0] or not all(isinstance(z, Tensor) for z in self._captured):
+                raise ParetorchError(f"the representation module {self.config.representation!r} must return one "
+                                     f"tensor per forward pass (got {len(self._captured)} for "
+                                     f"{weighted.shape[0]} preferences); the plain parameterisation is needed")
+            return torch.stack([task_gram(row, [z]) for row, z in zip(weighted, self._captured, strict=True)])
+        params = [p for p in (self._shared_parameters(inputs) if mode == "shared" else list(self.pm.parameters()))
+                  if p.requires_grad]
+        return torch.stack([task_gram(row, params) for row in weighted])
 
     def _shared_parameters(self, inputs: Any) -> list[nn.Parameter]:
         if self._shared is None:
