@@ -1,14 +1,16 @@
 """CPMTL's sine problem (App. D, n = 10): can a hypernetwork learn the whole concave front?
 
 A 2 × 50 MLP maps the preference to θ ∈ R¹⁰ (``paretorch.hypernetwork``), trained by ``paretorch.Trainer``
-with linear scalarisation (``ls``), with CPMTL's preference-based multi-objective gradient as App. A.2 writes
-it (``moo-paper``) and with paretorch's default, which replaces Eq. 11 by a guarded feasibility step while a
-preference's losses lie outside its region (``moo``). Prints, per variant and seed, the IGD of the 21
-solutions generated for an evenly spaced preference grid to the true front (1,000 points), the same for the
-21 exact Pareto points the grid asks for (the floor a perfect generator reaches), and how many generated
-solutions lie more than 0.1 from both ends of the front (the concave middle that LS cannot reach).
+with linear scalarisation (``ls``), with CPMTL's preference-based multi-objective gradient as App. A.2
+writes it (``moo-paper``), with paretorch's default, which replaces Eq. 11 by a guarded feasibility step
+while a preference's losses lie outside its region (``moo``), and with PHN-EPO's solver (``epo``).
+Prints, per variant and seed, the IGD of the 21 solutions generated for an evenly spaced preference grid
+to the true front (1,000 points), the same for the 21 exact Pareto points the grid asks for (the floor a
+perfect generator reaches), and how many generated solutions lie more than 0.1 from both ends of the
+front (the concave middle that LS cannot reach).
 
-Run: ``python benchmarks/sine_problem.py`` (defaults: Adam 3e-3, 1,500 steps, 4 preferences per step, seeds 0-2).
+Run: ``python benchmarks/sine_problem.py`` (defaults: Adam 3e-3, 1,500 steps, 4 preferences per step,
+seeds 0-2).
 """
 
 from __future__ import annotations
@@ -17,29 +19,15 @@ import argparse
 import time
 
 import torch
-from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 from paretorch import hypernetwork
 from paretorch.metrics import igd
-from paretorch.objectives import PreferenceMOO, loss_direction
+from paretorch.objectives import EPO, GradientObjective, PreferenceMOO, loss_direction
 from paretorch.preferences import Dirichlet, simplex_grid
-from paretorch.problems import SineProblem
+from paretorch.problems import ProblemModel, SineProblem
 from paretorch.training import TrainConfig, Trainer
 
 PROBLEM = SineProblem(10)
-
-
-class Point(nn.Module):
-    """The "network" of the sine problem: θ itself; its two outputs are the two losses."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.theta = nn.Parameter(torch.zeros(PROBLEM.num_params))
-
-    def forward(self, inputs: torch.Tensor) -> list[torch.Tensor]:
-        losses = PROBLEM(self.theta)
-        return [losses[0].expand(inputs.shape[0]), losses[1].expand(inputs.shape[0])]
 
 
 def exact_points(prefs: torch.Tensor) -> torch.Tensor:
@@ -50,20 +38,20 @@ def exact_points(prefs: torch.Tensor) -> torch.Tensor:
         target = torch.atan2(direction[1], direction[0])
         for _ in range(60):
             mid = (low + high) / 2
-            loss = PROBLEM.losses(torch.cat([torch.tensor([mid]), torch.sin(5 * torch.tensor([mid])).repeat(9)])[None])[0]
+            theta = torch.tensor([mid] + [torch.sin(torch.tensor(5 * mid)).item()] * (PROBLEM.num_params - 1))
+            loss = PROBLEM(theta)
             low, high = (mid, high) if torch.atan2(loss[1], loss[0]) < target else (low, mid)
         points.append(loss)
     return torch.stack(points)
 
 
-def train(objective: PreferenceMOO | None, seed: int, args: argparse.Namespace) -> torch.Tensor:
+def train(objective: GradientObjective | None, seed: int, args: argparse.Namespace) -> torch.Tensor:
     torch.manual_seed(seed)
-    pm = hypernetwork(Point(), 2, hidden=50, layers=2)
-    loader = DataLoader(TensorDataset(torch.zeros(1, 1), torch.zeros(1, 2)), batch_size=1)
+    pm = hypernetwork(ProblemModel(PROBLEM, torch.zeros(PROBLEM.num_params)), 2, hidden=50, layers=2)
     config = TrainConfig(epochs=args.steps, lr=args.lr, optimizer=args.optimizer, momentum=0.9, seed=seed)
     sampler = Dirichlet(2, 1.0, args.prefs_per_step, torch.Generator().manual_seed(seed))
-    Trainer(pm, [lambda o, t: o.mean()] * 2, sampler, config, objective=objective,
-            objective_parameters="all").fit(loader)
+    Trainer(pm, ProblemModel.loss_fns(), sampler, config, objective=objective,
+            objective_parameters="all").fit(ProblemModel.loader())
     with torch.no_grad():
         return torch.stack([PROBLEM(pm.at(pref).theta) for pref in simplex_grid(2, 21)])
 
@@ -85,6 +73,7 @@ def main() -> None:
     variants = {
         "moo": lambda seed: PreferenceMOO(generator=torch.Generator().manual_seed(seed)),
         "moo-paper": lambda seed: PreferenceMOO(generator=torch.Generator().manual_seed(seed), infeasible="paper"),
+        "epo": lambda seed: EPO(),
         "ls": lambda seed: None,
     }
     for name, make in variants.items():

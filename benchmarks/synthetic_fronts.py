@@ -27,11 +27,14 @@ def main() -> None:
                                         ref=synthetic.REF).hypervolume["value"])
     print(f"best single LS model: HV {best:.2f}")
     for method, options in [("pamal", {}), ("palora", {"scale": 4.0}), ("lorpman", {"scale": 2.0}),
-                            ("cpmtl", {"m": 2}), ("phn", {"m": 2})]:
+                            ("cpmtl", {"m": 2}), ("cpmtl", {"m": 2, "solver": "moo"}), ("phn", {"m": 2}),
+                            ("phn", {"m": 2, "solver": "epo"}), ("cosmos", {"conditioning": "film"}),
+                            ("cosmos", {"model": synthetic.SharedMLP})]:
         trainer, loader = synthetic.train(method, **options)
         trainer.fit(loader)
         front = evaluate_front(trainer.pm, validation, synthetic.METRICS, ref=synthetic.REF)
-        print(f"{method:<8} non-dominated {front.num_nondominated}/11, spearman "
+        label = method + "".join(f" {k}={getattr(v, '__name__', v)}" for k, v in options.items() if k != "m")
+        print(f"{label:<28} non-dominated {front.num_nondominated}/11, spearman "
               f"{[round(s, 3) for s in front.spearman]}, HV {front.hypervolume['value']:.2f}")
 
 

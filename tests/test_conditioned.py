@@ -6,7 +6,7 @@ from torch import nn
 from paretorch import ParetorchError
 from paretorch.methods import build_method
 from paretorch.models import CensusMLP, MultiLeNet
-from paretorch.parameterisations import PARETO_LAYER_TYPES, conditioned
+from paretorch.parameterisations import PARETO_LAYER_TYPES, conditioned, film
 
 
 @pytest.mark.parametrize(("model", "shape"), [(CensusMLP(12), (12,)), (MultiLeNet(), (1, 28, 28))],
@@ -53,3 +53,69 @@ def test_cosmos_preset_has_cosine_term():
     setup = build_method("cosmos", CensusMLP(12), 2)
     assert setup.config.cosine_coef == 1.0
     assert setup.pm.layer_names == ["encoder.0"]
+
+
+class BatchNormNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(),
+                                     nn.Conv2d(6, 4, 3), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.heads = nn.ModuleList([nn.Linear(4, 2), nn.Linear(4, 3)])
+
+    def forward(self, x):
+        h = self.encoder(x)
+        return [head(h) for head in self.heads]
+
+
+def _randomise_film(pm):
+    with torch.no_grad():  # Γ = B = 0 at the start; make the modulation visible
+        for param in pm.adapter_parameters():
+            param.copy_(0.3 * torch.randn_like(param))
+
+
+@pytest.mark.parametrize(("model", "shape", "kind"),
+                         [(CensusMLP(12), (12,), nn.Linear), (MultiLeNet(), (1, 28, 28), (nn.Linear, nn.Conv2d)),
+                          (BatchNormNet(), (3, 8, 8), nn.BatchNorm2d)],
+                         ids=["mlp", "lenet", "batchnorm"])
+def test_film_per_sample_equals_loop_and_at_folds_exactly(model, shape, kind):
+    torch.manual_seed(0)
+    model.eval()  # BatchNorm in eval mode: the folded plain model must equal the conditioned one
+    pm = film(model, 2)
+    _randomise_film(pm)
+    assert all(isinstance(layer.base, kind) for layer in pm.pareto_layers().values())
+    x = torch.randn(4, *shape)
+    prefs = torch.distributions.Dirichlet(torch.ones(2)).sample((4,))
+    outputs = pm(x, prefs)
+    for row in range(4):
+        for a, b in zip(outputs, pm(x[row : row + 1], prefs[row]), strict=True):
+            torch.testing.assert_close(a[row : row + 1], b, atol=1e-5, rtol=1e-4)
+    plain = pm.at(prefs[0])
+    assert not any(isinstance(m, PARETO_LAYER_TYPES) for m in plain.modules())
+    assert set(plain.state_dict()) <= set(model.state_dict()) | {k for k in plain.state_dict() if k.endswith("bias")}
+    for a, b in zip(plain(x[:2]), pm(x[:2], prefs[0]), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_film_is_feature_wise_scale_and_shift():
+    torch.manual_seed(0)
+    pm = film(nn.Sequential(nn.Conv2d(1, 3, 3, padding=1)), 2)
+    _randomise_film(pm)
+    layer = pm.model[0]
+    x, pref = torch.randn(2, 1, 5, 5), torch.tensor([0.4, 0.6])
+    gamma = 1 + layer.scale_weight @ pref
+    beta = layer.shift_weight @ pref
+    expected = layer.base(x) * gamma.view(1, 3, 1, 1) + beta.view(1, 3, 1, 1)
+    torch.testing.assert_close(pm(x, pref), expected)
+    assert pm.parameter_report().added_total == 2 * 3 * 2
+
+
+def test_film_rejects_unsupported_targets():
+    with pytest.raises(ParetorchError, match="FiLM"):
+        film(nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4)), 2, targets=["1"])
+
+
+def test_cosmos_film_option_builds_film_layers():
+    setup = build_method("cosmos", CensusMLP(12), 2, conditioning="film")
+    assert setup.pm.method == "film" and setup.config.cosine_coef == 1.0
+    with pytest.raises(ParetorchError, match="conditioning"):
+        build_method("cosmos", CensusMLP(12), 2, conditioning="tiles")

@@ -169,3 +169,95 @@ def test_cpmtl_moo_reconstructs_the_concave_sine_front_and_linear_scalarisation_
     assert (moo[1:, 0] <= moo[:-1, 0] + 0.02).all(), "a larger weight on task 1 must give a smaller loss 1"
     assert on_front_middle(ls) <= 3, ls
     assert float(torch.cdist(ls, ends).min(dim=1).values.median()) < 0.1, "LS solutions sit at the ends"
+
+
+# ----- EPO (PHN-EPO's solver) ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("r1", [0.2, 0.5, 0.8])
+def test_epo_lands_on_its_ray_of_the_concave_front(r1, front):
+    from paretorch import plain
+    from paretorch.objectives import EPO
+    from paretorch.preferences import Fixed
+
+    ray = torch.tensor([r1, 1 - r1])
+    pm = plain(Point(0), 2)
+    config = TrainConfig(epochs=300, lr=0.5, optimizer="sgd", momentum=0.0)
+    Trainer(pm, LOSSES, Fixed([ray.tolist()]), config, objective=EPO(), objective_parameters="all").fit(LOADER)
+    losses = PROBLEM(pm.model.theta.detach())
+    # On EPO's ray r ⊙ L is constant, i.e. L ∝ 1/r: the concave middle too, which LS cannot reach.
+    assert abs(angle(losses) - math.degrees(math.atan2(1 / ray[1], 1 / ray[0]))) < 1.0, losses
+    assert generational_distance(losses[None], front) < 0.01
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_epo_steps_keep_their_guarantees(seed):
+    from paretorch.solvers import epo_weights
+
+    rng = np.random.default_rng(seed)
+    tasks = int(rng.integers(2, 5))
+    jacobian = rng.normal(size=(tasks, 9))
+    gram = jacobian @ jacobian.T
+    ray = rng.dirichlet(np.ones(tasks))
+    losses = rng.uniform(0.1, 2.0, size=tasks)
+    result = epo_weights(losses, gram, ray)
+    alpha = result.weights.numpy()
+    assert alpha.min() >= -1e-12 and abs(alpha.sum() - 1) < 1e-9
+    change = gram @ alpha  # the update −η·Jᵀα changes L_t by −η·(Cα)_t
+    if result.mode == "balance":
+        weighted = ray * losses
+        assert change[np.argmax(weighted)] >= -1e-9, "the most over-weighted loss must not rise"
+    else:
+        assert (change >= -1e-9).all(), "descent mode: no loss rises"
+    # On the ray itself EPO descends.
+    on_ray = epo_weights(1 / ray, gram, ray)
+    assert on_ray.mode == "descent" and on_ray.non_uniformity < 1e-9
+
+
+def test_epo_rejects_negative_losses_with_one_line():
+    from paretorch import ParetorchError
+    from paretorch.solvers import epo_weights
+
+    with pytest.raises(ParetorchError, match="non-negative"):
+        epo_weights([-0.1, 1.0], np.eye(2), [0.5, 0.5])
+
+
+# ----- MGDA-UB -------------------------------------------------------------------------------------------------------
+def test_mgda_ub_uses_gradients_with_respect_to_the_representation():
+    from torch import nn
+
+    from paretorch import ParetorchError
+
+    class TwoHeads(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = nn.Sequential(nn.Linear(4, 6), nn.Tanh())
+            self.heads = nn.ModuleList([nn.Linear(6, 1), nn.Linear(6, 1)])
+
+        def forward(self, x):
+            z = self.encoder(x)
+            return [head(z).squeeze(-1) for head in self.heads]
+
+    seen = []
+
+    class Spy(MGDA):
+        def weights(self, losses, gram, pref=None):
+            seen.append(gram)
+            return super().weights(losses, gram, pref)
+
+    torch.manual_seed(0)
+    x, y = torch.randn(8, 4), torch.randn(8, 2)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8)
+    setup = build_method("mgda", TwoHeads(), 2, epochs=1, ub=True)
+    model = setup.pm.model
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    mse = torch.nn.functional.mse_loss
+    Trainer(setup.pm, [lambda o, t: mse(o, t)] * 2, setup.sampler, setup.config, objective=Spy()).fit(loader)
+    # The expected Gram matrix, by hand, at the starting weights: gradients of each loss w.r.t. Z = encoder(x).
+    model.load_state_dict(start)
+    z = model.encoder(x)
+    grads = [torch.autograd.grad(mse(head(z).squeeze(-1), y[:, t]), z)[0].reshape(-1)
+             for t, head in enumerate(model.heads)]
+    expected = torch.stack(grads).double() @ torch.stack(grads).double().T
+    torch.testing.assert_close(seen[0], expected)
+    setup = build_method("mgda", TwoHeads(), 2, epochs=1, ub=True, representation="trunk")
+    with pytest.raises(ParetorchError, match="representation"):
+        Trainer(setup.pm, [lambda o, t: mse(o, t)] * 2, setup.sampler, setup.config, objective=setup.objective)

@@ -144,10 +144,23 @@ METRICS = [lambda: MeanLoss(mse, "mse")] * 2
 REF = [20.0, 20.0]
 
 
-def train(method, epochs=20, run_dir=None, **overrides):
+class SharedMLP(nn.Module):
+    """The same conflict through a ReLU layer: a preference fed as input can change the map only by gating."""
+
+    def __init__(self, features: int = 8) -> None:
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Linear(features, 64), nn.ReLU(), nn.Linear(64, 1))
+
+    def forward(self, x):
+        h = self.encoder(x).squeeze(-1)
+        return [h, h]
+
+
+def train(method, epochs=20, run_dir=None, model=SharedRegressor, **overrides):
     torch.manual_seed(0)
-    setup = build_method(method, SharedRegressor(), 2, epochs=epochs, lr=1e-2, **overrides)
-    trainer = Trainer(setup.pm, [mse, mse], setup.sampler, setup.config, run_dir=run_dir, metrics=METRICS)
+    setup = build_method(method, model(), 2, epochs=epochs, lr=1e-2, **overrides)
+    trainer = Trainer(setup.pm, [mse, mse], setup.sampler, setup.config, run_dir=run_dir, metrics=METRICS,
+                      objective=setup.objective)
     train_loader = DataLoader(conflicting_data(0, 512), batch_size=64, shuffle=True)
     return trainer, train_loader
 
@@ -168,9 +181,11 @@ def best_single_ls_hypervolume(validation):
     return best
 
 
-@pytest.mark.parametrize(("method", "overrides"), [("pamal", {}), ("palora", {"scale": 4.0}),
-                                                   ("lorpman", {"scale": 2.0}), ("cpmtl", {"m": 2}),
-                                                   ("phn", {"m": 2})])
+@pytest.mark.parametrize(("method", "overrides"), [
+    ("pamal", {}), ("palora", {"scale": 4.0}), ("lorpman", {"scale": 2.0}), ("cpmtl", {"m": 2}),
+    ("cpmtl", {"m": 2, "solver": "moo"}), ("phn", {"m": 2}), ("phn", {"m": 2, "solver": "epo"}),
+    ("cosmos", {"conditioning": "film"}), ("cosmos", {"model": SharedMLP}),
+], ids=["pamal", "palora", "lorpman", "cpmtl-ls", "cpmtl-moo", "phn-ls", "phn-epo", "cosmos-film", "cosmos-input"])
 def test_method_learns_a_valid_front(method, overrides, validation, best_single_ls_hypervolume):
     trainer, loader = train(method, **overrides)
     trainer.fit(loader)

@@ -14,7 +14,7 @@ from torch import nn
 
 from paretorch.errors import ParetorchError
 from paretorch.objectives import EPO, MGDA, GradientObjective, ParetoMTL, PreferenceMOO
-from paretorch.parameterisations import ParetoModel, conditioned, ensemble, hypernetwork, lowrank, plain
+from paretorch.parameterisations import ParetoModel, conditioned, ensemble, film, hypernetwork, lowrank, plain
 from paretorch.preferences import AnnealedGrid, Dirichlet, Fixed, PreferenceSampler, unit_vectors
 from paretorch.training.trainer import TrainConfig
 
@@ -55,7 +55,8 @@ def build_method(name: str, model: nn.Module, num_tasks: int, epochs: int = 10, 
     - ``phn`` (Pareto HyperNetwork): hypernetwork with a 3-layer MLP, Dirichlet(p=0.2), linear scalarisation,
       or ``solver="epo"`` (EPO search per ray, needs scipy); ``solver="moo"`` works here too.
     - ``cosmos`` (COSMOS): the preference as extra input of the first layer, Dirichlet(p=1.2), loss
-      λᵀL − μ·cos(L, λ) with μ = ``cosine_coef`` = 1.
+      λᵀL − μ·cos(L, λ) with μ = ``cosine_coef`` = 1; ``conditioning="film"`` conditions by FiLM instead
+      (:func:`~paretorch.parameterisations.film`, ``targets`` / ``exclude`` select the layers).
     - ``ls``: the plain model with fixed ``weights`` (default uniform).
     - ``stl``: the plain model trained on task ``task`` alone (one run per task gives the single-task set).
     - ``mgda``: the plain model with MGDA's min-norm weights each step (gradients on the shared parameters;
@@ -104,7 +105,13 @@ def build_method(name: str, model: nn.Module, num_tasks: int, epochs: int = 10, 
         if objective is not None:  # both papers take the task gradients on all hypernetwork parameters
             config["objective_parameters"] = "all"
     elif name == "cosmos":
-        pm = conditioned(model, num_tasks, options.pop("target", None))
+        conditioning = options.pop("conditioning", "input")
+        if conditioning == "film":  # LORPMAN §4.3's FiLM baseline: feature-wise scale and shift
+            pm = film(model, num_tasks, options.pop("targets", None), options.pop("exclude", None))
+        elif conditioning == "input":
+            pm = conditioned(model, num_tasks, options.pop("target", None))
+        else:
+            raise ParetorchError(f"cosmos conditioning must be 'input' or 'film', got {conditioning!r}")
         sampler = Dirichlet(num_tasks, options.pop("p", 1.2), options.pop("m", 1), generator)
         config |= {"cosine_coef": 1.0}
     elif name == "ls":

@@ -168,7 +168,7 @@ class ProblemModel(nn.Module):
     step). ``theta`` is the start (default zeros).
 
     >>> model = ProblemModel(SineProblem(), torch.zeros(10))
-    >>> [round(float(out[0]), 4) for out in model(torch.zeros(3, 1))]
+    >>> [round(float(out[0].detach()), 4) for out in model(torch.zeros(3, 1))]
     [0.6321, 0.6321]
     """
 

@@ -27,7 +27,7 @@ from typing import Literal
 from torch import nn
 
 from paretorch.errors import ParetorchError
-from paretorch.parameterisations._conditioned import PreferenceInput, conditioned
+from paretorch.parameterisations._conditioned import FiLMLayer, PreferenceInput, conditioned, film
 from paretorch.parameterisations._context import PreferenceState
 from paretorch.parameterisations._ensemble import ENSEMBLE_LAYER_TYPES, EnsembleBatchNorm, EnsembleLayer
 from paretorch.parameterisations._hyper import HyperParetoModel, hypernetwork
@@ -48,6 +48,7 @@ from paretorch.parameterisations._model import (
 
 __all__ = [
     "PARETO_LAYER_TYPES",
+    "FiLMLayer",
     "HyperParetoModel",
     "LayerParameters",
     "ParameterReport",
@@ -55,6 +56,7 @@ __all__ = [
     "PreferenceInput",
     "conditioned",
     "ensemble",
+    "film",
     "hypernetwork",
     "lowrank",
     "map_tensors",

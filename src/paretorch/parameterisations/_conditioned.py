@@ -1,4 +1,4 @@
-"""The preference as an extra input of the first layer (COSMOS, Ruchte & Grabocka 2021).
+"""The preference as an extra input of the first layer (COSMOS, Ruchte & Grabocka 2021), or as FiLM.
 
 COSMOS concatenates λ to tabular inputs and appends T constant channels (λ_t upsampled to H × W) to images.
 Concatenation into the first layer is the same as adding W_λ·λ (Linear) or a convolution of the constant
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import torch
@@ -76,11 +77,69 @@ class PreferenceInput(nn.Module):
     def added_parameters(self) -> int:
         return self.pref_weight.numel()
 
+    def preference_parameters(self) -> list[nn.Parameter]:
+        return [self.pref_weight]
+
+
+_FILM_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+class FiLMLayer(nn.Module):
+    """A layer whose output features are scaled and shifted by the preference (FiLM, Perez et al. 2018).
+
+    ``y = γ(λ) ⊙ f(x) + β(λ)`` per output feature (channel for convolutions and BatchNorm, last axis for
+    Linear), with ``γ(λ) = 1 + Γλ`` and ``β(λ) = Bλ``: each task owns a vector of feature scales and shifts and
+    λ mixes them. Γ and B start at zero, so the conditioned model starts as the user's model. Because the
+    modulation is affine per feature it folds exactly into the layer's weight and bias for ``at(pref)``.
+    """
+
+    def __init__(self, base: nn.Module, state: PreferenceState, name: str) -> None:
+        super().__init__()
+        if not isinstance(base, _FILM_TYPES):
+            raise ParetorchError(f"FiLM conditions Linear, Conv and affine BatchNorm layers; {name!r} is "
+                                 f"{type(base).__name__}")
+        if isinstance(base, nn.modules.batchnorm._BatchNorm) and not base.affine:
+            raise ParetorchError(f"FiLM needs an affine BatchNorm to fold into; {name!r} has affine=False")
+        self.base, self._state, self._name = base, state, name
+        features = (base.out_features if isinstance(base, nn.Linear)
+                    else base.num_features if isinstance(base, nn.modules.batchnorm._BatchNorm)
+                    else base.out_channels)
+        self._feature_dim = -1 if isinstance(base, nn.Linear) else 1
+        weight = base.weight
+        self.scale_weight = nn.Parameter(torch.zeros(features, state.num_tasks, device=weight.device,
+                                                     dtype=weight.dtype))
+        self.shift_weight = nn.Parameter(torch.zeros_like(self.scale_weight))
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.base(x)
+        pref = self._state.current(self._name).to(out.dtype)
+        scale = per_sample(1.0 + pref @ self.scale_weight.T, out, self._feature_dim, self._name)
+        shift = per_sample(pref @ self.shift_weight.T, out, self._feature_dim, self._name)
+        return out * scale + shift
+
+    def merged(self, pref: Tensor) -> nn.Module:
+        plain = copy.deepcopy(self.base)
+        with torch.no_grad():
+            pref = pref.to(self.scale_weight.dtype)
+            scale, shift = 1.0 + self.scale_weight @ pref, self.shift_weight @ pref
+            plain.weight.mul_(scale.view(-1, *[1] * (plain.weight.dim() - 1)))
+            if plain.bias is None:
+                plain.bias = nn.Parameter(shift.clone())
+            else:
+                plain.bias.mul_(scale).add_(shift)
+        return plain
+
+    def added_parameters(self) -> int:
+        return self.scale_weight.numel() + self.shift_weight.numel()
+
+    def preference_parameters(self) -> list[nn.Parameter]:
+        return [self.scale_weight, self.shift_weight]
+
 
 def conditioned(model: nn.Module, num_tasks: int, target: str | None = None) -> ParetoModel:
     """COSMOS: feed the preference to the first Linear/Conv layer (or the layer named ``target``) as T extra
     input columns or constant channels. ``at(pref)`` folds it into that layer's bias (exact for Linear and
-    unpadded convolutions).
+    unpadded convolutions). See :func:`film` for feature-wise conditioning of many layers.
 
     >>> net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
     >>> pm = conditioned(net, num_tasks=2)
@@ -101,3 +160,37 @@ def conditioned(model: nn.Module, num_tasks: int, target: str | None = None) -> 
     _replace(wrapped, first, PreferenceInput(wrapped.get_submodule(first), state, first))
     config = {"method": "conditioned", "num_tasks": num_tasks, "target": first}
     return ParetoModel(wrapped, num_tasks, "conditioned", state, [first], config)
+
+
+def film(model: nn.Module, num_tasks: int, targets: str | Sequence[str] | None = None,
+         exclude: str | Sequence[str] | None = None) -> ParetoModel:
+    """FiLM conditioning (Perez et al. 2018; the baseline of LORPMAN §4.3): the output features of each
+    targeted layer are scaled and shifted by ``γ(λ) = 1 + Γλ`` and ``β(λ) = Bλ`` (2·T numbers per feature).
+
+    ``targets`` selects layers as for :func:`paretorch.lowrank` (names, name suffixes, a regex, or containers);
+    by default every BatchNorm layer when the model has any (a FiLM layer after each block, as LORPMAN puts
+    them in ResNet-18), otherwise every Linear and Conv layer. ``at(pref)`` folds γ and β into the layers'
+    weights and biases exactly.
+
+    >>> net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    >>> pm = film(net, num_tasks=2)
+    >>> pm.layer_names, pm.parameter_report().added_total
+    (['0', '2'], 24)
+    >>> x = torch.randn(5, 3)
+    >>> torch.allclose(pm(x, [0.3, 0.7]), net(x))  # Γ = B = 0 at the start: the user's model
+    True
+    """
+    from paretorch.parameterisations._model import ParetoModel, _replace, check_num_tasks, select_layers
+
+    check_num_tasks(num_tasks)
+    wrapped = copy.deepcopy(model)
+    kinds: tuple[type[nn.Module], ...] = _FILM_TYPES
+    if targets is None:
+        has_norms = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in wrapped.modules())
+        kinds = _FILM_TYPES[4:] if has_norms else _FILM_TYPES[:4]
+    names = select_layers(wrapped, kinds, targets, exclude, "FiLM")
+    state = PreferenceState(num_tasks)
+    for name in names:
+        _replace(wrapped, name, FiLMLayer(wrapped.get_submodule(name), state, name))
+    config = {"method": "film", "num_tasks": num_tasks, "targets": names}
+    return ParetoModel(wrapped, num_tasks, "film", state, names, config)

@@ -22,14 +22,14 @@ import torch
 from torch import Tensor, nn
 
 from paretorch.errors import ParetorchError
-from paretorch.parameterisations._conditioned import PreferenceInput
+from paretorch.parameterisations._conditioned import FiLMLayer, PreferenceInput
 from paretorch.parameterisations._context import PreferenceState
 from paretorch.parameterisations._ensemble import EnsembleBatchNorm, EnsembleLayer
 from paretorch.parameterisations._lowrank import LowRankConv, LowRankLinear
 from paretorch.preferences import as_preference
 
-ParetoLayer = LowRankLinear | LowRankConv | EnsembleLayer | EnsembleBatchNorm | PreferenceInput
-PARETO_LAYER_TYPES = (LowRankLinear, LowRankConv, EnsembleLayer, EnsembleBatchNorm, PreferenceInput)
+ParetoLayer = LowRankLinear | LowRankConv | EnsembleLayer | EnsembleBatchNorm | PreferenceInput | FiLMLayer
+PARETO_LAYER_TYPES = (LowRankLinear, LowRankConv, EnsembleLayer, EnsembleBatchNorm, PreferenceInput, FiLMLayer)
 Targets = str | Sequence[str] | None
 
 
@@ -106,7 +106,8 @@ class ParetoModel(nn.Module):
     - ``pm.at(pref)``: a plain ``nn.Module`` with merged weights (no paretorch layer inside) that computes
       ``pm(·, pref)``; ``pm.export(path, pref)`` writes it as safetensors.
 
-    Build one with :func:`paretorch.ensemble` or :func:`paretorch.lowrank`.
+    Build one with :func:`paretorch.ensemble`, :func:`paretorch.lowrank`, :func:`paretorch.hypernetwork`,
+    :func:`paretorch.conditioned` or :func:`paretorch.film`.
     """
 
     def __init__(self, model: nn.Module, num_tasks: int, method: str, state: PreferenceState,
@@ -222,8 +223,8 @@ class ParetoModel(nn.Module):
                 params += [layer.down, layer.up]
             elif isinstance(layer, EnsembleLayer):
                 params += list(layer.members.parameters())
-            elif isinstance(layer, PreferenceInput):
-                params += [layer.pref_weight]
+            elif isinstance(layer, (PreferenceInput, FiLMLayer)):
+                params += layer.preference_parameters()
             else:
                 params += [layer.weight, layer.bias]
         return params
@@ -256,7 +257,7 @@ class ParetoModel(nn.Module):
                 kind = type(layer.base).__name__
             elif isinstance(layer, EnsembleLayer):
                 base, kind = layer.base_parameter_count(), type(layer.members[0]).__name__
-            elif isinstance(layer, PreferenceInput):
+            elif isinstance(layer, (PreferenceInput, FiLMLayer)):
                 base = sum(p.numel() for p in layer.base.parameters())
                 kind = type(layer.base).__name__
             else:
