@@ -261,3 +261,29 @@ def test_mgda_ub_uses_gradients_with_respect_to_the_representation():
     setup = build_method("mgda", TwoHeads(), 2, epochs=1, ub=True, representation="trunk")
     with pytest.raises(ParetorchError, match="representation"):
         Trainer(setup.pm, [lambda o, t: mse(o, t)] * 2, setup.sampler, setup.config, objective=setup.objective)
+
+
+# ----- Beyond the papers: Pareto MTL-style constraints on continuous parameterisations ---------------------------
+def _continuous_front(method, solver, steps=300):
+    torch.manual_seed(0)
+    extra = {"scale": 1.0, "rank": 1} if method != "pamal" else {}
+    model = ProblemModel(PROBLEM, 0.3 * torch.randn(20), layer=True)
+    setup = build_method(method, model, 2, epochs=steps, lr=2e-2, solver=solver, m=4, **extra)
+    Trainer(setup.pm, LOSSES, setup.sampler, setup.config, objective=setup.objective).fit(LOADER)
+    with torch.no_grad():
+        return torch.stack([PROBLEM(setup.pm.at(pref).current_theta()) for pref in simplex_grid(2, 11)])
+
+
+@pytest.mark.parametrize("method", ["pamal", "lorpman"])
+def test_continuous_parameterisation_with_preference_constraints_steers_across_the_concave_front(method, front):
+    grid = simplex_grid(2, 11)
+    target = [math.degrees(math.atan2(float(d[1]), float(d[0]))) for d in loss_direction(grid)]
+    errors = {}
+    for solver in ("moo", "ls"):
+        losses = _continuous_front(method, solver)
+        errors[solver] = np.abs(np.array([angle(row) for row in losses]) - np.array(target))
+        if solver == "moo":
+            assert generational_distance(losses, front) < 1e-3
+            assert (losses[1:, 0] <= losses[:-1, 0] + 1e-4).all(), "more weight on task 1, less loss 1"
+    assert errors["moo"].mean() < 2.5 and errors["moo"].max() < 5.0, errors["moo"]
+    assert errors["ls"].mean() > 2 * errors["moo"].mean(), errors

@@ -65,6 +65,10 @@ def build_method(name: str, model: nn.Module, num_tasks: int, epochs: int = 10, 
     - ``pmtl``: Pareto MTL's subproblem ``k`` of ``vectors`` (default 5) unit preference vectors, initial phase
       of ``init_steps`` (default 200; 0 skips it), ε = ``eps``; one run per k gives the method's set.
 
+    ``pamal``, ``palora`` and ``lorpman`` also take ``solver="moo"`` or ``"epo"`` (beyond the papers): each
+    sampled preference then gets CPMTL's constraint-based or EPO's weights instead of linear scalarisation,
+    so the continuous front can cover concave parts.
+
     Sampler options: ``p``, ``m``, ``temperature``; parameterisation options: ``rank``, ``scale``,
     ``targets``, ``exclude``; any :class:`TrainConfig` field (``lr``, ``multi_forward_coef`` …).
     """
@@ -93,15 +97,9 @@ def build_method(name: str, model: nn.Module, num_tasks: int, epochs: int = 10, 
                           chunk_size=options.pop("chunk_size", None))
         default_p = 1.0 if name == "cpmtl" else 0.2
         sampler = Dirichlet(num_tasks, options.pop("p", default_p), options.pop("m", 1), generator)
-        solver = options.pop("solver", "ls")
-        if solver == "moo":  # CPMTL Eq. 9: the preference-based multi-objective gradient
-            objective = PreferenceMOO(options.pop("num_refs", 3), generator=torch.Generator().manual_seed(seed),
-                                      infeasible=options.pop("infeasible", "guarded"),
-                                      references=options.pop("references", "random"))
-        elif solver == "epo":  # PHN-EPO: Exact Pareto Optimal search on each sampled ray
-            objective = EPO(options.pop("eps", 1e-4))
-        elif solver != "ls":
-            raise ParetorchError(f"hypernetwork solver must be 'ls', 'moo' or 'epo', got {solver!r}")
+        # ls: CPMTL Eq. 8 / PHN-LS; moo: CPMTL Eq. 9; epo: PHN-EPO (Exact Pareto Optimal search per ray).
+        options.setdefault("solver", "ls")
+        objective = _continuous_solver(options, seed)
         if objective is not None:  # both papers take the task gradients on all hypernetwork parameters
             config["objective_parameters"] = "all"
     elif name == "cosmos":
@@ -139,10 +137,28 @@ def build_method(name: str, model: nn.Module, num_tasks: int, epochs: int = 10, 
         objective = ParetoMTL(refs, k, eps=options.pop("eps", 1e-3), init_steps=options.pop("init_steps", 200))
     else:
         raise ParetorchError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
+    if name in ("pamal", "palora", "lorpman") and "solver" in options:
+        # Beyond the papers: a continuous parameterisation trained with a per-preference gradient objective,
+        # e.g. Pareto MTL's constraints around each sampled preference, reaches concave parts of a front.
+        objective = _continuous_solver(options, seed)
+        config["objective_parameters"] = options.pop("objective_parameters", "all")
     if options:
         raise ParetorchError(f"unknown option(s) for {name}: {', '.join(sorted(options))}")
     config |= train_overrides
     return MethodSetup(name, pm, sampler, TrainConfig(**config), objective)
+
+
+def _continuous_solver(options: dict[str, Any], seed: int) -> GradientObjective | None:
+    solver = options.pop("solver")
+    if solver == "ls":
+        return None
+    if solver == "moo":
+        return PreferenceMOO(options.pop("num_refs", 3), generator=torch.Generator().manual_seed(seed),
+                             infeasible=options.pop("infeasible", "guarded"),
+                             references=options.pop("references", "random"))
+    if solver == "epo":
+        return EPO(options.pop("eps", 1e-4))
+    raise ParetorchError(f"solver must be 'ls', 'moo' or 'epo', got {solver!r}")
 
 
 def pareto_expansion(trained: nn.Module | ParetoModel, num_tasks: int, epochs: int = 4, seed: int = 0,

@@ -161,23 +161,42 @@ class SineProblem(TestProblem):
 
 
 class ProblemModel(nn.Module):
-    """A test problem as a "model": its one parameter is θ and its T outputs are the T losses.
+    """A test problem as a "model": its parameters are θ and its T outputs are the T losses.
 
     Every parameterisation, objective and the :class:`~paretorch.training.Trainer` then apply unchanged, with
     :meth:`loss_fns` (each loss is the output itself) and :meth:`loader` (one dummy batch, so one epoch is one
-    step). ``theta`` is the start (default zeros).
+    step). ``theta`` is the start. With ``layer=True`` θ is the weight of a bias-free ``Linear(1, n)`` applied to
+    a column of ones, one row per input row: then ensembles and low-rank adapters can wrap it, and each row
+    of a batch can carry its own preference (``multi_forward``).
 
     >>> model = ProblemModel(SineProblem(), torch.zeros(10))
     >>> [round(float(out[0].detach()), 4) for out in model(torch.zeros(3, 1))]
     [0.6321, 0.6321]
+    >>> from paretorch import ensemble
+    >>> pm = ensemble(ProblemModel(SineProblem(), torch.zeros(10), layer=True), 2)
+    >>> [out.shape for out in pm.multi_forward(torch.zeros(1, 1), torch.tensor([[0.2, 0.8], [0.9, 0.1]]))]
+    [torch.Size([2]), torch.Size([2])]
     """
 
-    def __init__(self, problem: TestProblem, theta: Tensor) -> None:
+    def __init__(self, problem: TestProblem, theta: Tensor, layer: bool = False) -> None:
         super().__init__()
         self.problem = problem
-        self.theta = nn.Parameter(theta.detach().clone().float())
+        start = theta.detach().clone().float().reshape(-1)
+        if layer:
+            self.layer = nn.Linear(1, start.numel(), bias=False)
+            with torch.no_grad():
+                self.layer.weight.copy_(start[:, None])
+        else:
+            self.theta = nn.Parameter(start)
+
+    def current_theta(self) -> Tensor:
+        """θ as a vector (for the ``layer`` form, the layer's weight column)."""
+        return self.layer.weight[:, 0] if hasattr(self, "layer") else self.theta
 
     def forward(self, inputs: Tensor) -> list[Tensor]:
+        if hasattr(self, "layer"):
+            losses = self.problem(self.layer(torch.ones_like(inputs[:, :1])))  # (B, T): θ per row
+            return list(losses.unbind(dim=1))
         losses = self.problem(self.theta)
         return [loss.expand(inputs.shape[0]) for loss in losses]
 

@@ -3,6 +3,7 @@
 from paretorch.training.balancing import LossBalancer, balanced_shared_gradients
 from paretorch.training.evaluation import Accuracy, Front, MeanLoss, TaskMetric, evaluate_front, split_batch
 from paretorch.training.regularisers import multi_forward_penalty, orthogonality_penalty
+from paretorch.training.stacked import StackedTrainer
 from paretorch.training.trainer import TrainConfig, Trainer
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "Front",
     "LossBalancer",
     "MeanLoss",
+    "StackedTrainer",
     "TaskMetric",
     "TrainConfig",
     "Trainer",
