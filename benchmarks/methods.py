@@ -1,5 +1,6 @@
-"""Run pamal, palora, lorpman, ls (5 weightings), stl, cpmtl, phn, cosmos, mgda and pmtl (5 vectors)
-on the embedded MultiMNIST and on UCI Adult (2 tasks),
+"""Run pamal, palora, lorpman, ls (5 weightings), stl, cpmtl (LS and moo), phn (LS and EPO), cosmos (input and
+FiLM), mgda (and MGDA-UB) and pmtl (5 vectors, one by one and stacked) on the embedded MultiMNIST and on UCI
+Adult (2 tasks),
 several seeds each, and print a Markdown table: test hypervolume of accuracies (reference 0) mean ± std,
 non-dominated points, parameters and overhead, seconds per epoch.
 
@@ -23,10 +24,15 @@ METHODS = {
     "ls": {"ls_points": 5},
     "stl": {},
     "cpmtl": {"m": 2},
+    "cpmtl-moo": {"method": "cpmtl", "m": 2, "solver": "moo"},
     "phn": {},
+    "phn-epo": {"method": "phn", "solver": "epo"},
     "cosmos": {},
+    "cosmos-film": {"method": "cosmos", "conditioning": "film"},
     "mgda": {},
+    "mgda-ub": {"method": "mgda", "ub": True},
     "pmtl": {"vectors": 5},
+    "pmtl-stacked": {"method": "pmtl", "vectors": 5, "stacked": True},
 }
 
 
@@ -46,12 +52,15 @@ def main() -> None:
             hvs, nds, seconds, params, overhead, points = [], [], [], 0, 0.0, 0
             for seed in range(args.seeds):
                 with tempfile.TemporaryDirectory() as folder:
-                    config = {"method": method, "dataset": dataset, "epochs": args.epochs, "seed": seed,
+                    config = {"method": method.split("-")[0], "dataset": dataset, "epochs": args.epochs, "seed": seed,
                               "train_size": args.train_size, "device": args.device, "batch_size": 256} | METHODS[method]
                     run = train_run(config, Path(folder) / "run", progress=False)
                     # Pure training time per epoch (per model for discrete methods), from the metrics logs.
                     epochs = [json.loads(line)["seconds"] for log in sorted(run.glob("**/metrics.jsonl"))
                               for line in log.read_text().splitlines()]
+                    if not epochs:  # stacked runs log no epochs: all K models' time per epoch, from the summary
+                        summary = json.loads((run / "training.json").read_text())
+                        epochs = [summary["train_seconds"] / summary["epochs"]]
                     front = evaluate_run(load_run(run), "test")
                 hvs.append(front.hypervolume["value"])
                 nds.append(front.num_nondominated)

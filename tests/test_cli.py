@@ -40,6 +40,19 @@ def test_train_eval_plot_export_round_trip(tmp_path, method, capsys):
         torch.testing.assert_close(expected, got, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("options", [["method=cpmtl", "solver=moo", "m=2"], ["method=phn", "solver=epo"],
+                                     ["method=cosmos", "conditioning=film"], ["method=mgda", "ub=true"],
+                                     ["method=pmtl", "stacked=true", "vectors=2", "init_steps=0"],
+                                     ["method=pamal", "solver=moo"]],
+                         ids=["cpmtl-moo", "phn-epo", "cosmos-film", "mgda-ub", "pmtl-stacked", "pamal-moo"])
+def test_new_presets_train_and_evaluate_through_the_cli(tmp_path, options, capsys):
+    run = tmp_path / "run"
+    assert main(["train", str(run), *options, *TINY, "--quiet"]) == 0
+    assert main(["eval", str(run)]) == 0
+    assert "hypervolume" in capsys.readouterr().out
+    assert main(["export", str(run), "--preference", "0.5,0.5", "--out", str(tmp_path / "m.safetensors")]) == 0
+
+
 def test_resume_continues(tmp_path):
     run = tmp_path / "run"
     assert main(["train", str(run), "method=pamal", *TINY, "--quiet"]) == 0

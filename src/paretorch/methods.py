@@ -63,7 +63,8 @@ def build_method(name: str, model: nn.Module, num_tasks: int, epochs: int = 10, 
       ``ub=True``: MGDA-UB, gradients with respect to the output of the submodule ``representation``,
       default ``"encoder"``).
     - ``pmtl``: Pareto MTL's subproblem ``k`` of ``vectors`` (default 5) unit preference vectors, initial phase
-      of ``init_steps`` (default 200; 0 skips it), ε = ``eps``; one run per k gives the method's set.
+      of ``init_steps`` (default 200; 0 skips it), ε = ``eps``; one run per k gives the method's set
+      (``paretorch train … method=pmtl stacked=true`` trains the K runs together, vmapped).
 
     ``pamal``, ``palora`` and ``lorpman`` also take ``solver="moo"`` or ``"epo"`` (beyond the papers): each
     sampled preference then gets CPMTL's constraint-based or EPO's weights instead of linear scalarisation,
@@ -135,6 +136,7 @@ def build_method(name: str, model: nn.Module, num_tasks: int, epochs: int = 10, 
         label = (1.0 - refs[k] / refs[k].sum()) / (num_tasks - 1)
         pm, sampler = plain(model, num_tasks), Fixed([label.tolist()])
         objective = ParetoMTL(refs, k, eps=options.pop("eps", 1e-3), init_steps=options.pop("init_steps", 200))
+        options.pop("stacked", None)  # run-level: train the K subproblems together (paretorch.runs)
     else:
         raise ParetorchError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
     if name in ("pamal", "palora", "lorpman") and "solver" in options:

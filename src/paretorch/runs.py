@@ -24,7 +24,7 @@ from paretorch.methods import METHODS, build_method
 from paretorch.models import CensusMLP, MultiLeNet, ResNet18MTL
 from paretorch.parameterisations import ParetoModel
 from paretorch.preferences import simplex_grid
-from paretorch.training import Accuracy, Front, Trainer, evaluate_front
+from paretorch.training import Accuracy, Front, StackedTrainer, Trainer, evaluate_front
 from paretorch.training.evaluation import atomic_write_text
 
 __all__ = ["DEFAULTS", "RunConfig", "evaluate_run", "load_run", "train_run"]
@@ -123,7 +123,10 @@ def train_run(values: dict[str, Any], run_dir: str | Path, resume: bool = False,
     splits = load_splits(config)
     train_loader, val_loader, _ = _loaders(config, splits)
     started = time.perf_counter()
-    for index, member in enumerate(_members(config, splits.num_tasks)):
+    if config["method"] == "pmtl" and config.method_options.get("stacked", False):
+        _train_stacked(config, splits, directory, train_loader, resume)
+    for index, member in enumerate([] if config.method_options.get("stacked", False)
+                                   else _members(config, splits.num_tasks)):
         target = directory if config["method"] not in DISCRETE else directory / f"member_{index}"
         setup = build_method(config["method"], build_model(config, splits), splits.num_tasks, config["epochs"],
                              config["seed"], **(config.method_options | member))
@@ -138,6 +141,32 @@ def train_run(values: dict[str, Any], run_dir: str | Path, resume: bool = False,
     summary = {"train_seconds": time.perf_counter() - started, "epochs": config["epochs"]}
     atomic_write_text(directory / "training.json", json.dumps(summary))
     return directory
+
+
+def _train_stacked(config: RunConfig, splits: Splits, directory: Path, train_loader: DataLoader,
+                   resume: bool) -> None:
+    """Pareto MTL's K subproblems in one vmapped loop (:class:`StackedTrainer`), saved as the usual members."""
+    members = _members(config, splits.num_tasks)
+    targets = [directory / f"member_{index}" for index in range(len(members))]
+    if resume:
+        if all((t / "member.json").exists() for t in targets):
+            return  # finished already
+        raise ParetorchError("stacked Pareto MTL writes its members at the end and cannot resume a run cut short; "
+                             "train it again into a new directory (or with stacked=false)")
+    setups = [build_method("pmtl", build_model(config, splits), splits.num_tasks, config["epochs"], config["seed"],
+                           **(config.method_options | member)) for member in members]
+    for setup in setups:
+        setup.pm.to(config["device"])
+    objectives = [setup.objective for setup in setups if setup.objective is not None]
+    trained = StackedTrainer([setup.pm.model for setup in setups], [_cross_entropy] * splits.num_tasks, objectives,
+                             setups[0].config).fit(train_loader)
+    for setup, model, target, member in zip(setups, trained, targets, members, strict=True):
+        setup.pm.model.load_state_dict(model.state_dict())
+        trainer = Trainer(setup.pm, [_cross_entropy] * splits.num_tasks, setup.sampler, setup.config, run_dir=target,
+                          objective=setup.objective)
+        trainer.epoch = config["epochs"]
+        trainer.save_checkpoint()
+        atomic_write_text(target / "member.json", json.dumps({"options": member, "stacked": True}))
 
 
 @dataclass
