@@ -116,12 +116,17 @@ def test_guarded_moo_uses_the_guarded_step_only_outside_the_region(losses):
     torch.testing.assert_close(weights, expected)
 
 
-@pytest.mark.parametrize("seed", range(20))
-def test_guarded_step_lowers_the_too_large_losses_and_the_violated_constraints(seed):
+def random_task_gradients(seed, width):
+    """A random generator, task count (2-4), Jacobian (tasks, width) and its Gram matrix."""
     rng = np.random.default_rng(seed)
     tasks = int(rng.integers(2, 5))
-    jacobian = rng.normal(size=(tasks, 7))
-    gram = jacobian @ jacobian.T
+    jacobian = rng.normal(size=(tasks, width))
+    return rng, tasks, jacobian, jacobian @ jacobian.T
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_guarded_step_lowers_the_too_large_losses_and_the_violated_constraints(seed):
+    rng, tasks, jacobian, gram = random_task_gradients(seed, 7)
     refs = np.abs(rng.normal(size=(4, tasks)))
     refs /= np.linalg.norm(refs, axis=1, keepdims=True)
     losses = rng.uniform(0.1, 2.0, size=tasks)
@@ -192,10 +197,7 @@ def test_epo_lands_on_its_ray_of_the_concave_front(r1, front):
 def test_epo_steps_keep_their_guarantees(seed):
     from paretorch.solvers import epo_weights
 
-    rng = np.random.default_rng(seed)
-    tasks = int(rng.integers(2, 5))
-    jacobian = rng.normal(size=(tasks, 9))
-    gram = jacobian @ jacobian.T
+    rng, tasks, _, gram = random_task_gradients(seed, 9)
     ray = rng.dirichlet(np.ones(tasks))
     losses = rng.uniform(0.1, 2.0, size=tasks)
     result = epo_weights(losses, gram, ray)
