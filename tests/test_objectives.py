@@ -87,6 +87,9 @@ def test_pareto_mtl_initial_phase_reaches_feasibility():
 def test_loss_direction_swaps_two_task_weights():
     direction = loss_direction(torch.tensor([0.8, 0.2]))
     torch.testing.assert_close(direction, torch.tensor([0.2, 0.8], dtype=torch.float64) / math.hypot(0.2, 0.8))
+    batch = loss_direction(torch.tensor([[0.8, 0.2], [0.5, 0.5], [0.0, 1.0]]))
+    torch.testing.assert_close(batch.norm(dim=1), torch.ones(3, dtype=torch.float64))  # unit per row
+    torch.testing.assert_close(batch[0], direction)
 
 
 def _moo_vectors(pref, seed):

@@ -100,7 +100,7 @@ def build_method(name: str, model: nn.Module, num_tasks: int, epochs: int = 10, 
         sampler = Dirichlet(num_tasks, options.pop("p", default_p), options.pop("m", 1), generator)
         # ls: CPMTL Eq. 8 / PHN-LS; moo: CPMTL Eq. 9; epo: PHN-EPO (Exact Pareto Optimal search per ray).
         options.setdefault("solver", "ls")
-        objective = _continuous_solver(options, seed)
+        objective = _solver_objective(options, seed)
         if objective is not None:  # both papers take the task gradients on all hypernetwork parameters
             config["objective_parameters"] = "all"
     elif name == "cosmos":
@@ -142,7 +142,7 @@ def build_method(name: str, model: nn.Module, num_tasks: int, epochs: int = 10, 
     if name in ("pamal", "palora", "lorpman") and "solver" in options:
         # Beyond the papers: a continuous parameterisation trained with a per-preference gradient objective,
         # e.g. Pareto MTL's constraints around each sampled preference, reaches concave parts of a front.
-        objective = _continuous_solver(options, seed)
+        objective = _solver_objective(options, seed)
         config["objective_parameters"] = options.pop("objective_parameters", "all")
     if options:
         raise ParetorchError(f"unknown option(s) for {name}: {', '.join(sorted(options))}")
@@ -150,7 +150,7 @@ def build_method(name: str, model: nn.Module, num_tasks: int, epochs: int = 10, 
     return MethodSetup(name, pm, sampler, TrainConfig(**config), objective)
 
 
-def _continuous_solver(options: dict[str, Any], seed: int) -> GradientObjective | None:
+def _solver_objective(options: dict[str, Any], seed: int) -> GradientObjective | None:
     solver = options.pop("solver")
     if solver == "ls":
         return None

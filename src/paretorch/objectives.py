@@ -22,7 +22,7 @@ from paretorch.solvers import (
     pareto_mtl_weights,
 )
 
-__all__ = ["EPO", "MGDA", "GradientObjective", "ParetoMTL", "PreferenceMOO"]
+__all__ = ["EPO", "MGDA", "GradientObjective", "ParetoMTL", "PerPreferenceObjective", "PreferenceMOO"]
 
 
 class GradientObjective:
@@ -101,13 +101,24 @@ def loss_direction(pref: Tensor) -> Tensor:
 
     Pareto MTL and CPMTL state preferences as directions in loss space (a large u_t means a large loss on
     task t); paretorch states them as weights (a large λ_t means a small loss). For two tasks this swaps the
-    coordinates: λ = (0.8, 0.2) ↦ u ∝ (0.2, 0.8).
+    coordinates: λ = (0.8, 0.2) ↦ u ∝ (0.2, 0.8). A batch ``(M, T)`` gives one unit vector per row.
     """
     direction = (1.0 - pref.double()) / (pref.shape[-1] - 1)
-    return direction / direction.norm()
+    return direction / direction.norm(dim=-1, keepdim=True)  # per row for a batch (M, T) of preferences
 
 
-class PreferenceMOO(GradientObjective):
+class PerPreferenceObjective(GradientObjective):
+    """An objective whose weights depend on each preference of the step; subclasses implement ``step_weights``."""
+
+    per_preference = True
+
+    def weights(self, losses: Tensor, gram: Tensor, pref: Tensor | None = None) -> Tensor:
+        if pref is None:
+            raise ParetorchError(f"{type(self).__name__} needs the step's preference")
+        return self.step_weights(losses[None], gram[None], pref[None])[0]
+
+
+class PreferenceMOO(PerPreferenceObjective):
     """CPMTL's preference-based multi-objective gradient (Lin et al. 2020, Eq. 9, App. A.2-A.3).
 
     For each preference λ of the step (mapped to the loss direction p by :func:`loss_direction`) the
@@ -128,8 +139,6 @@ class PreferenceMOO(GradientObjective):
     With several preferences per step each gets its own dual (its own Gram matrix) and the directions are
     summed, as Eq. 19 sums linear scalarisations; the coupled dual of Eq. 20-21 is not implemented.
     """
-
-    per_preference = True
 
     def __init__(self, num_refs: int = 3, eps: float = 1e-3, generator: torch.Generator | None = None,
                  infeasible: Literal["guarded", "paper"] = "guarded",
@@ -153,11 +162,6 @@ class PreferenceMOO(GradientObjective):
             step = pareto_mtl_weights(losses, gram, vectors, 0, self.eps)
         return step.weights.to(losses.dtype)
 
-    def weights(self, losses: Tensor, gram: Tensor, pref: Tensor | None = None) -> Tensor:
-        if pref is None:
-            raise ParetorchError("PreferenceMOO needs the step's preference")
-        return self.step_weights(losses[None], gram[None], pref[None])[0]
-
     def step_weights(self, losses: Tensor, grams: Tensor, prefs: Tensor) -> Tensor:
         directions = loss_direction(prefs.detach().cpu())
         if self.references == "batch" and len(prefs) < 2:
@@ -177,7 +181,7 @@ class PreferenceMOO(GradientObjective):
             self.generator.set_state(state["generator"])  # type: ignore[arg-type]
 
 
-class EPO(GradientObjective):
+class EPO(PerPreferenceObjective):
     """Exact Pareto Optimal search (Mahapatra & Rajan 2020) per preference: PHN-EPO's solver.
 
     Each preference λ of the step is EPO's ray: the step balances ``λ_t·L_t`` towards equal values (allowing a
@@ -188,15 +192,8 @@ class EPO(GradientObjective):
     [1.0, 0.0]
     """
 
-    per_preference = True
-
     def __init__(self, eps: float = 1e-4) -> None:
         self.eps = eps
-
-    def weights(self, losses: Tensor, gram: Tensor, pref: Tensor | None = None) -> Tensor:
-        if pref is None:
-            raise ParetorchError("EPO needs the step's preference (its ray)")
-        return self.step_weights(losses[None], gram[None], pref[None])[0]
 
     def step_weights(self, losses: Tensor, grams: Tensor, prefs: Tensor) -> Tensor:
         rows = [epo_weights(loss.detach().cpu(), gram.cpu(), pref.detach().cpu(), self.eps).weights

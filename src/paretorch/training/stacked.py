@@ -24,7 +24,7 @@ from paretorch.errors import ParetorchError
 from paretorch.objectives import GradientObjective
 from paretorch.parameterisations import plain, shared_parameters
 from paretorch.training.evaluation import as_task_list, split_batch
-from paretorch.training.trainer import TrainConfig
+from paretorch.training.trainer import TrainConfig, build_optimizer
 
 __all__ = ["StackedTrainer"]
 
@@ -76,14 +76,8 @@ class StackedTrainer:
         self.buffers = {name: value.detach().clone() for name, value in buffers.items()}
         self._skeleton = copy.deepcopy(self.models[0]).to("meta")
         self._gram_names: list[str] | None = None
-        groups = list(self.params.values())
-        cfg = self.config
-        if cfg.optimizer == "adam":
-            self.optimizer: torch.optim.Optimizer = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        elif cfg.optimizer == "sgd":
-            self.optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-        else:
-            raise ParetorchError(f"unknown optimizer {cfg.optimizer!r}; use 'adam' or 'sgd'")
+        # Adam and SGD act elementwise, so one optimiser over the stacked tensors equals K separate ones.
+        self.optimizer = build_optimizer(list(self.params.values()), self.config)
 
     @property
     def num_models(self) -> int:

@@ -58,6 +58,15 @@ class TrainConfig:
     representation: str = "encoder"
 
 
+def build_optimizer(params: Iterable[Any], config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimiser ``config.optimizer`` names (Adam or SGD) over ``params`` (tensors or param groups)."""
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    raise ParetorchError(f"unknown optimizer {config.optimizer!r}; use 'adam' or 'sgd'")
+
+
 def _atomic_torch_save(obj: Any, path: Path) -> None:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
@@ -133,12 +142,7 @@ class Trainer:
             {"params": [p for p in self.pm.parameters() if id(p) in adapters], "lr": cfg.lr * member_scale},
             {"params": [p for p in self.pm.parameters() if id(p) not in adapters], "lr": cfg.lr},
         ]
-        groups = [g for g in groups if g["params"]]
-        if cfg.optimizer == "adam":
-            return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        if cfg.optimizer == "sgd":
-            return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-        raise ParetorchError(f"unknown optimizer {cfg.optimizer!r}; use 'adam' or 'sgd'")
+        return build_optimizer([g for g in groups if g["params"]], cfg)
 
     def _build_scheduler(self) -> torch.optim.lr_scheduler.LRScheduler | None:
         cfg = self.config
