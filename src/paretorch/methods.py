@@ -6,21 +6,19 @@ sampler and a :class:`TrainConfig` holding the paper's defaults; keyword overrid
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from paretorch.errors import ParetorchError
 from paretorch.objectives import EPO, MGDA, GradientObjective, ParetoMTL, PreferenceMOO
+from paretorch.options import METHODS, TRAIN_OPTIONS, validate_method_options
 from paretorch.parameterisations import ParetoModel, conditioned, ensemble, film, hypernetwork, lowrank, plain
 from paretorch.preferences import AnnealedGrid, Dirichlet, Fixed, PreferenceSampler, unit_vectors
 from paretorch.training.trainer import TrainConfig
 
 __all__ = ["METHODS", "MethodSetup", "build_method", "pareto_expansion"]
-
-METHODS = ("pamal", "palora", "lorpman", "cpmtl", "phn", "cosmos", "ls", "stl", "mgda", "pmtl")
 
 
 @dataclass
@@ -32,12 +30,6 @@ class MethodSetup:
     sampler: PreferenceSampler
     config: TrainConfig
     objective: GradientObjective | None = None
-
-
-def _split(overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    train_keys = {f.name for f in fields(TrainConfig)}
-    return ({k: v for k, v in overrides.items() if k in train_keys},
-            {k: v for k, v in overrides.items() if k not in train_keys})
 
 
 def build_method(name: str, model: nn.Module, num_tasks: int, epochs: int = 10, seed: int = 0,
@@ -70,97 +62,75 @@ def build_method(name: str, model: nn.Module, num_tasks: int, epochs: int = 10, 
     sampled preference then gets CPMTL's constraint-based or EPO's weights instead of linear scalarisation,
     so the continuous front can cover concave parts.
 
-    Sampler options: ``p``, ``m``, ``temperature``; parameterisation options: ``rank``, ``scale``,
-    ``targets``, ``exclude``; any :class:`TrainConfig` field (``lr``, ``multi_forward_coef`` …).
+    Every option, its type, default and where it applies is in :data:`paretorch.options.METHOD_OPTIONS` and
+    :data:`~paretorch.options.TRAIN_OPTIONS` (``lr``, ``multi_forward_coef`` …); an unknown option, a value of the
+    wrong type or range, or an option the method would ignore is one :class:`ParetorchError` line.
     """
-    train_overrides, options = _split(overrides)
+    options = validate_method_options(name, overrides, num_tasks)
+    train_overrides = {key: options.pop(key) for key in list(options) if key in TRAIN_OPTIONS}
     objective: GradientObjective | None = None
     generator = torch.Generator().manual_seed(seed)
     config: dict[str, Any] = {"epochs": epochs, "seed": seed}
-    where = {k: options.pop(k) for k in ("targets", "exclude") if k in options and name != "cosmos"}
     if name == "pamal":
-        pm = ensemble(model, num_tasks, **where)
-        sampler: PreferenceSampler = Dirichlet(num_tasks, options.pop("p", 1.0), options.pop("m", 3), generator)
+        pm = ensemble(model, num_tasks, targets=options["targets"], exclude=options["exclude"])
+        sampler: PreferenceSampler = Dirichlet(num_tasks, options["p"], options["m"], generator)
         config |= {"multi_forward_coef": 1.0}
     elif name == "palora":
-        pm = lowrank(model, num_tasks, rank=options.pop("rank", 1), scale=options.pop("scale", 2.0),
-                     scaling="palora", freeze_base=options.pop("freeze_base", False), **where)
-        sampler = AnnealedGrid(num_tasks, options.pop("m", 5), options.pop("temperature", 1.0))
+        pm = lowrank(model, num_tasks, rank=options["rank"], scale=options["scale"], scaling="palora",
+                     freeze_base=options["freeze_base"], targets=options["targets"], exclude=options["exclude"])
+        sampler = AnnealedGrid(num_tasks, options["m"], options["temperature"])
     elif name == "lorpman":
-        pm = lowrank(model, num_tasks, rank=options.pop("rank", 8), scale=options.pop("scale", 1.0),
-                     scaling="lorpman", **where)
-        sampler = Dirichlet(num_tasks, options.pop("p", 1.0), options.pop("m", 4), generator)
+        pm = lowrank(model, num_tasks, rank=options["rank"], scale=options["scale"], scaling="lorpman",
+                     targets=options["targets"], exclude=options["exclude"])
+        sampler = Dirichlet(num_tasks, options["p"], options["m"], generator)
         config |= {"orthogonality_coef": 1.0, "freeze_epoch": max(1, round(0.6 * epochs))}
     elif name in ("cpmtl", "phn"):
         # CPMTL: 2-layer MLP, 100 hidden, optional chunking, Dirichlet(1); PHN: 3-layer ray MLP, Dirichlet(0.2).
-        pm = hypernetwork(model, num_tasks, hidden=options.pop("hidden", 100),
-                          layers=options.pop("layers", 2 if name == "cpmtl" else 3),
-                          chunk_size=options.pop("chunk_size", None))
-        default_p = 1.0 if name == "cpmtl" else 0.2
-        sampler = Dirichlet(num_tasks, options.pop("p", default_p), options.pop("m", 1), generator)
-        # ls: CPMTL Eq. 8 / PHN-LS; moo: CPMTL Eq. 9; epo: PHN-EPO (Exact Pareto Optimal search per ray).
-        options.setdefault("solver", "ls")
-        objective = _solver_objective(options, seed)
-        if objective is not None:  # both papers take the task gradients on all hypernetwork parameters
-            config["objective_parameters"] = "all"
+        pm = hypernetwork(model, num_tasks, hidden=options["hidden"], layers=options["layers"],
+                          chunk_size=options["chunk_size"])
+        sampler = Dirichlet(num_tasks, options["p"], options["m"], generator)
     elif name == "cosmos":
-        conditioning = options.pop("conditioning", "input")
-        if conditioning == "film":  # LORPMAN §4.3's FiLM baseline: feature-wise scale and shift
-            pm = film(model, num_tasks, options.pop("targets", None), options.pop("exclude", None))
-        elif conditioning == "input":
-            pm = conditioned(model, num_tasks, options.pop("target", None))
+        if options["conditioning"] == "film":  # LORPMAN §4.3's FiLM baseline: feature-wise scale and shift
+            pm = film(model, num_tasks, options["targets"], options["exclude"])
         else:
-            raise ParetorchError(f"cosmos conditioning must be 'input' or 'film', got {conditioning!r}")
-        sampler = Dirichlet(num_tasks, options.pop("p", 1.2), options.pop("m", 1), generator)
+            pm = conditioned(model, num_tasks, options["target"])
+        sampler = Dirichlet(num_tasks, options["p"], options["m"], generator)
         config |= {"cosine_coef": 1.0}
     elif name == "ls":
-        weights = options.pop("weights", [1.0 / num_tasks] * num_tasks)
+        weights = options["weights"] or [1.0 / num_tasks] * num_tasks
         pm, sampler = plain(model, num_tasks), Fixed([list(weights)])
     elif name == "stl":
-        task = int(options.pop("task", 0))
-        if not 0 <= task < num_tasks:
-            raise ParetorchError(f"stl task must be in 0..{num_tasks - 1}, got {task}")
+        task = options["task"] or 0
         pm = plain(model, num_tasks)
         sampler = Fixed([[1.0 if t == task else 0.0 for t in range(num_tasks)]])
     elif name == "mgda":
         pm, sampler = plain(model, num_tasks), Fixed([[1.0 / num_tasks] * num_tasks])
         objective = MGDA()
-        if options.pop("ub", False):  # MGDA-UB: gradients with respect to the shared representation
-            config |= {"objective_parameters": "representation",
-                       "representation": options.pop("representation", "encoder")}
-    elif name == "pmtl":
-        refs = unit_vectors(num_tasks, int(options.pop("vectors", 5)))
-        k = int(options.pop("k", 0))
+        if options["ub"]:  # MGDA-UB: gradients with respect to the shared representation
+            config |= {"objective_parameters": "representation"}
+    else:  # pmtl
+        refs = unit_vectors(num_tasks, options["vectors"])
+        k = options["k"] or 0
         # Pareto MTL's vectors point along the loss vector (a large u_t means a large loss on task t), so the
         # run is labelled with the simplex weight w = (1 − ū_k) / (T − 1), ū_k = u_k / Σ u_k: more weight, less loss.
         label = (1.0 - refs[k] / refs[k].sum()) / (num_tasks - 1)
         pm, sampler = plain(model, num_tasks), Fixed([label.tolist()])
-        objective = ParetoMTL(refs, k, eps=options.pop("eps", 1e-3), init_steps=options.pop("init_steps", 200))
-        options.pop("stacked", None)  # run-level: train the K subproblems together (paretorch.runs)
-    else:
-        raise ParetorchError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
-    if name in ("pamal", "palora", "lorpman") and "solver" in options:
-        # Beyond the papers: a continuous parameterisation trained with a per-preference gradient objective,
-        # e.g. Pareto MTL's constraints around each sampled preference, reaches concave parts of a front.
+        objective = ParetoMTL(refs, k, eps=options["eps"], init_steps=options["init_steps"])
+    if name in ("pamal", "palora", "lorpman", "cpmtl", "phn") and options["solver"] != "ls":
+        # ls: linear scalarisation (CPMTL Eq. 8 / PHN-LS); moo: CPMTL Eq. 9; epo: PHN-EPO. Beyond the papers, a
+        # continuous parameterisation with moo/epo reaches concave parts of a front. Both papers take the task
+        # gradients on all parameters.
         objective = _solver_objective(options, seed)
-        config["objective_parameters"] = options.pop("objective_parameters", "all")
-    if options:
-        raise ParetorchError(f"unknown option(s) for {name}: {', '.join(sorted(options))}")
+        config["objective_parameters"] = "all"
     config |= train_overrides
     return MethodSetup(name, pm, sampler, TrainConfig(**config), objective)
 
 
-def _solver_objective(options: dict[str, Any], seed: int) -> GradientObjective | None:
-    solver = options.pop("solver")
-    if solver == "ls":
-        return None
-    if solver == "moo":
-        return PreferenceMOO(options.pop("num_refs", 3), generator=torch.Generator().manual_seed(seed),
-                             infeasible=options.pop("infeasible", "guarded"),
-                             references=options.pop("references", "random"))
-    if solver == "epo":
-        return EPO(options.pop("eps", 1e-4))
-    raise ParetorchError(f"solver must be 'ls', 'moo' or 'epo', got {solver!r}")
+def _solver_objective(options: dict[str, Any], seed: int) -> GradientObjective:
+    if options["solver"] == "moo":
+        return PreferenceMOO(options["num_refs"], generator=torch.Generator().manual_seed(seed),
+                             infeasible=options["infeasible"], references=options["references"])
+    return EPO(options["eps"])
 
 
 def pareto_expansion(trained: nn.Module | ParetoModel, num_tasks: int, epochs: int = 4, seed: int = 0,

@@ -185,11 +185,15 @@ def as_preference(
 
 @runtime_checkable
 class PreferenceSampler(Protocol):
-    """Which preferences a training step uses: ``sample(step, total_steps)`` returns a tensor ``(M, T)``."""
+    """Which preferences a training step uses: ``sample(step, total_steps, generator)`` returns ``(M, T)``.
+
+    ``generator`` is the caller's random stream (the :class:`~paretorch.Trainer` owns one per run and re-derives
+    it every epoch, so resumed runs draw the same preferences); without one a sampler uses its own.
+    """
 
     num_tasks: int
 
-    def sample(self, step: int, total_steps: int) -> Tensor: ...
+    def sample(self, step: int, total_steps: int, generator: torch.Generator | None = None) -> Tensor: ...
 
 
 def _progress(step: int, total_steps: int) -> float:
@@ -220,8 +224,8 @@ class Dirichlet:
         self.concentration = concentration
         self.generator = generator
 
-    def sample(self, step: int, total_steps: int) -> Tensor:
-        return _dirichlet(self.concentration, self.m, self.generator)
+    def sample(self, step: int, total_steps: int, generator: torch.Generator | None = None) -> Tensor:
+        return _dirichlet(self.concentration, self.m, generator if generator is not None else self.generator)
 
 
 def _dirichlet(concentration: Tensor, m: int, generator: torch.Generator | None) -> Tensor:
@@ -255,7 +259,7 @@ class AnnealedGrid:
             simplex_grid(num_tasks, m).double() if m >= num_tasks else torch.eye(num_tasks, dtype=torch.float64)[:m]
         )
 
-    def sample(self, step: int, total_steps: int) -> Tensor:
+    def sample(self, step: int, total_steps: int, generator: torch.Generator | None = None) -> Tensor:
         exponent = _progress(step, total_steps) / self.temperature
         # torch defines 0 ** 0 = 1, which is what Eq. 3 needs at τ = 0 for rays on a face.
         powered = self.base.pow(exponent)
@@ -284,9 +288,9 @@ class AnnealedDirichlet:
     def concentration(self, step: int, total_steps: int) -> float:
         return self.p * (1.0 - _progress(step, total_steps)) + self.floor
 
-    def sample(self, step: int, total_steps: int) -> Tensor:
+    def sample(self, step: int, total_steps: int, generator: torch.Generator | None = None) -> Tensor:
         alpha = torch.full((self.num_tasks,), self.concentration(step, total_steps), dtype=torch.float64)
-        return _dirichlet(alpha, self.m, self.generator)
+        return _dirichlet(alpha, self.m, generator if generator is not None else self.generator)
 
 
 class Fixed:
@@ -303,5 +307,5 @@ class Fixed:
         self.prefs = as_preference(tensor, tensor.shape[-1])
         self.num_tasks = tensor.shape[-1]
 
-    def sample(self, step: int, total_steps: int) -> Tensor:
+    def sample(self, step: int, total_steps: int, generator: torch.Generator | None = None) -> Tensor:
         return self.prefs.clone()

@@ -7,7 +7,6 @@ weightings (``ls_points``, default 5), ``stl`` one model per task.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,28 +15,33 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
+from paretorch._files import locked, read_json, remove_stale_temporaries, write_json
+from paretorch._random import scoped_global_seed
 from paretorch.data import Splits, load_adult, load_census_kdd, multi_mnist
 from paretorch.errors import ParetorchError
-from paretorch.methods import METHODS, build_method
+from paretorch.methods import MethodSetup, build_method
 from paretorch.models import CensusMLP, MultiLeNet, ResNet18MTL
+from paretorch.options import (
+    DISCRETE,
+    METHOD_OPTIONS,
+    RUN_OPTIONS,
+    TRAIN_OPTIONS,
+    validate_method_options,
+    validate_run_options,
+)
 from paretorch.parameterisations import ParetoModel
 from paretorch.preferences import simplex_grid
 from paretorch.training import Accuracy, Front, StackedTrainer, Trainer, evaluate_front
-from paretorch.training.evaluation import atomic_write_text
 
 __all__ = ["DEFAULTS", "RunConfig", "evaluate_run", "load_run", "train_run"]
 
-DISCRETE = ("ls", "stl", "pmtl", "mgda")
-DATASETS = ("multimnist", "multimnist3", "adult", "adult3", "census-kdd")
-MODELS = ("lenet", "mlp", "resnet18")
-# Run-level keys; every other key goes to the method preset (sampler, parameterisation, TrainConfig).
-DEFAULTS: dict[str, Any] = {
-    "method": "palora", "dataset": "multimnist", "data_source": "embedded", "model": "auto", "epochs": 10,
-    "batch_size": 256, "seed": 0, "train_size": 10_000, "val_size": 2_000, "test_size": 2_000,
-    "device": "cpu", "ls_points": 5,
-}
+# Run-level keys and their defaults; every other key goes to the method preset (see paretorch.options).
+DEFAULTS: dict[str, Any] = {name: option.default for name, option in RUN_OPTIONS.items()}
+# Settings that a resumed run may change: where it runs, and how long it trains.
+RESUMABLE_CHANGES = ("device", "epochs")
+_MULTIMNIST_SIZES = {"train_size": 10_000, "val_size": 2_000, "test_size": 2_000}
 
 
 @dataclass
@@ -53,30 +57,36 @@ class RunConfig:
 
 
 def resolve_config(values: dict[str, Any]) -> RunConfig:
-    merged = DEFAULTS | values
-    if merged["method"] not in METHODS:
-        raise ParetorchError(f"unknown method {merged['method']!r}; choose one of {', '.join(METHODS)}")
-    if merged["dataset"] not in DATASETS:
-        raise ParetorchError(f"unknown dataset {merged['dataset']!r}; choose one of {', '.join(DATASETS)}")
-    if merged["model"] == "auto":
-        merged["model"] = "lenet" if merged["dataset"].startswith("multimnist") else "mlp"
-    if merged["model"] not in MODELS:
-        raise ParetorchError(f"unknown model {merged['model']!r}; choose one of {', '.join(MODELS)}")
-    return RunConfig(merged)
+    """Validate a run's settings (see :mod:`paretorch.options`) and fill in the defaults."""
+    return RunConfig(validate_run_options(values))
+
+
+def _stored_config(directory: Path) -> dict[str, Any]:
+    values = read_json(directory / "config.json", "run config")
+    if not isinstance(values, dict):
+        raise ParetorchError(f"run config {directory / 'config.json'} is not a JSON object of settings")
+    if values.get("method") != "ls" and values.get("ls_points") == 5:
+        values.pop("ls_points")  # written for every method by wave-1 runs; only ls uses it
+    return values
 
 
 def load_splits(config: RunConfig) -> Splits:
     name, source, seed = config["dataset"], config["data_source"], config["seed"]
     if name.startswith("multimnist"):
-        return multi_mnist(source, 3 if name == "multimnist3" else 2, config["train_size"], config["val_size"],
-                           config["test_size"], seed=seed)
-    if name == "census-kdd":
-        return load_census_kdd(source, seed=seed)
-    return load_adult(source, "pmtl" if name == "adult3" else "pamal", seed=seed)
+        sizes = {key: config[key] or default for key, default in _MULTIMNIST_SIZES.items()}
+        return multi_mnist(source, 3 if name == "multimnist3" else 2, sizes["train_size"], sizes["val_size"],
+                           sizes["test_size"], seed=seed)
+    splits = (load_census_kdd(source, seed=seed) if name == "census-kdd"
+              else load_adult(source, "pmtl" if name == "adult3" else "pamal", seed=seed))
+    # Tabular splits are used whole unless a size is given: then their first rows (already shuffled by seed).
+    for key, split in (("train_size", "train"), ("val_size", "val"), ("test_size", "test")):
+        if config[key] is not None:
+            dataset = getattr(splits, split)
+            setattr(splits, split, Subset(dataset, range(min(config[key], len(dataset)))))
+    return splits
 
 
 def build_model(config: RunConfig, splits: Splits) -> nn.Module:
-    torch.manual_seed(config["seed"])
     if config["model"] == "lenet":
         return MultiLeNet(splits.num_tasks, splits.num_classes)
     if config["model"] == "mlp":
@@ -84,19 +94,35 @@ def build_model(config: RunConfig, splits: Splits) -> nn.Module:
     return ResNet18MTL(splits.num_tasks, splits.num_classes, in_channels=splits.input_shape[0])
 
 
+def build_setup(config: RunConfig, splits: Splits, member: dict[str, Any]) -> MethodSetup:
+    """The model and method preset of one member, initialised from the run's seed (the caller's global random
+    stream is left as it was)."""
+    with scoped_global_seed(config["seed"]):
+        return build_method(config["method"], build_model(config, splits), splits.num_tasks, config["epochs"],
+                            config["seed"], **(config.method_options | member))
+
+
 def _members(config: RunConfig, num_tasks: int) -> list[dict[str, Any]]:
-    if config["method"] == "ls":
-        if config["ls_points"] == 1:
+    """One entry per model a run trains: the options that differ between the members of a discrete method."""
+    options = config.method_options
+    if config["method"] == "ls" and options.get("weights") is None:
+        points = options.get("ls_points", 5)
+        if points == 1:
             return [{"weights": [1.0 / num_tasks] * num_tasks}]
-        return [{"weights": pref.tolist()} for pref in simplex_grid(num_tasks, max(config["ls_points"], num_tasks))]
-    if config["method"] == "stl":
+        return [{"weights": pref.tolist()} for pref in simplex_grid(num_tasks, max(points, num_tasks))]
+    if config["method"] == "stl" and options.get("task") is None:
         return [{"task": task} for task in range(num_tasks)]
-    if config["method"] == "pmtl":
-        return [{"k": k} for k in range(int(config.method_options.get("vectors", 5)))]
+    if config["method"] == "pmtl" and options.get("k") is None:
+        return [{"k": k} for k in range(int(options.get("vectors", 5)))]
     return [{}]
 
 
+def _member_dir(config: RunConfig, directory: Path, index: int) -> Path:
+    return directory / f"member_{index}" if config["method"] in DISCRETE else directory
+
+
 def _loaders(config: RunConfig, splits: Splits) -> tuple[DataLoader, DataLoader, DataLoader]:
+    # The Trainer re-seeds this generator every epoch from the run's seed, so a resumed run sees the same order.
     generator = torch.Generator().manual_seed(config["seed"])
     size = config["batch_size"]
     return (DataLoader(splits.train, batch_size=size, shuffle=True, generator=generator),
@@ -107,39 +133,82 @@ def _cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(output, target)
 
 
+def _trainer(config: RunConfig, splits: Splits, setup: MethodSetup, target: Path, progress: bool = False
+             ) -> Trainer:
+    return Trainer(setup.pm, [_cross_entropy] * splits.num_tasks, setup.sampler, setup.config, run_dir=target,
+                   metrics=[Accuracy] * splits.num_tasks, progress=progress, objective=setup.objective)
+
+
+def _resume_config(directory: Path, values: dict[str, Any]) -> RunConfig:
+    if not (directory / "config.json").exists():
+        raise ParetorchError(f"{directory} holds no run to resume (no config.json); start it without --resume")
+    stored = resolve_config(_stored_config(directory))
+    effective = stored.values | validate_method_options(stored["method"], stored.method_options)
+
+    def differs(key: str) -> bool:
+        option = RUN_OPTIONS.get(key) or METHOD_OPTIONS[stored["method"]].get(key) or TRAIN_OPTIONS.get(key)
+        if option is None or key not in effective:
+            return True  # an option the run never had
+        try:
+            return option.check(values[key]) != effective[key]
+        except ParetorchError:
+            return True
+    changed = sorted(key for key in values if key not in RESUMABLE_CHANGES and differs(key))
+    if changed:
+        shown = ", ".join(f"{key} ({effective.get(key)!r} -> {values[key]!r})" for key in changed)
+        raise ParetorchError(f"--resume cannot change {shown}: a resumed run keeps its settings (only "
+                             f"{' and '.join(RESUMABLE_CHANGES)} may change); train into a new directory instead")
+    return resolve_config(stored.values | {key: values[key] for key in RESUMABLE_CHANGES if key in values})
+
+
+def _check_resumable(config: RunConfig, splits: Splits, directory: Path) -> None:
+    # Load every checkpoint the run has before anything is written: a corrupt or mismatched one stops the
+    # command with the run directory untouched.
+    for index, member in enumerate(_members(config, splits.num_tasks)):
+        target = _member_dir(config, directory, index)
+        if (target / "checkpoint.pt").exists():
+            trainer = _trainer(config, splits, build_setup(config, splits, member), target)
+            trainer.load_checkpoint()
+            if trainer.epoch > config["epochs"]:
+                raise ParetorchError(f"{target} has trained {trainer.epoch} epochs already; resume with "
+                                     f"epochs >= {trainer.epoch}")
+
+
 def train_run(values: dict[str, Any], run_dir: str | Path, resume: bool = False, progress: bool = True) -> Path:
-    """Train the run described by ``values`` into ``run_dir``; returns the directory."""
-    config = resolve_config(values)
+    """Train the run described by ``values`` into ``run_dir``; returns the directory.
+
+    The settings are validated before anything is written; the directory is locked against a second process;
+    ``resume=True`` continues a killed run exactly (only ``epochs`` and ``device`` may change) and writes
+    nothing until its checkpoints have loaded.
+    """
     directory = Path(run_dir)
-    config_path = directory / "config.json"
-    if resume:
-        if not config_path.exists():
-            raise ParetorchError(f"{directory} holds no run to resume (no config.json); start it without --resume")
-        config = resolve_config(json.loads(config_path.read_text()) | values)
-    elif (directory / "checkpoint.pt").exists() or any(directory.glob("member_*/checkpoint.pt")):
+    if directory.exists() and not directory.is_dir():
+        raise ParetorchError(f"run directory {directory} is a file; choose a folder path")
+    config = _resume_config(directory, values) if resume else resolve_config(values)
+    if not resume and ((directory / "checkpoint.pt").exists() or any(directory.glob("member_*/checkpoint.pt"))):
         raise ParetorchError(f"{directory} already holds a run; use --resume or choose another directory")
-    directory.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(config_path, json.dumps(config.values, indent=2))
     splits = load_splits(config)
-    train_loader, val_loader, _ = _loaders(config, splits)
-    started = time.perf_counter()
-    if config["method"] == "pmtl" and config.method_options.get("stacked", False):
-        _train_stacked(config, splits, directory, train_loader, resume)
-    for index, member in enumerate([] if config.method_options.get("stacked", False)
-                                   else _members(config, splits.num_tasks)):
-        target = directory if config["method"] not in DISCRETE else directory / f"member_{index}"
-        setup = build_method(config["method"], build_model(config, splits), splits.num_tasks, config["epochs"],
-                             config["seed"], **(config.method_options | member))
-        setup.pm.to(config["device"])
-        trainer = Trainer(setup.pm, [_cross_entropy] * splits.num_tasks, setup.sampler, setup.config,
-                          run_dir=target, metrics=[Accuracy] * splits.num_tasks, progress=progress,
-                          objective=setup.objective)
-        resuming = resume and (target / "checkpoint.pt").exists()
-        # A discrete member is one point, no front: only continuous methods are validated per epoch.
-        trainer.fit(train_loader, None if config["method"] in DISCRETE else val_loader, resume=resuming)
-        atomic_write_text(target / "member.json", json.dumps({"options": member}))
-    summary = {"train_seconds": time.perf_counter() - started, "epochs": config["epochs"]}
-    atomic_write_text(directory / "training.json", json.dumps(summary))
+    with locked(directory):
+        remove_stale_temporaries(directory)
+        if resume:
+            _check_resumable(config, splits, directory)
+        write_json(directory / "config.json", config.values)
+        train_loader, val_loader, _ = _loaders(config, splits)
+        started = time.perf_counter()
+        if config["method"] == "pmtl" and config.method_options.get("stacked", False):
+            _train_stacked(config, splits, directory, train_loader, resume)
+        else:
+            for index, member in enumerate(_members(config, splits.num_tasks)):
+                target = _member_dir(config, directory, index)
+                setup = build_setup(config, splits, member)
+                setup.pm.to(config["device"])
+                trainer = _trainer(config, splits, setup, target, progress)
+                # A discrete member is one point, no front: only continuous methods are validated per epoch.
+                trainer.fit(train_loader, None if config["method"] in DISCRETE else val_loader,
+                            resume=resume and (target / "checkpoint.pt").exists())
+                write_json(target / "member.json", {"options": member})
+        summary = {"train_seconds": time.perf_counter() - started, "epochs": config["epochs"]}
+        write_json(directory / "training.json", summary)
     return directory
 
 
@@ -147,14 +216,13 @@ def _train_stacked(config: RunConfig, splits: Splits, directory: Path, train_loa
                    resume: bool) -> None:
     """Pareto MTL's K subproblems in one vmapped loop (:class:`StackedTrainer`), saved as the usual members."""
     members = _members(config, splits.num_tasks)
-    targets = [directory / f"member_{index}" for index in range(len(members))]
+    targets = [_member_dir(config, directory, index) for index in range(len(members))]
     if resume:
         if all((t / "member.json").exists() for t in targets):
             return  # finished already
         raise ParetorchError("stacked Pareto MTL writes its members at the end and cannot resume a run cut short; "
                              "train it again into a new directory (or with stacked=false)")
-    setups = [build_method("pmtl", build_model(config, splits), splits.num_tasks, config["epochs"], config["seed"],
-                           **(config.method_options | member)) for member in members]
+    setups = [build_setup(config, splits, member) for member in members]
     for setup in setups:
         setup.pm.to(config["device"])
     objectives = [setup.objective for setup in setups if setup.objective is not None]
@@ -162,11 +230,10 @@ def _train_stacked(config: RunConfig, splits: Splits, directory: Path, train_loa
                              setups[0].config).fit(train_loader)
     for setup, model, target, member in zip(setups, trained, targets, members, strict=True):
         setup.pm.model.load_state_dict(model.state_dict())
-        trainer = Trainer(setup.pm, [_cross_entropy] * splits.num_tasks, setup.sampler, setup.config, run_dir=target,
-                          objective=setup.objective)
+        trainer = _trainer(config, splits, setup, target)
         trainer.epoch = config["epochs"]
         trainer.save_checkpoint()
-        atomic_write_text(target / "member.json", json.dumps({"options": member, "stacked": True}))
+        write_json(target / "member.json", {"options": member, "stacked": True})
 
 
 @dataclass
@@ -178,21 +245,24 @@ class LoadedRun:
 
 
 def load_run(run_dir: str | Path) -> LoadedRun:
+    """Read a run directory (settings, data, every trained model) without changing anything in it."""
     directory = Path(run_dir)
     if not (directory / "config.json").exists():
         raise ParetorchError(f"{directory} is not a run directory (no config.json); train one with paretorch train")
-    config = resolve_config(json.loads((directory / "config.json").read_text()))
+    config = resolve_config(_stored_config(directory))
     splits = load_splits(config)
-    members = _members(config, splits.num_tasks)
     loaded: dict[tuple[float, ...], ParetoModel] = {}
-    discrete = config["method"] in DISCRETE
-    for index, member in enumerate(members):
-        target = directory / f"member_{index}" if discrete else directory
-        setup = build_method(config["method"], build_model(config, splits), splits.num_tasks, config["epochs"],
-                             config["seed"], **(config.method_options | member))
-        trainer = Trainer(setup.pm, [_cross_entropy] * splits.num_tasks, setup.sampler, setup.config, run_dir=target)
+    for index, member in enumerate(_members(config, splits.num_tasks)):
+        target = _member_dir(config, directory, index)
+        if not (target / "checkpoint.pt").exists():
+            raise ParetorchError(f"{target} has no checkpoint: the run's training did not finish; continue it with "
+                                 f"paretorch train {directory} --resume")
+        setup = build_setup(config, splits, member)
+        trainer = _trainer(config, splits, setup, target)
         trainer.load_checkpoint()
+        # A discrete member is labelled by the preference it was trained at (Fixed samplers draw nothing).
         loaded[tuple(setup.sampler.sample(0, 1)[0].tolist())] = setup.pm
+    discrete = config["method"] in DISCRETE
     models = loaded if discrete else next(iter(loaded.values()))
     return LoadedRun(config, splits, models, directory)
 
@@ -213,7 +283,7 @@ def evaluate_run(run: LoadedRun, split: str = "test") -> Front:
         "parameters": sum(r.base_total + r.added_total for r in report),
         "base_parameters": report[0].base_total,
         "overhead_percent": 100.0 * (sum(r.base_total + r.added_total for r in report) / report[0].base_total - 1),
-        "train_seconds": json.loads(training.read_text())["train_seconds"] if training.exists() else None,
+        "train_seconds": read_json(training, "training summary").get("train_seconds") if training.exists() else None,
         "epochs": run.config["epochs"],
     }
     front.save(run.directory, f"front_{split}")

@@ -12,7 +12,6 @@ import copy
 import json
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from paretorch._files import atomic_write
 from paretorch.errors import ParetorchError
 from paretorch.parameterisations._conditioned import FiLMLayer, PreferenceInput
 from paretorch.parameterisations._context import PreferenceState
@@ -187,7 +187,7 @@ class ParetoModel(nn.Module):
         The write is atomic (temporary file, then rename): an interrupted export leaves no partial file.
         """
         try:
-            from safetensors.torch import save_file
+            from safetensors.torch import save as safetensors_bytes
         except ImportError as error:  # pragma: no cover - exercised only without the extra
             raise ParetorchError("export needs safetensors: pip install 'paretorch[export]'") from error
         tensor = self._prepare(pref, None, self.allow_outside_simplex)
@@ -198,17 +198,12 @@ class ParetoModel(nn.Module):
             "paretorch.method": self.method,
             "paretorch.config": json.dumps(self.config),
         }
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        os.close(handle)
+        data = safetensors_bytes(state, metadata=metadata)
         try:
-            save_file(state, temporary, metadata=metadata)
-            os.replace(temporary, target)
-        finally:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-        return target
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ParetorchError(f"cannot create the folder of {path}: {error.strerror or error}") from error
+        return atomic_write(path, lambda stream: stream.write(data))
 
     # ----- parameter groups ------------------------------------------------------------------------------------
     def pareto_layers(self) -> dict[str, ParetoLayer]:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from paretorch._files import atomic_write_text, read_json, write_json
 from paretorch.errors import ParetorchError
 from paretorch.metrics import hypervolume, nondominated, spearman_monotonicity
 from paretorch.parameterisations import ParetoModel, split_outputs
@@ -114,20 +113,42 @@ class Front:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.values = np.asarray(self.values, dtype=np.float64)
         signs = np.where(np.asarray(self.higher_is_better), -1.0, 1.0)
         minimised = self.values * signs
-        self.nondominated = nondominated(minimised)
+        finite = np.isfinite(minimised).all(axis=1)
+        # A preference whose metrics are NaN or infinite (a diverged model) has no place on a front: it is not
+        # counted as non-dominated, and the hypervolume is reported as undefined rather than as a number.
+        self.nondominated = np.zeros(len(minimised), dtype=bool)
+        if finite.any():
+            self.nondominated[finite] = nondominated(minimised[finite])
         if self.ref is None:
             if not all(self.higher_is_better):
                 # Losses have no natural reference: use the worst value seen, plus 10 %; said in the result.
-                worst = self.values.max(axis=0) * 1.1
+                worst = (np.nanmax(np.where(finite[:, None], self.values, np.nan), axis=0) * 1.1 if finite.any()
+                         else np.full(self.values.shape[1], np.nan))
                 self.ref = [0.0 if hib else float(w) for hib, w in zip(self.higher_is_better, worst, strict=True)]
             else:
                 self.ref = [0.0] * len(self.metric_names)
-        hv = hypervolume(minimised, ref=np.asarray(self.ref) * signs)
-        self.hypervolume = hv.to_dict() | {"ref": self.ref, "maximize": list(self.higher_is_better)}
+        if finite.all() and np.isfinite(self.ref).all():
+            hv = hypervolume(minimised, ref=np.asarray(self.ref) * signs).to_dict()
+        else:
+            bad = [[round(float(p), 4) for p in pref] for pref in self.preferences[~finite]]
+            hv = {"value": None, "method": "undefined", "problem":
+                  f"metrics are not finite at {len(bad)} of {len(finite)} preferences {bad[:5]}"}
+        self.hypervolume = hv | {"ref": self.ref, "maximize": list(self.higher_is_better)}
         # Raw metric: near +1 for an accuracy that rises with its weight, near -1 for a loss that falls.
         self.spearman = [float(v) for v in spearman_monotonicity(self.preferences, self.values)]
+
+    @property
+    def is_finite(self) -> bool:
+        """Whether every metric of every preference is a finite number (else the hypervolume is undefined)."""
+        return bool(np.isfinite(self.values).all())
+
+    def hypervolume_text(self, digits: int = 4) -> str:
+        """The hypervolume as text, or ``"undefined"`` when some metric is not finite."""
+        value = self.hypervolume.get("value")
+        return "undefined" if value is None else f"{value:.{digits}f}"
 
     @property
     def num_nondominated(self) -> int:
@@ -145,7 +166,7 @@ class Front:
         """Write ``stem.json`` and ``stem.csv`` into ``directory``, each atomically."""
         folder = Path(directory)
         folder.mkdir(parents=True, exist_ok=True)
-        json_path = atomic_write_text(folder / f"{stem}.json", json.dumps(self.to_dict(), indent=2))
+        json_path = write_json(folder / f"{stem}.json", self.to_dict())
         rows = [[*(f"pref_{t}" for t in range(self.preferences.shape[1])), *self.metric_names, "nondominated"]]
         for pref, value, keep in zip(self.preferences, self.values, self.nondominated, strict=True):
             rows.append([*(f"{p:.6g}" for p in pref), *(f"{v:.6g}" for v in value), str(bool(keep))])
@@ -160,6 +181,10 @@ class Front:
             cells = [f"{pref_text:>14}", *(f"{v:>14.4f}" for v in value), f"{'yes' if keep else 'no':>14}"]
             lines.append("  ".join(cells))
         hv = self.hypervolume
+        if hv.get("value") is None:
+            lines.append(f"hypervolume undefined: {hv.get('problem', 'non-finite metrics')}; the model diverged "
+                         "there (lower the learning rate or set clip_grad_norm)")
+            return "\n".join(lines)
         lines.append(f"hypervolume {hv['value']:.4f} ({hv['method']}, ref {hv['ref']}); "
                      f"non-dominated {self.num_nondominated}/{len(self.values)}; "
                      f"spearman {[round(s, 3) for s in self.spearman]}")
@@ -167,17 +192,17 @@ class Front:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Front:
-        data = json.loads(Path(path).read_text())
-        return cls(np.asarray(data["preferences"]), np.asarray(data["values"]), data["metric_names"],
-                   data["higher_is_better"], ref=data["hypervolume"]["ref"], extra=data.get("extra", {}))
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "w") as stream:
-        stream.write(text)
-    os.replace(temporary, path)
-    return path
+        """Read a front written by :meth:`save` (``null`` metric values come back as NaN)."""
+        data = read_json(path, "front file")
+        try:
+            values = np.asarray([[np.nan if v is None else v for v in row] for row in data["values"]], dtype=float)
+            return cls(np.asarray(data["preferences"], dtype=float), values, list(data["metric_names"]),
+                       list(data["higher_is_better"]),
+                       ref=[np.nan if r is None else r for r in data["hypervolume"]["ref"]],
+                       extra=data.get("extra", {}))
+        except (KeyError, TypeError, ValueError, IndexError) as error:
+            raise ParetorchError(f"front file {path} is not a paretorch front ({type(error).__name__}: {error}); "
+                                 "evaluate the run again with paretorch eval") from error
 
 
 @torch.no_grad()

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from paretorch._random import epoch_scope
 from paretorch.errors import ParetorchError
 from paretorch.objectives import GradientObjective
 from paretorch.parameterisations import plain, shared_parameters
@@ -141,13 +142,15 @@ class StackedTrainer:
 
     def fit(self, train_loader: Iterable[Any]) -> list[nn.Module]:
         """Train for ``config.epochs`` epochs and return the K trained models (copies of the inputs' class)."""
+        device = next(iter(self.params.values())).device
         for epoch in range(self.config.epochs):
-            torch.manual_seed(self.config.seed * 100_003 + epoch)
-            for batch in train_loader:
-                losses = self.training_step(batch)
-                if not torch.isfinite(losses).all():
-                    raise ParetorchError(f"non-finite loss at epoch {epoch} (task losses {losses.tolist()}); "
-                                         "lower the learning rate or set clip_grad_norm")
+            # The same per-epoch streams as Trainer, so K stacked models equal K Trainer runs.
+            with epoch_scope(self.config.seed, epoch, train_loader, device):
+                for batch in train_loader:
+                    losses = self.training_step(batch)
+                    if not torch.isfinite(losses).all():
+                        raise ParetorchError(f"non-finite loss at epoch {epoch} (task losses {losses.tolist()}); "
+                                             "lower the learning rate or set clip_grad_norm")
         return self.trained_models()
 
     def trained_models(self) -> list[nn.Module]:

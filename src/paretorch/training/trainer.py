@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -15,6 +13,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from paretorch._files import atomic_torch_save, atomic_write_text, load_checkpoint_file, to_strict_json
+from paretorch._random import epoch_scope, seeded_generator
 from paretorch.errors import ParetorchError
 from paretorch.objectives import GradientObjective, task_gram
 from paretorch.parameterisations import ParetoModel, shared_parameters, split_outputs
@@ -67,25 +67,19 @@ def build_optimizer(params: Iterable[Any], config: TrainConfig) -> torch.optim.O
     raise ParetorchError(f"unknown optimizer {config.optimizer!r}; use 'adam' or 'sgd'")
 
 
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        torch.save(obj, temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-
-
 class Trainer:
     """Train a :class:`ParetoModel` with per-task losses on a ``DataLoader`` of ``(inputs, targets)`` batches.
 
     Each step draws M preferences from ``sampler``, evaluates the batch at all of them in one
     :meth:`ParetoModel.multi_forward` pass and minimises Σ_j λ_jᵀ L(θ(λ_j)) + λ_p·R_p + λ_o·R_o.
-    With a ``run_dir``, every epoch ends with an atomic checkpoint and a line in ``metrics.jsonl``; fronts
-    are saved there as JSON and CSV. ``fit(resume=True)`` continues a killed run and ends with the same
-    weights as an uninterrupted one (data order and preference draws are re-seeded per epoch).
+    With a ``run_dir``, every epoch ends with an atomic checkpoint and then a line in ``metrics.jsonl``
+    (rewritten from the checkpoint's history, so a killed and resumed run has each epoch once); fronts are
+    saved there as JSON and CSV. ``fit(resume=True)`` continues a killed run and ends with the same weights
+    as an uninterrupted one: every random stream (data order, preference draws, dropout, the orthogonality
+    regulariser's subsets) is re-derived at each epoch from ``config.seed``, and objectives' own streams are
+    saved in the checkpoint. A ``DataLoader`` built with a ``generator`` has that generator re-seeded each
+    epoch; one without draws its order from the process-wide generator, which each epoch sees seeded (and
+    restored afterwards, so the caller's own stream is not disturbed).
     """
 
     def __init__(
@@ -131,7 +125,10 @@ class Trainer:
         self.epoch = 0
         self._shared: list[nn.Parameter] | None = None
         self._captured: list[Tensor] = []  # the representation's outputs of the current step (MGDA-UB)
-        self._orthogonality_generator = torch.Generator().manual_seed(self.config.seed)
+        # The run's own random streams, re-derived per epoch by _start_epoch (epoch 0 here for direct
+        # training_step calls).
+        self._preference_generator = seeded_generator(self.config.seed, "preferences", 0)
+        self._orthogonality_generator = seeded_generator(self.config.seed, "orthogonality", 0)
 
     # ----- set-up ------------------------------------------------------------------------------------------------
     def _build_optimizer(self) -> torch.optim.Optimizer:
@@ -160,9 +157,10 @@ class Trainer:
         return None if self.run_dir is None else self.run_dir / CHECKPOINT
 
     def save_checkpoint(self) -> None:
+        """Write the run's state atomically (a kill or a full disk keeps the previous checkpoint)."""
         if self.checkpoint_path is None:
             return
-        _atomic_torch_save({
+        atomic_torch_save({
             "epoch": self.epoch, "model": self.pm.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "balancer": None if self.balancer is None else self.balancer.state_dict(),
@@ -171,29 +169,37 @@ class Trainer:
         }, self.checkpoint_path)
 
     def load_checkpoint(self, path: str | os.PathLike[str] | None = None) -> None:
+        """Restore model, optimizer, schedule, balancer, objective, epoch and history from a checkpoint.
+
+        The file is read with ``torch.load(weights_only=True)``: a checkpoint holding arbitrary pickled
+        objects is refused with one line and nothing in it runs.
+        """
         target = Path(path) if path is not None else self.checkpoint_path
         if target is None or not target.exists():
             raise ParetorchError(f"no checkpoint at {target}; start without --resume")
+        state = load_checkpoint_file(target)
         try:
-            state = torch.load(target, map_location="cpu", weights_only=False)
             self.pm.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, KeyError, EOFError, OSError, ValueError, pickle.UnpicklingError) as error:
+            if self.scheduler is not None and state.get("scheduler") is not None:
+                self.scheduler.load_state_dict(state["scheduler"])
+            if self.balancer is not None and state.get("balancer") is not None:
+                self.balancer.load_state_dict(state["balancer"])
+            if self.objective is not None and state.get("objective") is not None:
+                self.objective.load_state_dict(state["objective"])
+            self.epoch, self.history = int(state["epoch"]), list(state.get("history", []))
+        except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as error:
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise ParetorchError(f"checkpoint {target} is corrupt or from another model ({first_line}); "
-                                 "delete it or start a new run directory") from error
-        if self.scheduler is not None and state["scheduler"] is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
-        if self.balancer is not None and state["balancer"] is not None:
-            self.balancer.load_state_dict(state["balancer"])
-        if self.objective is not None and state.get("objective") is not None:
-            self.objective.load_state_dict(state["objective"])
-        self.epoch, self.history = state["epoch"], state["history"]
+            raise ParetorchError(f"checkpoint {target} does not match this model and settings ({first_line[:200]}); "
+                                 "load it with the settings it was trained with") from error
 
     # ----- one step -----------------------------------------------------------------------------------------------
     def _task_losses(self, inputs: Any, targets: list[Tensor], prefs: Tensor) -> Tensor:
         count = prefs.shape[0]
         outputs = as_task_list(split_outputs(self.pm.multi_forward(inputs, prefs), count))
+        if len(outputs) != self.pm.num_tasks:
+            raise ParetorchError(f"the model returns {len(outputs)} outputs for {self.pm.num_tasks} tasks; "
+                                 "return one output per task (or wrap it with num_tasks matching its heads)")
         return torch.stack([
             torch.stack([fn(outputs[t][m], targets[t]) for t, fn in enumerate(self.loss_fns)])
             for m in range(count)
@@ -205,7 +211,7 @@ class Trainer:
         inputs, targets = split_batch(batch, self.pm.num_tasks)
         inputs = inputs.to(device) if isinstance(inputs, Tensor) else inputs
         targets = [t.to(device) for t in targets]
-        prefs = self.sampler.sample(step, total_steps).to(device)
+        prefs = self.sampler.sample(step, total_steps, generator=self._preference_generator).to(device)
         captured: list[Tensor] = []
         hook = (self._representation_module.register_forward_hook(lambda module, args, out: captured.append(out))
                 if self._representation_module is not None else None)
@@ -285,15 +291,11 @@ class Trainer:
         return self._shared
 
     # ----- epochs -------------------------------------------------------------------------------------------------
-    def _reseed(self, epoch: int) -> None:
-        # Per-epoch seeds make data order, dropout and preference draws independent of where a run resumed.
-        torch.manual_seed(self.config.seed * 100_003 + epoch)
-        generator = getattr(self.sampler, "generator", None)
-        if hasattr(self.sampler, "generator"):
-            if generator is None:
-                generator = torch.Generator()
-                self.sampler.generator = generator  # type: ignore[attr-defined]
-            generator.manual_seed(self.config.seed * 7919 + epoch)
+    def _start_epoch(self, epoch: int) -> None:
+        # Everything random in an epoch derives from (seed, epoch): where a run resumed makes no difference.
+        seed = self.config.seed
+        self._preference_generator = seeded_generator(seed, "preferences", epoch)
+        self._orthogonality_generator = seeded_generator(seed, "orthogonality", epoch)
 
     def fit(self, train_loader: Iterable[Any], val_loader: Iterable[Any] | None = None, resume: bool = False
             ) -> list[dict[str, Any]]:
@@ -301,56 +303,66 @@ class Trainer:
         cfg = self.config
         if resume:
             self.load_checkpoint()
+            self._write_metrics()  # drop lines a kill left beyond the checkpoint
         steps_per_epoch = len(train_loader)  # type: ignore[arg-type]
         total_steps = cfg.epochs * steps_per_epoch
+        device = next(self.pm.parameters()).device
         while self.epoch < cfg.epochs:
-            if cfg.freeze_epoch is not None and self.epoch >= cfg.freeze_epoch:
-                self.pm.freeze_base()
-            self._reseed(self.epoch)
-            self.pm.train()
-            start = time.perf_counter()
-            running = 0.0
-            batches = enumerate(train_loader)
-            bar = None
-            if self.progress:
-                try:
-                    from tqdm import tqdm
-
-                    # disable=None: no bar when stderr is not a terminal (logs, CI).
-                    bar = tqdm(total=steps_per_epoch, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", leave=False,
-                               disable=None)
-                except ImportError:  # tqdm is an optional extra; train silently without it
-                    bar = None
-            for index, batch in batches:
-                step = self.epoch * steps_per_epoch + index
-                logs = self.training_step(batch, step, total_steps)
-                running += logs["loss"]
-                if bar is not None:
-                    last_hv = self.history[-1].get("val_hypervolume") if self.history else None
-                    bar.set_postfix(loss=f"{running / (index + 1):.4f}", hv=last_hv)
-                    bar.update()
-            if bar is not None:
-                bar.close()
-            if self.scheduler is not None:
-                self.scheduler.step()
-            record: dict[str, Any] = {"epoch": self.epoch + 1, "train_loss": running / max(steps_per_epoch, 1),
-                                      "seconds": time.perf_counter() - start}
-            self.epoch += 1
-            if val_loader is not None and self.metrics is not None and (
-                    self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs):
-                front = self.evaluate(val_loader, stem=f"front_val_epoch{self.epoch}")
-                record["val_hypervolume"] = front.hypervolume["value"]
-                record["val_nondominated"] = front.num_nondominated
-            self.history.append(record)
-            self._log(record)
-            self.save_checkpoint()
+            with epoch_scope(cfg.seed, self.epoch, train_loader, device):
+                self._train_epoch(train_loader, val_loader, steps_per_epoch, total_steps)
         return self.history
 
-    def _log(self, record: dict[str, Any]) -> None:
+    def _train_epoch(self, train_loader: Iterable[Any], val_loader: Iterable[Any] | None, steps_per_epoch: int,
+                     total_steps: int) -> None:
+        cfg = self.config
+        if cfg.freeze_epoch is not None and self.epoch >= cfg.freeze_epoch:
+            self.pm.freeze_base()
+        self._start_epoch(self.epoch)
+        self.pm.train()
+        start = time.perf_counter()
+        running = 0.0
+        batches = enumerate(train_loader)
+        bar = None
+        if self.progress:
+            try:
+                from tqdm import tqdm
+
+                # disable=None: no bar when stderr is not a terminal (logs, CI).
+                bar = tqdm(total=steps_per_epoch, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", leave=False,
+                           disable=None)
+            except ImportError:  # tqdm is an optional extra; train silently without it
+                bar = None
+        for index, batch in batches:
+            step = self.epoch * steps_per_epoch + index
+            logs = self.training_step(batch, step, total_steps)
+            running += logs["loss"]
+            if bar is not None:
+                last_hv = self.history[-1].get("val_hypervolume") if self.history else None
+                bar.set_postfix(loss=f"{running / (index + 1):.4f}", hv=last_hv)
+                bar.update()
+        if bar is not None:
+            bar.close()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        record: dict[str, Any] = {"epoch": self.epoch + 1, "train_loss": running / max(steps_per_epoch, 1),
+                                  "seconds": time.perf_counter() - start}
+        self.epoch += 1
+        if val_loader is not None and self.metrics is not None and (
+                self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs):
+            front = self.evaluate(val_loader, stem=f"front_val_epoch{self.epoch}")
+            record["val_hypervolume"] = front.hypervolume["value"]
+            record["val_nondominated"] = front.num_nondominated
+        self.history.append(record)
+        # The checkpoint first, then the log line that describes it: a kill in between loses a line that the
+        # resumed run rewrites from the checkpoint's history, never duplicates one.
+        self.save_checkpoint()
+        self._write_metrics()
+
+    def _write_metrics(self) -> None:
         if self.run_dir is None:
             return
-        with open(self.run_dir / "metrics.jsonl", "a") as stream:
-            stream.write(json.dumps(record) + "\n")
+        lines = "".join(json.dumps(to_strict_json(record), allow_nan=False) + "\n" for record in self.history)
+        atomic_write_text(self.run_dir / "metrics.jsonl", lines)
 
     def evaluate(self, loader: Iterable[Any], grid: Tensor | None = None, stem: str | None = None) -> Front:
         """The front on ``loader`` (saved as ``stem``.json/.csv in the run directory when given)."""
