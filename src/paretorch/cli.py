@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from paretorch.errors import ParetorchError
 
@@ -40,16 +41,22 @@ def _read_config(path: str | None) -> dict[str, Any]:
     if not file.exists():
         raise ParetorchError(f"config file {file} does not exist")
     try:
-        return tomllib.loads(file.read_text())
+        return tomllib.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise ParetorchError(f"cannot read config file {file}: {reason}") from error
     except tomllib.TOMLDecodeError as error:
         raise ParetorchError(f"config file {file} is not valid TOML: {error}") from error
 
 
 def _parse_preference(text: str) -> list[float]:
     try:
-        return [float(part) for part in text.split(",")]
+        values = [float(part) for part in text.split(",")]
     except ValueError as error:
         raise ParetorchError(f"preference {text!r} must be comma-separated numbers, for example 0.3,0.7") from error
+    if not all(math.isfinite(v) for v in values):
+        raise ParetorchError(f"preference {text!r} must hold finite numbers, for example 0.3,0.7")
+    return values
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -62,20 +69,28 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from paretorch._files import locked
     from paretorch.runs import evaluate_run, load_run
 
-    front = evaluate_run(load_run(args.run), args.split)
+    run = load_run(args.run)
+    with locked(args.run):  # it writes the front files: not while a train writes the same directory
+        front = evaluate_run(run, args.split)
     print(front.table())
     print(f"saved {Path(args.run) / f'front_{args.split}.json'} and .csv")
     return 0
 
 
 def _front_of(run: str, split: str):  # type: ignore[no-untyped-def]
+    from paretorch._files import locked
     from paretorch.runs import evaluate_run, load_run
     from paretorch.training import Front
 
     saved = Path(run) / f"front_{split}.json"
-    return Front.load(saved) if saved.exists() else evaluate_run(load_run(run), split)
+    if saved.exists():
+        return Front.load(saved)
+    loaded = load_run(run)
+    with locked(run):
+        return evaluate_run(loaded, split)
 
 
 def _plot(args: argparse.Namespace) -> int:
@@ -101,6 +116,8 @@ def _export(args: argparse.Namespace) -> int:
         nearest = min(run.models, key=lambda p: float(torch.dist(torch.tensor(p), pref)))
         print(f"{run.config['method']} is discrete: exporting its model trained at {list(nearest)}")
         pm = run.models[nearest]
+        # The metadata must name the preference this model was trained at, not the one asked for.
+        pref = torch.tensor(nearest)
     else:
         pm = run.models
     path = pm.export(args.out, pref)
@@ -118,7 +135,7 @@ def _compare(args: argparse.Namespace) -> int:
         extra = front.extra
         spearman = ",".join(f"{s:.2f}" for s in front.spearman)
         seconds = extra.get("train_seconds")
-        print(f"{Path(run).name:<28} {extra.get('method', '?'):<8} {front.hypervolume['value']:>8.4f} "
+        print(f"{Path(run).name:<28} {extra.get('method', '?'):<8} {front.hypervolume_text():>8} "
               f"{front.num_nondominated:>4}/{len(front.values):<3} {spearman:>18} {extra.get('parameters', 0):>10,} "
               f"{extra.get('overhead_percent', 0):>8.1f}% {seconds if seconds is None else round(seconds, 1)!s:>8}")
     return 0
@@ -148,8 +165,8 @@ def _demo(args: argparse.Namespace) -> int:
         print(front.table())
     png = plot_fronts(fronts, ["palora", "ls (uniform weights)"], out / "front_test.png",
                       title="MultiMNIST test accuracy: PaLoRA front vs linear scalarisation")
-    print(f"\nPaLoRA hypervolume {fronts[0].hypervolume['value']:.4f} vs linear scalarisation "
-          f"{fronts[1].hypervolume['value']:.4f}; {time.perf_counter() - started:.0f} s in all")
+    print(f"\nPaLoRA hypervolume {fronts[0].hypervolume_text()} vs linear scalarisation "
+          f"{fronts[1].hypervolume_text()}; {time.perf_counter() - started:.0f} s in all")
     print(f"outputs in {out}/ (runs, fronts as JSON/CSV, plot {png.name}); export a model at a trade-off with:\n"
           f"  paretorch export {out / 'palora'} --preference 0.3,0.7 --out model.safetensors")
     return 0
@@ -163,10 +180,47 @@ def _toy(args: argparse.Namespace) -> int:
     return 0 if result.passed else 1
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors as one line (and exit status 2), like every other paretorch error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"paretorch: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="paretorch",
-                                     description="Pareto front learning for multi-task deep learning.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="paretorch", description="Pareto front learning for multi-task deep learning.")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     train = commands.add_parser("train", help="train a method on a dataset into a run directory")
     train.add_argument("run_dir", help="run directory (config, checkpoints, metrics log, fronts)")
@@ -201,22 +255,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="the main job: PaLoRA vs linear scalarisation on embedded MultiMNIST")
     demo.add_argument("--out", default="paretorch-runs/demo", help="output folder (default paretorch-runs/demo)")
-    demo.add_argument("--epochs", type=int, default=5)
-    demo.add_argument("--train-size", type=int, default=10000)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--scale", type=float, default=5.0, help="PaLoRA's α (default 5)")
+    demo.add_argument("--epochs", type=_positive_int, default=5)
+    demo.add_argument("--train-size", type=_positive_int, default=10000)
+    demo.add_argument("--seed", type=_seed, default=0)
+    demo.add_argument("--scale", type=_positive_float, default=5.0, help="PaLoRA's α (default 5)")
     demo.add_argument("--overwrite", action="store_true", help="replace an earlier demo in --out")
     demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(handler=_demo)
 
     toy = commands.add_parser("toy", help="LORPMAN's illustrative two-parameter example (seconds)")
-    toy.add_argument("--steps", type=int, default=1000)
-    toy.add_argument("--seed", type=int, default=0)
+    toy.add_argument("--steps", type=_positive_int, default=1000)
+    toy.add_argument("--seed", type=_seed, default=0)
     toy.set_defaults(handler=_toy)
     return parser
 
 
+def _one_line(error: BaseException) -> str:
+    if isinstance(error, ParetorchError):
+        return str(error)
+    if isinstance(error, OSError):
+        where = f" {error.filename}" if error.filename else ""
+        return (f"{error.strerror or error}{':' if where else ''}{where}; check the path exists, is writable "
+                "and has free space")
+    first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {first[:300]} (rerun with --debug for the traceback)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 success, 2 an error reported in one line)."""
     parser = build_parser()
     # key=value overrides may come after options (train RUN --config f.toml lr=0.01): collect them all.
     args, extra = parser.parse_known_args(argv)
@@ -226,12 +292,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.overrides = [*args.overrides, *extra]
     try:
         return int(args.handler(args))
-    except ParetorchError as error:
-        print(f"paretorch: error: {error}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("paretorch: interrupted; checkpoints written so far are kept (resume with --resume)", file=sys.stderr)
         return 130
+    except Exception as error:  # every error ends as one line; the traceback only on request
+        if args.debug:
+            raise
+        message = " ".join(_one_line(error).split())  # one line, whatever the exception's text held
+        print(f"paretorch: error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
