@@ -285,9 +285,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 success, 2 an error reported in one line)."""
     parser = build_parser()
     # key=value overrides may come after options (train RUN --config f.toml lr=0.01): collect them all.
-    args, extra = parser.parse_known_args(argv)
-    if extra and (args.command != "train" or any(item.startswith("-") for item in extra)):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra and (args.command != "train" or any(item.startswith("-") for item in extra)):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as stop:  # --help (0) or a usage error (2, already printed as one line)
+        return int(stop.code or 0)
     if extra:
         args.overrides = [*args.overrides, *extra]
     try:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from paretorch._files import atomic_write
 from paretorch.errors import ParetorchError
 from paretorch.training import Front
 
@@ -89,7 +90,13 @@ def plot_fronts(fronts: Sequence[Front], labels: Sequence[str], path: str | os.P
         figure.suptitle(title)
     figure.tight_layout()
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(target, dpi=120)
-    plt.close(figure)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Through the atomic writer: an interrupted or failed plot never leaves half a PNG.
+        atomic_write(target, lambda stream: figure.savefig(stream, dpi=120, format="png"))
+    except OSError as error:
+        raise ParetorchError(f"cannot write the plot {target}: {error.strerror or error} ({error.filename}); "
+                             "choose another --out") from error
+    finally:
+        plt.close(figure)
     return target

@@ -138,7 +138,8 @@ class Front:
                   f"metrics are not finite at {len(bad)} of {len(finite)} preferences {bad[:5]}"}
         self.hypervolume = hv | {"ref": self.ref, "maximize": list(self.higher_is_better)}
         # Raw metric: near +1 for an accuracy that rises with its weight, near -1 for a loss that falls.
-        self.spearman = [float(v) for v in spearman_monotonicity(self.preferences, self.values)]
+        self.spearman = ([float(v) for v in spearman_monotonicity(self.preferences[finite], self.values[finite])]
+                         if finite.sum() >= 2 else [float("nan")] * self.values.shape[1])
 
     @property
     def is_finite(self) -> bool:
