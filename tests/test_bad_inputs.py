@@ -43,10 +43,23 @@ class Case:
     message: str
     run: str | None = None  # copy this trained run to {run} first
     prepare: Callable[[Path, Path], None] | None = None  # (run, tmp) -> None, before the snapshot
+    starts_run: bool = False  # the error comes from training: the new run's settings are written, no checkpoint
 
 
 def _write(relative: str, content: bytes) -> Callable[[Path, Path], None]:
     return lambda run, tmp: (run / relative).write_bytes(content)
+
+
+def _fake_idx(folder: Path) -> None:
+    folder.mkdir()
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        (folder / name).write_bytes(bytes(range(100)))
+
+
+def _fake_adult(folder: Path) -> None:
+    folder.mkdir()
+    (folder / "adult.data").write_text("not, the, adult, file\n")
 
 
 def _truncate_checkpoint(run: Path, tmp: Path) -> None:
@@ -163,7 +176,17 @@ CASES: dict[str, Case] = {
                                     "cannot create the folder", run="palora",
                                     prepare=lambda run, tmp: (tmp / "file").write_text("x")),
     "export-out-is-a-folder": Case(["export", "{run}", "--preference", "0.5,0.5", "--out", "{tmp}"],
-                                   "could not write", run="palora"),
+                                   "must be a file path", run="palora"),
+    "export-out-empty": Case(["export", "{run}", "--preference", "0.5,0.5", "--out", ""], "must be a file path",
+                             run="palora"),
+    "ordering-penalty-one-preference": Case(["train", "{new}", "method=pamal", "m=1", "multi_forward_coef=1", *TINY],
+                                            "m > 1 preferences per step"),
+    "idx-file-malformed": Case(["train", "{new}", "data_source={tmp}/idx", *TINY], "is not a valid MNIST IDX file",
+                               prepare=lambda run, tmp: _fake_idx(tmp / "idx")),
+    "adult-file-malformed": Case(["train", "{new}", "dataset=adult", "data_source={tmp}/adult", "epochs=1"],
+                                 "has 0 valid rows", prepare=lambda run, tmp: _fake_adult(tmp / "adult")),
+    "nan-loss-first-epoch": Case(["train", "{new}", "lr=1e12", "epochs=1", *TINY], "non-finite loss at epoch 0",
+                                 starts_run=True),
     "export-no-preference": Case(["export", "{run}", "--out", "{tmp}/m.safetensors"],
                                  "the following arguments are required: --preference", run="palora"),
     # ----- other commands
@@ -192,6 +215,9 @@ def test_bad_cli_input_is_one_line_exit_2_and_changes_nothing(name, trained, tmp
     assert case.message in err, err
     assert err.count("\n") == 1 and err.startswith("paretorch: error:"), err
     assert "Traceback" not in err
+    if case.starts_run:
+        assert not (tmp_path / "new" / "checkpoint.pt").exists()
+        return
     assert _snapshot(tmp_path) == before, "a refused command changed files"
     assert not (tmp_path / "new").exists(), "a refused command created its run directory"
 

@@ -109,6 +109,8 @@ def _export(args: argparse.Namespace) -> int:
     from paretorch.preferences import as_preference
     from paretorch.runs import load_run
 
+    if not args.out.strip() or Path(args.out).is_dir():
+        raise ParetorchError(f"--out {args.out!r} must be a file path, for example model.safetensors")
     run = load_run(args.run)
     pref = as_preference(_parse_preference(args.preference), run.splits.num_tasks)
     if isinstance(run.models, dict):

@@ -89,11 +89,18 @@ def _read_idx(folder: Path, stem: str) -> np.ndarray:
     for candidate in (folder / stem, folder / f"{stem}.gz"):
         if candidate.exists():
             opener = gzip.open if candidate.suffix == ".gz" else open
-            with opener(candidate, "rb") as stream:
-                data = stream.read()
-            dims = data[3]
-            shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
-            return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+            try:
+                with opener(candidate, "rb") as stream:
+                    data = stream.read()
+                # IDX: two zero bytes, type 0x08 (unsigned byte), the number of dimensions, then big-endian sizes.
+                if len(data) < 4 or data[:3] != b"\x00\x00\x08" or data[3] not in (1, 3):
+                    raise ValueError("bad magic number")
+                dims = data[3]
+                shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
+                return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+            except (OSError, EOFError, ValueError) as error:
+                raise ParetorchError(f"{candidate} is not a valid MNIST IDX file ({error}); replace it with the "
+                                     "original file") from error
     raise _missing(folder / stem, f"the MNIST IDX file {stem}[.gz]")
 
 
@@ -230,6 +237,9 @@ def load_adult(source: str | os.PathLike[str] = "embedded", variant: Literal["pa
             raise _missing(folder / "adult.data", "UCI Adult's adult.data (and optionally adult.test)")
         rows = _read_adult(folder / "adult.data")
         test_rows = _read_adult(folder / "adult.test") if (folder / "adult.test").exists() else []
+    if len(rows) < 10:
+        raise ParetorchError(f"the Adult data in {source} has {len(rows)} valid rows; expected UCI's adult.data, "
+                             f"{len(ADULT_COLUMNS)} comma-separated columns per line")
     col = {name: i for i, name in enumerate(ADULT_COLUMNS)}
     all_rows = rows + test_rows
     if test_rows:

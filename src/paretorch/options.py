@@ -152,6 +152,11 @@ def _solver(*solvers: str) -> Callable[[Mapping[str, Any]], bool]:
     return lambda settings: settings.get("solver") in solvers
 
 
+def _several_preferences(settings: Mapping[str, Any]) -> bool:
+    # The ordering penalty compares the losses of the step's preferences: it needs at least two.
+    return settings.get("method") in CONTINUOUS and int(settings.get("m", 1)) > 1
+
+
 def _has_objective(settings: Mapping[str, Any]) -> bool:
     # A gradient-based objective: MGDA, Pareto MTL, or a continuous preset with solver moo/epo.
     return settings.get("method") in ("mgda", "pmtl") or settings.get("solver") in ("moo", "epo")
@@ -190,9 +195,10 @@ TRAIN_OPTIONS: dict[str, Option] = {option.name: option for option in (
            applies=lambda s: s.get("schedule") == "step", when="schedule=step"),
     Option("clip_grad_norm", "float", None, "clip the gradient norm to this value", above=0.0, optional=True),
     Option("multi_forward_coef", "float", 0.0, "λ_p, PaMaL's multi-forward ordering penalty", minimum=0.0,
-           applies=_methods(*CONTINUOUS), when="continuous methods"),
+           applies=_several_preferences, when="continuous methods with m > 1 preferences per step"),
     Option("multi_forward_edges", "str", "lexicographic", "pairs the ordering penalty compares",
-           choices=("full", "lexicographic"), applies=_methods(*CONTINUOUS), when="continuous methods"),
+           choices=("full", "lexicographic"), applies=_several_preferences,
+           when="continuous methods with m > 1 preferences per step"),
     Option("orthogonality_coef", "float", 0.0, "λ_o, LORPMAN's orthogonality of the low-rank deltas",
            minimum=0.0, applies=_methods("palora", "lorpman"), when="low-rank methods (palora, lorpman)"),
     Option("cosine_coef", "float", 0.0, "μ, COSMOS's cosine alignment of losses with the preference",

@@ -242,7 +242,8 @@ class Trainer:
             regulariser = regulariser - cfg.cosine_coef * torch.cosine_similarity(losses, prefs, dim=1).sum()
         objective = task_objective + regulariser
         if not torch.isfinite(objective):
-            kept = f"; the last good checkpoint is {self.checkpoint_path}" if self.checkpoint_path else ""
+            kept = (f"; the last good checkpoint is {self.checkpoint_path}"
+                    if self.checkpoint_path is not None and self.checkpoint_path.exists() else "")
             raise ParetorchError(
                 f"non-finite loss at epoch {self.epoch} step {step} (task losses {losses.detach().tolist()}){kept}; "
                 "lower the learning rate or set clip_grad_norm")
