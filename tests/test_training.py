@@ -305,3 +305,56 @@ def test_evaluate_front_restores_training_mode_over_several_chunks(validation):
     pm.train()
     evaluate_front(pm, validation, METRICS, chunk=4, ref=REF)  # 11 preferences: three chunks
     assert pm.training
+
+
+class _DropoutFourTasks(nn.Module):
+    """Dropout in the trunk and four heads: the global stream and LORPMAN's three-task subsets are both used."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trunk = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Dropout(0.3))
+        self.heads = nn.ModuleList(nn.Linear(16, 1) for _ in range(4))
+
+    def forward(self, x):
+        hidden = self.trunk(x)
+        return [head(hidden).squeeze(-1) for head in self.heads]
+
+
+def _four_task_trainer(run_dir, epochs):
+    with torch.random.fork_rng():  # initialisation draws from a fixed stream, leaving the caller's alone
+        torch.manual_seed(0)
+        setup = build_method("lorpman", _DropoutFourTasks(), 4, epochs=epochs, seed=3, rank=2)
+    data = TensorDataset(torch.linspace(-1, 1, 96 * 6).reshape(96, 6).sin(), torch.randn(96, 4,
+                         generator=torch.Generator().manual_seed(1)))
+    # No generator on the loader: its order comes from the process-wide stream, which the Trainer scopes per epoch.
+    loader = DataLoader(data, batch_size=16, shuffle=True)
+    mse = F.mse_loss
+    return Trainer(setup.pm, [mse] * 4, setup.sampler, setup.config, run_dir=run_dir), loader
+
+
+def test_resume_is_exact_with_dropout_subset_orthogonality_and_a_loader_without_generator(tmp_path):
+    full, loader = _four_task_trainer(tmp_path / "full", epochs=4)
+    assert full.config.orthogonality_coef > 0
+    full.fit(loader)
+    killed, loader = _four_task_trainer(tmp_path / "killed", epochs=4)
+    killed.config.epochs = 1
+    killed.fit(loader)
+    torch.rand(5)  # the process's own stream moves on between the kill and the resume: it must not matter
+    resumed, loader = _four_task_trainer(tmp_path / "killed", epochs=4)
+    resumed.fit(loader, resume=True)
+    for key, value in full.pm.state_dict().items():
+        assert torch.equal(value, resumed.pm.state_dict()[key]), key
+    # And the streams matter: another seed gives other weights.
+    other, loader = _four_task_trainer(None, epochs=4)
+    other.config.seed = 4
+    other.fit(loader)
+    assert not all(torch.equal(v, other.pm.state_dict()[k]) for k, v in full.pm.state_dict().items())
+
+
+def test_fit_leaves_the_process_wide_random_stream_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    trainer, loader = _four_task_trainer(None, epochs=2)
+    trainer.fit(loader)
+    assert torch.equal(torch.rand(3), expected)
