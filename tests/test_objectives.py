@@ -84,6 +84,23 @@ def test_pareto_mtl_initial_phase_reaches_feasibility():
     assert weights[1] > weights[0]
 
 
+def test_pareto_mtl_weights_are_pure_and_update_advances_the_phase():
+    objective = ParetoMTL(REFS, k=0, init_steps=2)
+    losses, gram = torch.tensor([0.2, 0.9], dtype=torch.float64), torch.eye(2, dtype=torch.float64)
+    first = objective.weights(losses, gram)
+    for _ in range(5):  # calling it to log or inspect changes nothing
+        torch.testing.assert_close(objective.weights(losses, gram), first)
+    assert objective.state_dict() == {"steps": 0, "feasible": False}
+    for _ in range(2):
+        objective.update(losses[None], gram[None], torch.zeros(1, 2))
+    # init_steps have passed: the initial phase is over and the constrained min-norm weights take over.
+    assert objective.state_dict()["steps"] == 2
+    after = objective.weights(losses, gram)
+    objective.update(losses[None], gram[None], torch.zeros(1, 2))
+    assert objective.feasible
+    assert not torch.allclose(after, first)
+
+
 def test_loss_direction_swaps_two_task_weights():
     direction = loss_direction(torch.tensor([0.8, 0.2]))
     torch.testing.assert_close(direction, torch.tensor([0.2, 0.8], dtype=torch.float64) / math.hypot(0.2, 0.8))

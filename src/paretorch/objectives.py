@@ -26,7 +26,12 @@ __all__ = ["EPO", "MGDA", "GradientObjective", "ParetoMTL", "PerPreferenceObject
 
 
 class GradientObjective:
-    """Task weights from the losses ``(T,)`` and the Gram matrix ``(T, T)`` of the task gradients."""
+    """Task weights from the losses ``(T,)`` and the Gram matrix ``(T, T)`` of the task gradients.
+
+    ``weights`` is pure: calling it (to log, to inspect) never changes what training does. An objective with
+    state (Pareto MTL's initial phase) advances it in ``update``, which a trainer calls once per step after
+    taking the weights.
+    """
 
     #: whether the weights depend on the step's preference, so that several preferences per step make sense
     per_preference: bool = False
@@ -44,6 +49,10 @@ class GradientObjective:
             raise ParetorchError(f"{type(self).__name__} trains one preference per step, got m={prefs.shape[0]}; "
                                  "set m=1")
         return self.weights(losses[0], grams[0], prefs[0])[None]
+
+    def update(self, losses: Tensor, grams: Tensor, prefs: Tensor) -> None:
+        """Advance the objective's state after a step with losses ``(M, T)`` and grams ``(M, T, T)``."""
+        del losses, grams, prefs
 
     def state_dict(self) -> dict[str, object]:
         return {}
@@ -80,14 +89,25 @@ class ParetoMTL(GradientObjective):
         self.steps = 0
         self.feasible = init_steps == 0
 
+    def _initial_step(self, losses: Tensor, gram: Tensor) -> Tensor | None:
+        # The initial phase's weights while it lasts: outside region k and within init_steps, else None.
+        if self.feasible or self.steps >= self.init_steps:
+            return None
+        step = pareto_mtl_feasibility_weights(losses, gram, self.refs, self.k)
+        return None if step is None else step.weights
+
     def weights(self, losses: Tensor, gram: Tensor, pref: Tensor | None = None) -> Tensor:
-        self.steps += 1
-        if not self.feasible:
-            step = pareto_mtl_feasibility_weights(losses, gram, self.refs, self.k)
-            if step is not None and self.steps <= self.init_steps:
-                return step.weights.to(losses.dtype)
-            self.feasible = True
+        initial = self._initial_step(losses, gram)
+        if initial is not None:
+            return initial.to(losses.dtype)
         return pareto_mtl_weights(losses, gram, self.refs, self.k, self.eps).weights.to(losses.dtype)
+
+    def update(self, losses: Tensor, grams: Tensor, prefs: Tensor) -> None:
+        # Once the losses reach region k (or init_steps have passed) the initial phase ends for good.
+        if not self.feasible and self._initial_step(losses.reshape(-1, losses.shape[-1])[0],
+                                                    grams.reshape(-1, *grams.shape[-2:])[0]) is None:
+            self.feasible = True
+        self.steps += 1
 
     def state_dict(self) -> dict[str, object]:
         return {"steps": self.steps, "feasible": self.feasible}

@@ -14,17 +14,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from paretorch.errors import ParetorchError
 from paretorch.parameterisations._context import PreferenceState, per_sample
+from paretorch.parameterisations._conv import CONV_FUNCTIONS, padded_like
 
 if TYPE_CHECKING:
     from paretorch.parameterisations._model import ParetoModel
-
-_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
-
 
 class PreferenceInput(nn.Module):
     """The first layer with T extra input columns / channels that carry the preference."""
@@ -50,12 +47,9 @@ class PreferenceInput(nn.Module):
         spatial = x.shape[2:]
         rows = pref if pref.dim() == 2 else pref.expand(x.shape[0], -1)
         maps = rows.reshape(*rows.shape, *[1] * len(spatial)).expand(*rows.shape, *spatial)
-        if self.base.padding_mode != "zeros":
-            maps = F.pad(maps, self.base._reversed_padding_repeated_twice, mode=self.base.padding_mode)
-            padding: int | tuple[int, ...] | str = 0
-        else:
-            padding = self.base.padding
-        extra = _CONV[len(spatial)](maps, self.pref_weight, None, self.base.stride, padding, self.base.dilation)
+        maps, padding = padded_like(self.base, maps)
+        extra = CONV_FUNCTIONS[len(spatial)](maps, self.pref_weight, None, self.base.stride, padding,
+                                             self.base.dilation)
         return self.base(x) + extra
 
     def merged(self, pref: Tensor) -> nn.Module:

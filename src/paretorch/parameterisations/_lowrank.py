@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from paretorch.parameterisations._context import PreferenceState, block_forward, per_sample, use_blocks
+from paretorch.parameterisations._conv import CONV_FUNCTIONS, padded_like
 
 Scaling = Literal["palora", "lorpman"]
 
@@ -95,9 +96,6 @@ class LowRankLinear(_LowRankLayer):
 
 
 
-_CONV_FUNCTIONS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
-
-
 class LowRankConv(_LowRankLayer):
     """A Conv1d/Conv2d/Conv3d layer with T low-rank task adapters mixed by the current preference."""
 
@@ -115,20 +113,14 @@ class LowRankConv(_LowRankLayer):
         self.up = nn.Parameter(torch.zeros(base.out_channels, num_tasks * rank, *([1] * self.spatial), **factory))
         nn.init.kaiming_uniform_(self.down, a=math.sqrt(5))
 
-    def _padded(self, x: Tensor) -> tuple[Tensor, int | tuple[int, ...] | str]:
-        if self.base.padding_mode == "zeros":
-            return x, self.base.padding
-        # Non-zero padding modes pad explicitly, exactly as the base layer does.
-        return F.pad(x, self.base._reversed_padding_repeated_twice, mode=self.base.padding_mode), 0
-
     def forward(self, x: Tensor) -> Tensor:
         pref = self._state.current(self._name)
         # For convolutions the adapter branch costs a second full-resolution convolution, so a multi-forward
         # merges one weight per preference instead and runs a single batched convolution.
         if pref.dim() == 2 and (blocked := self._block_forward(x)) is not None:
             return blocked
-        conv = _CONV_FUNCTIONS[self.spatial]
-        padded, padding = self._padded(x)
+        conv = CONV_FUNCTIONS[self.spatial]
+        padded, padding = padded_like(self.base, x)
         hidden = conv(padded, self.down, None, self.base.stride, padding, self.base.dilation, self.base.groups)
         # Hidden channels are ordered group-major, then task, then rank: weight each by its task's λ.
         channel_weights = pref.repeat_interleave(self.rank, dim=-1).repeat(

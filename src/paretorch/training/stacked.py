@@ -126,6 +126,8 @@ class StackedTrainer:
         detached = losses.detach()
         weights = torch.stack([objective.weights(detached[k], grams[k]).to(losses)
                                for k, objective in enumerate(self.objectives)])
+        for k, objective in enumerate(self.objectives):
+            objective.update(detached[k][None], grams[k][None], weights.new_zeros(1, self.num_tasks))
         self.optimizer.zero_grad(set_to_none=True)
         (weights * losses).sum().backward()
         if self.config.clip_grad_norm is not None:

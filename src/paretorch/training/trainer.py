@@ -227,6 +227,7 @@ class Trainer:
                 raise ParetorchError(f"{type(self.objective).__name__} trains one preference per step; set m=1")
             grams = self._grams(weighted, inputs)
             task_weights = self.objective.step_weights(weighted.detach(), grams, prefs)
+            self.objective.update(weighted.detach(), grams, prefs)
             task_objective = (task_weights.to(weighted) * weighted).sum()
         else:
             task_objective = (prefs * weighted).sum()
