@@ -102,7 +102,7 @@ def test_kill_nine_at_several_points_then_resume_equals_an_uninterrupted_cli_run
     _checkpoint(run / "checkpoint.pt")  # the previous checkpoint is intact
     # 3. Resumed, then killed in the middle of an epoch (after one more epoch has been logged).
     done = _lines(run / "metrics.jsonl")
-    _kill_when(["train", str(run), "--resume", "--quiet"], lambda: _lines(run / "metrics.jsonl") > done, delay=0.15)
+    _kill_when(["train", str(run), "--resume", "--quiet"], lambda: _lines(run / "metrics.jsonl") > done, delay=0.05)
     # 4. Resumed to the end.
     finished = _run(["train", str(run), "--resume", "--quiet"])
     assert finished.returncode == 0, finished.stderr
