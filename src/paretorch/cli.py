@@ -6,7 +6,7 @@ import argparse
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -189,14 +189,19 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"paretorch: error: {message} (see {self.prog} --help)\n")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
-    return value
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum``, else argparse's one-line error."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {value}")
+        return value
+
+    return parse
 
 
 def _positive_float(text: str) -> float:
@@ -206,16 +211,6 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
     return value
 
 
@@ -257,17 +252,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="the main job: PaLoRA vs linear scalarisation on embedded MultiMNIST")
     demo.add_argument("--out", default="paretorch-runs/demo", help="output folder (default paretorch-runs/demo)")
-    demo.add_argument("--epochs", type=_positive_int, default=5)
-    demo.add_argument("--train-size", type=_positive_int, default=10000)
-    demo.add_argument("--seed", type=_seed, default=0)
+    demo.add_argument("--epochs", type=_int_at_least(1), default=5)
+    demo.add_argument("--train-size", type=_int_at_least(1), default=10000)
+    demo.add_argument("--seed", type=_int_at_least(0), default=0)
     demo.add_argument("--scale", type=_positive_float, default=5.0, help="PaLoRA's α (default 5)")
     demo.add_argument("--overwrite", action="store_true", help="replace an earlier demo in --out")
     demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(handler=_demo)
 
     toy = commands.add_parser("toy", help="LORPMAN's illustrative two-parameter example (seconds)")
-    toy.add_argument("--steps", type=_positive_int, default=1000)
-    toy.add_argument("--seed", type=_seed, default=0)
+    toy.add_argument("--steps", type=_int_at_least(1), default=1000)
+    toy.add_argument("--seed", type=_int_at_least(0), default=0)
     toy.set_defaults(handler=_toy)
     return parser
 
