@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from paretorch import ParetorchError, ensemble, lowrank, recalibrate_batchnorm, shared_parameters, split_outputs
-from paretorch.parameterisations import PARETO_LAYER_TYPES
+from paretorch.parameterisations import ParetoLayer, lowrank_deltas
 
 TASKS = 3
 
@@ -152,7 +152,7 @@ def test_at_equals_forward_and_is_plain(model_name, parameterisation):
     net, pm, x = build(model_name, parameterisation)
     pref = random_prefs(1)[0]
     plain = pm.at(pref)
-    assert not any(isinstance(module, PARETO_LAYER_TYPES) for module in plain.modules())
+    assert not any(isinstance(module, ParetoLayer) for module in plain.modules())
     assert not any("paretorch" in type(module).__module__ for module in plain.modules())
     assert type(plain) is type(net)
     assert sum(p.numel() for p in plain.parameters()) == sum(p.numel() for p in net.parameters())
@@ -318,7 +318,7 @@ def test_shared_parameters_are_the_encoder():
 def test_lowrank_deltas_shapes_and_scale():
     net = Conv2dNet()
     pm = lowrank(net, TASKS, rank=2, scale=4.0)
-    deltas = pm.lowrank_deltas()
+    deltas = lowrank_deltas(pm)
     for name, delta in deltas.items():
         base = pm.model.get_submodule(name).base.weight
         assert delta.shape == (TASKS, *base.shape)

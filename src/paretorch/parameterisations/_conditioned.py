@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import re
 
 import torch
 from torch import Tensor, nn
@@ -19,17 +18,22 @@ from torch import Tensor, nn
 from paretorch.errors import ParetorchError
 from paretorch.parameterisations._context import PreferenceState, per_sample
 from paretorch.parameterisations._conv import CONV_FUNCTIONS, padded_like
+from paretorch.parameterisations._layer import ParetoLayer
+from paretorch.parameterisations._model import ParetoModel, wrap
+from paretorch.parameterisations._select import Targets
 
-if TYPE_CHECKING:
-    from paretorch.parameterisations._model import ParetoModel
+__all__ = ["FiLMLayer", "PreferenceInput", "conditioned", "film"]
 
-class PreferenceInput(nn.Module):
+_INPUT_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+class PreferenceInput(ParetoLayer):
     """The first layer with T extra input columns / channels that carry the preference."""
 
     def __init__(self, base: nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d, state: PreferenceState, name: str
                  ) -> None:
-        super().__init__()
-        self.base, self._state, self._name = base, state, name
+        super().__init__(state, name)
+        self.base = base
         tasks = state.num_tasks
         if isinstance(base, nn.Linear):
             shape: tuple[int, ...] = (base.out_features, tasks)
@@ -41,9 +45,9 @@ class PreferenceInput(nn.Module):
         nn.init.kaiming_uniform_(self.pref_weight, a=math.sqrt(5))
 
     def forward(self, x: Tensor) -> Tensor:
-        pref = self._state.current(self._name).to(x.dtype)
+        pref = self.preference().to(x.dtype)
         if isinstance(self.base, nn.Linear):
-            return self.base(x) + per_sample(pref @ self.pref_weight.T, x, -1, self._name)
+            return self.base(x) + per_sample(pref @ self.pref_weight.T, x, -1, self.layer_name)
         spatial = x.shape[2:]
         rows = pref if pref.dim() == 2 else pref.expand(x.shape[0], -1)
         maps = rows.reshape(*rows.shape, *[1] * len(spatial)).expand(*rows.shape, *spatial)
@@ -57,7 +61,7 @@ class PreferenceInput(nn.Module):
         padding = getattr(self.base, "padding", 0)
         padded = padding == "same" or (isinstance(padding, tuple) and any(p != 0 for p in padding))
         if not isinstance(plain, nn.Linear) and self.base.padding_mode == "zeros" and padded:
-            raise ParetorchError(f"at() cannot fold the preference into the padded convolution {self._name!r} "
+            raise ParetorchError(f"at() cannot fold the preference into the padded convolution {self.layer_name!r} "
                                  "(its constant channels meet zero padding at the borders); use pm(x, pref)")
         with torch.no_grad():
             weights = self.pref_weight.reshape(self.pref_weight.shape[0], self.pref_weight.shape[1], -1).sum(-1)
@@ -68,17 +72,14 @@ class PreferenceInput(nn.Module):
                 plain.bias.add_(shift)
         return plain
 
-    def added_parameters(self) -> int:
-        return self.pref_weight.numel()
-
-    def preference_parameters(self) -> list[nn.Parameter]:
+    def adapter_parameters(self) -> list[nn.Parameter]:
         return [self.pref_weight]
 
 
 _FILM_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
-class FiLMLayer(nn.Module):
+class FiLMLayer(ParetoLayer):
     """A layer whose output features are scaled and shifted by the preference (FiLM, Perez et al. 2018).
 
     ``y = γ(λ) ⊙ f(x) + β(λ)`` per output feature (channel for convolutions and BatchNorm, last axis for
@@ -88,13 +89,13 @@ class FiLMLayer(nn.Module):
     """
 
     def __init__(self, base: nn.Module, state: PreferenceState, name: str) -> None:
-        super().__init__()
+        super().__init__(state, name)
         if not isinstance(base, _FILM_TYPES):
             raise ParetorchError(f"FiLM conditions Linear, Conv and affine BatchNorm layers; {name!r} is "
                                  f"{type(base).__name__}")
         if isinstance(base, nn.modules.batchnorm._BatchNorm) and not base.affine:
             raise ParetorchError(f"FiLM needs an affine BatchNorm to fold into; {name!r} has affine=False")
-        self.base, self._state, self._name = base, state, name
+        self.base = base
         features = (base.out_features if isinstance(base, nn.Linear)
                     else base.num_features if isinstance(base, nn.modules.batchnorm._BatchNorm)
                     else base.out_channels)
@@ -106,9 +107,9 @@ class FiLMLayer(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.base(x)
-        pref = self._state.current(self._name).to(out.dtype)
-        scale = per_sample(1.0 + pref @ self.scale_weight.T, out, self._feature_dim, self._name)
-        shift = per_sample(pref @ self.shift_weight.T, out, self._feature_dim, self._name)
+        pref = self.preference().to(out.dtype)
+        scale = per_sample(1.0 + pref @ self.scale_weight.T, out, self._feature_dim, self.layer_name)
+        shift = per_sample(pref @ self.shift_weight.T, out, self._feature_dim, self.layer_name)
         return out * scale + shift
 
     def merged(self, pref: Tensor) -> nn.Module:
@@ -123,10 +124,7 @@ class FiLMLayer(nn.Module):
                 plain.bias.mul_(scale).add_(shift)
         return plain
 
-    def added_parameters(self) -> int:
-        return self.scale_weight.numel() + self.shift_weight.numel()
-
-    def preference_parameters(self) -> list[nn.Parameter]:
+    def adapter_parameters(self) -> list[nn.Parameter]:
         return [self.scale_weight, self.shift_weight]
 
 
@@ -140,24 +138,16 @@ def conditioned(model: nn.Module, num_tasks: int, target: str | None = None) -> 
     >>> pm.layer_names
     ['0']
     """
-    from paretorch.parameterisations._model import ParetoModel, _replace, check_num_tasks
-
-    check_num_tasks(num_tasks)
-    wrapped = copy.deepcopy(model)
-    supported = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
-    names = [name for name, module in wrapped.named_modules() if isinstance(module, supported)
+    names = [name for name, module in model.named_modules() if isinstance(module, _INPUT_TYPES)
              and (target is None or name == target)]
     if not names:
         raise ParetorchError(f"no Linear/Conv layer {'named ' + repr(target) if target else ''} to condition")
-    state = PreferenceState(num_tasks)
     first = names[0]
-    _replace(wrapped, first, PreferenceInput(wrapped.get_submodule(first), state, first))
-    config = {"method": "conditioned", "num_tasks": num_tasks, "target": first}
-    return ParetoModel(wrapped, num_tasks, "conditioned", state, [first], config)
+    return wrap(model, num_tasks, dict.fromkeys(_INPUT_TYPES, PreferenceInput), targets=re.escape(first),
+                name="conditioned", config={"target": first})
 
 
-def film(model: nn.Module, num_tasks: int, targets: str | Sequence[str] | None = None,
-         exclude: str | Sequence[str] | None = None) -> ParetoModel:
+def film(model: nn.Module, num_tasks: int, targets: Targets = None, exclude: Targets = None) -> ParetoModel:
     """FiLM conditioning (Perez et al. 2018; the baseline of LORPMAN §4.3): the output features of each
     targeted layer are scaled and shifted by ``γ(λ) = 1 + Γλ`` and ``β(λ) = Bλ`` (2·T numbers per feature).
 
@@ -174,17 +164,10 @@ def film(model: nn.Module, num_tasks: int, targets: str | Sequence[str] | None =
     >>> torch.allclose(pm(x, [0.3, 0.7]), net(x))  # Γ = B = 0 at the start: the user's model
     True
     """
-    from paretorch.parameterisations._model import ParetoModel, _replace, check_num_tasks, select_layers
-
-    check_num_tasks(num_tasks)
-    wrapped = copy.deepcopy(model)
     kinds: tuple[type[nn.Module], ...] = _FILM_TYPES
     if targets is None:
-        has_norms = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in wrapped.modules())
+        has_norms = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
         kinds = _FILM_TYPES[4:] if has_norms else _FILM_TYPES[:4]
-    names = select_layers(wrapped, kinds, targets, exclude, "FiLM")
-    state = PreferenceState(num_tasks)
-    for name in names:
-        _replace(wrapped, name, FiLMLayer(wrapped.get_submodule(name), state, name))
-    config = {"method": "film", "num_tasks": num_tasks, "targets": names}
-    return ParetoModel(wrapped, num_tasks, "film", state, names, config)
+    pm = wrap(model, num_tasks, dict.fromkeys(kinds, FiLMLayer), targets=targets, exclude=exclude, name="film")
+    pm.config["targets"] = pm.layer_names
+    return pm

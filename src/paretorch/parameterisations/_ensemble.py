@@ -10,6 +10,8 @@ member evaluations per layer, not one per preference.
 from __future__ import annotations
 
 import copy
+from functools import partial
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -17,6 +19,11 @@ from torch.func import functional_call
 
 from paretorch.errors import ParetorchError
 from paretorch.parameterisations._context import PreferenceState, block_forward, per_sample, use_blocks
+from paretorch.parameterisations._layer import LayerFactory, ParetoLayer
+from paretorch.parameterisations._model import ParetoModel, wrap
+from paretorch.parameterisations._select import Targets
+
+__all__ = ["ENSEMBLE_LAYER_TYPES", "EnsembleBatchNorm", "EnsembleLayer", "ensemble"]
 
 # Layers whose output is affine in their parameters, so per-sample output mixing is exact.
 ENSEMBLE_LAYER_TYPES: tuple[type[nn.Module], ...] = (
@@ -24,12 +31,15 @@ ENSEMBLE_LAYER_TYPES: tuple[type[nn.Module], ...] = (
 )
 
 
-class EnsembleLayer(nn.Module):
+_BATCHNORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+class EnsembleLayer(ParetoLayer):
     """T independently initialised copies of a layer, mixed by the current preference."""
 
-    def __init__(self, base: nn.Module, num_tasks: int, state: PreferenceState, name: str,
-                 independent_init: bool = True) -> None:
-        super().__init__()
+    def __init__(self, base: nn.Module, state: PreferenceState, name: str, independent_init: bool = True) -> None:
+        super().__init__(state, name)
+        num_tasks = state.num_tasks
         if any(True for _ in base.buffers()):
             raise ParetorchError(f"layer {name!r} has buffers; ensemble() cannot share them across members")
         self.members = nn.ModuleList()
@@ -39,8 +49,6 @@ class EnsembleLayer(nn.Module):
             if independent_init or index > 0:
                 member.reset_parameters()
             self.members.append(member)
-        self.num_tasks = num_tasks
-        self._state, self._name = state, name
 
     def _stacked(self) -> dict[str, Tensor]:
         names = [name for name, _ in self.members[0].named_parameters()]
@@ -50,7 +58,7 @@ class EnsembleLayer(nn.Module):
         return {name: torch.tensordot(pref.to(value.dtype), value, dims=1) for name, value in self._stacked().items()}
 
     def forward(self, x: Tensor) -> Tensor:
-        pref = self._state.current(self._name)
+        pref = self.preference()
         if pref.dim() == 1:
             return functional_call(self.members[0], self.merged_parameters(pref), (x,))
         blocks = use_blocks(self._state, x)
@@ -62,7 +70,7 @@ class EnsembleLayer(nn.Module):
         total: Tensor | None = None
         for task, member in enumerate(self.members):
             out = member(x)
-            contribution = per_sample(pref[:, task].to(out.dtype), out, 0, self._name) * out
+            contribution = per_sample(pref[:, task].to(out.dtype), out, 0, self.layer_name) * out
             total = contribution if total is None else total + contribution
         assert total is not None
         return total
@@ -74,23 +82,26 @@ class EnsembleLayer(nn.Module):
                 plain.get_parameter(name).copy_(value)
         return plain
 
-    def base_parameter_count(self) -> int:
-        return sum(p.numel() for p in self.members[0].parameters())
+    def original_layer(self) -> nn.Module:
+        return self.members[0]
+
+    def adapter_parameters(self) -> list[nn.Parameter]:
+        return list(self.members.parameters())
 
     def added_parameters(self) -> int:
         return (self.num_tasks - 1) * self.base_parameter_count()
 
 
-class EnsembleBatchNorm(nn.Module):
+class EnsembleBatchNorm(ParetoLayer):
     """A BatchNorm layer whose affine parameters have T members; the running statistics stay shared.
 
     Normalisation happens once, with the batch (training) or running (evaluation) statistics of the wrapped
     layer; only the scale and shift γ(λ), β(λ) are mixed, per sample if the preference is per sample.
     """
 
-    def __init__(self, base: nn.modules.batchnorm._BatchNorm, num_tasks: int, state: PreferenceState,
-                 name: str) -> None:
-        super().__init__()
+    def __init__(self, base: nn.modules.batchnorm._BatchNorm, state: PreferenceState, name: str) -> None:
+        super().__init__(state, name)
+        num_tasks = state.num_tasks
         if not base.affine:
             raise ParetorchError(f"BatchNorm layer {name!r} has no affine parameters to ensemble; leave it shared")
         self.norm = base
@@ -100,15 +111,13 @@ class EnsembleBatchNorm(nn.Module):
         del base.weight, base.bias
         base.register_parameter("weight", None)
         base.register_parameter("bias", None)
-        self.num_tasks = num_tasks
-        self._state, self._name = state, name
 
     def forward(self, x: Tensor) -> Tensor:
-        pref = self._state.current(self._name)
+        pref = self.preference()
         normalised = self.norm(x)
         scale = pref.to(x.dtype) @ self.weight
         shift = pref.to(x.dtype) @ self.bias
-        return per_sample(scale, x, 1, self._name) * normalised + per_sample(shift, x, 1, self._name)
+        return per_sample(scale, x, 1, self.layer_name) * normalised + per_sample(shift, x, 1, self.layer_name)
 
     def merged(self, pref: Tensor) -> nn.Module:
         plain = copy.deepcopy(self.norm)
@@ -117,8 +126,45 @@ class EnsembleBatchNorm(nn.Module):
             plain.bias = nn.Parameter(pref.to(self.bias.dtype) @ self.bias)
         return plain
 
+    def original_layer(self) -> nn.Module:
+        return self.norm
+
+    def adapter_parameters(self) -> list[nn.Parameter]:
+        return [self.weight, self.bias]
+
     def base_parameter_count(self) -> int:
-        return self.weight.shape[1] * 2
+        return self.weight.shape[1] * 2  # the original γ and β; the wrapped norm keeps none of its own
 
     def added_parameters(self) -> int:
         return (self.num_tasks - 1) * self.base_parameter_count()
+
+
+def ensemble(
+    model: nn.Module,
+    num_tasks: int,
+    targets: Targets = None,
+    exclude: Targets = None,
+    batchnorm: Literal["shared", "members"] = "shared",
+    independent_init: bool = True,
+) -> ParetoModel:
+    """PaMaL's weight ensemble: every targeted layer gets T members, θ(λ) = Σ_t λ_t θ_t.
+
+    Members are re-initialised the way each layer initialises itself (``reset_parameters``), independently;
+    with ``independent_init=False`` member 0 keeps the user's weights (to start from a trained model).
+    Linear, Conv1d/2d/3d, Embedding, LayerNorm and GroupNorm layers are wrapped (all of them unless
+    ``targets``/``exclude`` say otherwise), and BatchNorm's affine parameters with ``batchnorm="members"``.
+
+    >>> import torch
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    >>> pm = ensemble(net, num_tasks=2)
+    >>> pm(torch.randn(5, 4), [0.3, 0.7]).shape
+    torch.Size([5, 2])
+    """
+    if batchnorm not in ("shared", "members"):
+        raise ParetorchError(f"batchnorm must be 'shared' or 'members', got {batchnorm!r}")
+    member: LayerFactory = partial(EnsembleLayer, independent_init=independent_init)
+    dispatch: dict[type[nn.Module], LayerFactory] = dict.fromkeys(ENSEMBLE_LAYER_TYPES, member)
+    if batchnorm == "members":
+        dispatch |= dict.fromkeys(_BATCHNORM_TYPES, EnsembleBatchNorm)
+    return wrap(model, num_tasks, dispatch, targets=targets, exclude=exclude, name="ensemble",
+                config={"batchnorm": batchnorm, "independent_init": independent_init})

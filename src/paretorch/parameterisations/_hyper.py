@@ -126,9 +126,6 @@ class HyperParetoModel(ParetoModel):
     def base_parameters(self) -> list[nn.Parameter]:
         return []
 
-    def lowrank_deltas(self) -> dict[str, Tensor]:
-        return {}
-
     def parameter_report(self) -> ParameterReport:
         target = sum(p.numel() for p in self.model.parameters())
         generator = sum(p.numel() for p in self.hyper.parameters())

@@ -23,8 +23,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from paretorch.errors import ParetorchError
 from paretorch.parameterisations._context import PreferenceState, block_forward, per_sample, use_blocks
 from paretorch.parameterisations._conv import CONV_FUNCTIONS, padded_like
+from paretorch.parameterisations._layer import LayerFactory, ParetoLayer
+from paretorch.parameterisations._model import ParetoModel, wrap
+from paretorch.parameterisations._select import Targets
+
+__all__ = ["LowRankConv", "LowRankLayer", "LowRankLinear", "lowrank", "lowrank_deltas"]
 
 Scaling = Literal["palora", "lorpman"]
 
@@ -34,20 +40,32 @@ def adapter_scale(scaling: Scaling, scale: float, rank: int) -> float:
     return scale / rank if scaling == "palora" else scale
 
 
-class _LowRankLayer(nn.Module):
-    """What Linear and Conv adapters share: the merge into a plain layer and the parameter count."""
+class LowRankLayer(ParetoLayer):
+    """What Linear and Conv adapters share: the stacked factors, the merge into a plain layer, the task deltas.
+
+    ``down`` stacks the T down-projections D_t (T·r rows), ``up`` the T up-projections U_t (T·r columns).
+    """
 
     base: nn.Module
     down: nn.Parameter
     up: nn.Parameter
-    scale: float
+
+    def __init__(self, base: nn.Module, state: PreferenceState, name: str, rank: int, scale: float) -> None:
+        super().__init__(state, name)
+        if not isinstance(rank, int) or rank < 1:
+            raise ParetorchError(f"rank must be a positive integer, got {rank!r}")
+        self.base, self.rank, self.scale = base, rank, scale
 
     def task_deltas(self) -> Tensor:
+        """The T weight deltas U_t D_t, each shaped like the base weight, without the scale."""
         raise NotImplementedError
+
+    def adapter_parameters(self) -> list[nn.Parameter]:
+        return [self.down, self.up]
 
     def _block_forward(self, x: Tensor) -> Tensor | None:
         # multi_forward: one merged weight W + s·Σ_t λ_t U_t D_t per preference, one batched call.
-        blocks = use_blocks(self._state, x)  # type: ignore[attr-defined]
+        blocks = use_blocks(self._state, x)
         if blocks is None:
             return None
         deltas = torch.tensordot(blocks.to(self.down.dtype), self.task_deltas(), dims=1)
@@ -63,19 +81,14 @@ class _LowRankLayer(nn.Module):
             plain.weight.add_(self.scale * delta)
         return plain
 
-    def added_parameters(self) -> int:
-        return self.down.numel() + self.up.numel()
 
 
-class LowRankLinear(_LowRankLayer):
+class LowRankLinear(LowRankLayer):
     """A Linear layer with T low-rank task adapters mixed by the current preference."""
 
-    def __init__(self, base: nn.Linear, num_tasks: int, rank: int, scale: float, state: PreferenceState,
-                 name: str) -> None:
-        super().__init__()
-        self.base = base
-        self.num_tasks, self.rank, self.scale = num_tasks, rank, scale
-        self._state, self._name = state, name
+    def __init__(self, base: nn.Linear, state: PreferenceState, name: str, rank: int, scale: float) -> None:
+        super().__init__(base, state, name, rank, scale)
+        num_tasks = state.num_tasks
         factory = {"device": base.weight.device, "dtype": base.weight.dtype}
         self.down = nn.Parameter(torch.empty(num_tasks * rank, base.in_features, **factory))
         self.up = nn.Parameter(torch.zeros(base.out_features, num_tasks * rank, **factory))
@@ -84,8 +97,8 @@ class LowRankLinear(_LowRankLayer):
     def forward(self, x: Tensor) -> Tensor:
         # Per-sample and multi-forward share the stacked-adapter path: for a Linear layer the two extra thin
         # matmuls cost less than merging M weight matrices (measured by benchmarks/forward_backward.py).
-        pref = self._state.current(self._name)
-        weights = per_sample(pref.repeat_interleave(self.rank, dim=-1).to(x.dtype), x, -1, self._name)
+        pref = self.preference()
+        weights = per_sample(pref.repeat_interleave(self.rank, dim=-1).to(x.dtype), x, -1, self.layer_name)
         return self.base(x) + self.scale * F.linear(F.linear(x, self.down) * weights, self.up)
 
     def task_deltas(self) -> Tensor:
@@ -96,15 +109,15 @@ class LowRankLinear(_LowRankLayer):
 
 
 
-class LowRankConv(_LowRankLayer):
+class LowRankConv(LowRankLayer):
     """A Conv1d/Conv2d/Conv3d layer with T low-rank task adapters mixed by the current preference."""
 
-    def __init__(self, base: nn.Conv1d | nn.Conv2d | nn.Conv3d, num_tasks: int, rank: int, scale: float,
-                 state: PreferenceState, name: str) -> None:
-        super().__init__()
-        self.base = base
-        self.num_tasks, self.rank, self.scale = num_tasks, rank, scale
-        self._state, self._name = state, name
+    def __init__(self, base: nn.Conv1d | nn.Conv2d | nn.Conv3d, state: PreferenceState, name: str, rank: int,
+                 scale: float) -> None:
+        super().__init__(base, state, name, rank, scale)
+        if base.out_channels % base.groups:
+            raise ParetorchError(f"conv layer {name!r} has out_channels not divisible by groups")
+        num_tasks = state.num_tasks
         self.spatial = len(base.kernel_size)
         groups = base.groups
         factory = {"device": base.weight.device, "dtype": base.weight.dtype}
@@ -114,7 +127,7 @@ class LowRankConv(_LowRankLayer):
         nn.init.kaiming_uniform_(self.down, a=math.sqrt(5))
 
     def forward(self, x: Tensor) -> Tensor:
-        pref = self._state.current(self._name)
+        pref = self.preference()
         # For convolutions the adapter branch costs a second full-resolution convolution, so a multi-forward
         # merges one weight per preference instead and runs a single batched convolution.
         if pref.dim() == 2 and (blocked := self._block_forward(x)) is not None:
@@ -126,7 +139,7 @@ class LowRankConv(_LowRankLayer):
         channel_weights = pref.repeat_interleave(self.rank, dim=-1).repeat(
             *([1] * (pref.dim() - 1)), self.base.groups
         )
-        weights = per_sample(channel_weights.to(x.dtype), hidden, 1, self._name)
+        weights = per_sample(channel_weights.to(x.dtype), hidden, 1, self.layer_name)
         return self.base(x) + self.scale * conv(hidden * weights, self.up, None, 1, 0, 1, self.base.groups)
 
     def task_deltas(self) -> Tensor:
@@ -138,3 +151,57 @@ class LowRankConv(_LowRankLayer):
         up = self.up.view(groups, out_per_group, tasks, rank)  # per group: n/g × T·r
         delta = torch.einsum("gotr,gtrk->tgok", up, down)
         return delta.reshape(tasks, self.base.out_channels, *kernel)
+
+
+def lowrank(
+    model: nn.Module,
+    num_tasks: int,
+    rank: int = 1,
+    scale: float = 1.0,
+    scaling: Scaling = "palora",
+    targets: Targets = None,
+    exclude: Targets = None,
+    freeze_base: bool = False,
+) -> ParetoModel:
+    """Base weights plus one low-rank delta per task, mixed by the preference.
+
+    ``scaling="palora"``: W + (α/r) Σ_t λ_t A_t B_t with α = ``scale`` (PaLoRA Eq. 2).
+    ``scaling="lorpman"``: θ0 + s Σ_i α_i B_i A_i with s = ``scale`` (LORPMAN Eq. 6).
+    The up-projection starts at zero, so the model starts exactly at the user's weights.
+    ``freeze_base=True`` trains only the adapters (PaLoRA's Pareto expansion from a trained checkpoint).
+    Every Linear and Conv1d/2d/3d layer is wrapped unless ``targets``/``exclude`` say otherwise.
+
+    >>> import torch
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    >>> pm = lowrank(net, num_tasks=2, rank=1, scale=2.0)
+    >>> torch.allclose(pm(torch.ones(1, 4), [1.0, 0.0]), net(torch.ones(1, 4)))
+    True
+    """
+    if not isinstance(rank, int) or rank < 1:
+        raise ParetorchError(f"rank must be a positive integer, got {rank!r}")
+    if scaling not in ("palora", "lorpman"):
+        raise ParetorchError(f"scaling must be 'palora' or 'lorpman', got {scaling!r}")
+    factor = adapter_scale(scaling, scale, rank)
+
+    def linear(layer: nn.Module, state: PreferenceState, name: str) -> ParetoLayer:
+        return LowRankLinear(layer, state, name, rank, factor)  # type: ignore[arg-type]
+
+    def conv(layer: nn.Module, state: PreferenceState, name: str) -> ParetoLayer:
+        return LowRankConv(layer, state, name, rank, factor)  # type: ignore[arg-type]
+
+    dispatch: dict[type[nn.Module], LayerFactory] = {nn.Linear: linear, nn.Conv1d: conv, nn.Conv2d: conv,
+                                                      nn.Conv3d: conv}
+    pm = wrap(model, num_tasks, dispatch, targets=targets, exclude=exclude, name=f"lowrank-{scaling}",
+              config={"method": "lowrank", "rank": rank, "scale": scale, "scaling": scaling})
+    if freeze_base:
+        pm.freeze_base()
+    return pm
+
+
+def lowrank_deltas(pm: ParetoModel) -> dict[str, Tensor]:
+    """Per low-rank layer of ``pm``, the T task deltas ``U_t D_t`` (without the scale), ``(T, *weight.shape)``.
+
+    LORPMAN's orthogonality regulariser (Eq. 7) is computed from these; a model without low-rank layers has none.
+    """
+    return {name: layer.task_deltas() for name, layer in pm.pareto_layers().items()
+            if isinstance(layer, LowRankLayer)}

@@ -11,8 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import os
-import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,15 +21,10 @@ from torch import Tensor, nn
 
 from paretorch._files import atomic_write
 from paretorch.errors import ParetorchError
-from paretorch.parameterisations._conditioned import FiLMLayer, PreferenceInput
 from paretorch.parameterisations._context import PreferenceState
-from paretorch.parameterisations._ensemble import EnsembleBatchNorm, EnsembleLayer
-from paretorch.parameterisations._lowrank import LowRankConv, LowRankLinear
+from paretorch.parameterisations._layer import LayerFactory, ParetoLayer
+from paretorch.parameterisations._select import Targets, check_num_tasks, replace_module, select_layers
 from paretorch.preferences import as_preference
-
-ParetoLayer = LowRankLinear | LowRankConv | EnsembleLayer | EnsembleBatchNorm | PreferenceInput | FiLMLayer
-PARETO_LAYER_TYPES = (LowRankLinear, LowRankConv, EnsembleLayer, EnsembleBatchNorm, PreferenceInput, FiLMLayer)
-Targets = str | Sequence[str] | None
 
 
 @dataclass(frozen=True)
@@ -178,7 +172,7 @@ class ParetoModel(nn.Module):
             raise ParetorchError(f"at() takes one preference of shape ({self.num_tasks},), got {tuple(tensor.shape)}")
         plain = copy.deepcopy(self.model)
         for name in self.layer_names:
-            _replace(plain, name, plain.get_submodule(name).merged(tensor))
+            replace_module(plain, name, plain.get_submodule(name).merged(tensor))
         return plain
 
     def export(self, path: str | os.PathLike[str], pref: Any) -> Path:
@@ -208,21 +202,11 @@ class ParetoModel(nn.Module):
     # ----- parameter groups ------------------------------------------------------------------------------------
     def pareto_layers(self) -> dict[str, ParetoLayer]:
         """The wrapped layers by name (inside ``pm.model``)."""
-        return {name: self.model.get_submodule(name) for name in self.layer_names}
+        return {name: self.model.get_submodule(name) for name in self.layer_names}  # type: ignore[misc]
 
     def adapter_parameters(self) -> list[nn.Parameter]:
-        """Parameters that the preference mixes: low-rank factors, or ensemble members."""
-        params: list[nn.Parameter] = []
-        for layer in self.pareto_layers().values():
-            if isinstance(layer, (LowRankLinear, LowRankConv)):
-                params += [layer.down, layer.up]
-            elif isinstance(layer, EnsembleLayer):
-                params += list(layer.members.parameters())
-            elif isinstance(layer, (PreferenceInput, FiLMLayer)):
-                params += layer.preference_parameters()
-            else:
-                params += [layer.weight, layer.bias]
-        return params
+        """Parameters that the preference mixes: low-rank factors, ensemble members, FiLM weights…"""
+        return [param for layer in self.pareto_layers().values() for param in layer.adapter_parameters()]
 
     def base_parameters(self) -> list[nn.Parameter]:
         """Every other parameter: the base (main) network that all preferences share."""
@@ -234,30 +218,11 @@ class ParetoModel(nn.Module):
         for param in self.base_parameters():
             param.requires_grad_(not frozen)
 
-    def lowrank_deltas(self) -> dict[str, Tensor]:
-        """Per low-rank layer, the T task deltas ``U_t D_t`` (without the scale), shape ``(T, *weight.shape)``.
-
-        LORPMAN's orthogonality regulariser (Eq. 7) is computed from these.
-        """
-        return {name: layer.task_deltas() for name, layer in self.pareto_layers().items()
-                if isinstance(layer, (LowRankLinear, LowRankConv))}
-
     def parameter_report(self) -> ParameterReport:
         """Base and added parameters per wrapped layer and in total (PaLoRA mn + T·r(m+n) per layer,
         LORPMAN dk + m(dr + rk), PaMaL m·dk)."""
-        rows = []
-        for name, layer in self.pareto_layers().items():
-            if isinstance(layer, (LowRankLinear, LowRankConv)):
-                base = sum(p.numel() for p in layer.base.parameters())
-                kind = type(layer.base).__name__
-            elif isinstance(layer, EnsembleLayer):
-                base, kind = layer.base_parameter_count(), type(layer.members[0]).__name__
-            elif isinstance(layer, (PreferenceInput, FiLMLayer)):
-                base = sum(p.numel() for p in layer.base.parameters())
-                kind = type(layer.base).__name__
-            else:
-                base, kind = layer.base_parameter_count(), type(layer.norm).__name__
-            rows.append(LayerParameters(name, kind, base, layer.added_parameters()))
+        rows = [LayerParameters(name, type(layer.original_layer()).__name__, layer.base_parameter_count(),
+                                layer.added_parameters()) for name, layer in self.pareto_layers().items()]
         added = sum(row.added for row in rows)
         total = sum(p.numel() for p in self.parameters())
         return ParameterReport(self.method, rows, base_total=total - added, added_total=added)
@@ -322,59 +287,61 @@ def recalibrate_batchnorm(model: nn.Module, batches: Iterable[Any], pref: Any | 
     return model
 
 
-# ----- injection ---------------------------------------------------------------------------------------------------
-def _replace(root: nn.Module, name: str, new: nn.Module) -> None:
-    parent_name, _, child = name.rpartition(".")
-    setattr(root.get_submodule(parent_name) if parent_name else root, child, new)
+def _factory_for(layer: nn.Module, layers: Mapping[type[nn.Module], LayerFactory]) -> LayerFactory:
+    # The most specific entry wins: a subclass of nn.Linear uses the nn.Linear factory unless it has its own.
+    for kind in type(layer).__mro__:
+        if kind in layers:
+            return layers[kind]
+    raise ParetorchError(f"no Pareto layer for {type(layer).__name__}")  # select_layers only picks listed types
 
 
-def _matches(name: str, targets: Targets) -> bool:
-    if targets is None:
-        return True
-    if isinstance(targets, str):
-        return re.fullmatch(targets, name) is not None
-    return any(name == target or name.endswith("." + target) for target in targets)
+def wrap(model: nn.Module, num_tasks: int, layers: Mapping[type[nn.Module], LayerFactory], *,
+         targets: Targets = None, exclude: Targets = None, name: str = "custom",
+         config: dict[str, Any] | None = None) -> ParetoModel:
+    """Make ``model`` steerable: replace its targeted layers using the dispatch table ``layers``.
+
+    ``layers`` maps user layer types (``nn.Linear``, ``nn.Conv2d`` …; subclasses match too) to a factory
+    ``factory(user_layer, state, layer_name) -> ParetoLayer``; every layer of one of these types that
+    ``targets``/``exclude`` select is replaced in a deep copy of ``model`` (the original is never changed).
+    The built-in parameterisations (:func:`~paretorch.ensemble`, :func:`~paretorch.lowrank`,
+    :func:`~paretorch.film`, :func:`~paretorch.conditioned`) are this function with their own table; a new
+    parameterisation is a :class:`~paretorch.parameterisations.ParetoLayer` subclass and one call to it.
+    ``config`` (JSON-able) is recorded in exports and checkpoints.
+
+    >>> import torch
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    >>> from paretorch.parameterisations import LowRankLinear
+    >>> pm = wrap(net, 2, {torch.nn.Linear: lambda layer, state, name: LowRankLinear(layer, state, name, 1, 1.0)})
+    >>> pm.layer_names
+    ['0', '2']
+    """
+    check_num_tasks(num_tasks)
+    if not layers:
+        raise ParetorchError("wrap() needs a dispatch table {layer type: factory} with at least one entry")
+    wrapped = copy.deepcopy(model)
+    state = PreferenceState(num_tasks)
+    label = (config or {}).get("method", name)  # lowrank-palora and lowrank-lorpman are both "lowrank"
+    names = select_layers(wrapped, tuple(layers), targets, exclude, label)
+    for layer_name in names:
+        layer = wrapped.get_submodule(layer_name)
+        replacement = _factory_for(layer, layers)(layer, state, layer_name)
+        if not isinstance(replacement, ParetoLayer):
+            raise ParetorchError(f"the factory for {type(layer).__name__} returned a {type(replacement).__name__}, "
+                                 "not a ParetoLayer")
+        replace_module(wrapped, layer_name, replacement)
+    return ParetoModel(wrapped, num_tasks, name, state, names,
+                       {"method": name, "num_tasks": num_tasks} | (config or {}))
 
 
-def _excluded(name: str, exclude: Targets) -> bool:
-    # Excluding a container excludes everything inside it.
-    if exclude is None:
-        return False
-    parts = name.split(".")
-    return any(_matches(".".join(parts[:end]), exclude) for end in range(1, len(parts) + 1))
+def plain(model: nn.Module, num_tasks: int) -> ParetoModel:
+    """The user's model with no Pareto layers: the preference is accepted and ignored (one trade-off, fixed
+    by the loss weights). Linear scalarisation, single-task and MGDA baselines train this.
 
-
-def select_layers(model: nn.Module, supported: tuple[type[nn.Module], ...], targets: Targets,
-                  exclude: Targets, method: str) -> list[str]:
-    """Names of the layers to wrap. ``targets``: ``None`` (every supported layer), a regular expression that
-    must match the whole name, or a list of names / name suffixes (PEFT's ``target_modules``). A targeted
-    container stands for its supported descendants; a targeted leaf of an unsupported type is an error."""
-    chosen: list[str] = []
-    for name, module in model.named_modules():
-        if not name or not _matches(name, targets) or _excluded(name, exclude):
-            continue
-        if isinstance(module, supported):
-            chosen.append(name)
-        elif targets is not None and not any(True for _ in module.children()):
-            if any(True for _ in module.parameters(recurse=False)):
-                kinds = ", ".join(kind.__name__ for kind in supported)
-                raise ParetorchError(
-                    f"layer {name!r} is a {type(module).__name__}, which {method} does not support; "
-                    f"target only {kinds} layers"
-                )
-        elif targets is not None:
-            chosen += [f"{name}.{child}" for child, sub in module.named_modules()
-                       if child and isinstance(sub, supported) and not _excluded(f"{name}.{child}", exclude)]
-    # A container and its children can both match: keep each layer once, in model order.
-    unique = list(dict.fromkeys(chosen))
-    if not unique:
-        raise ParetorchError(
-            f"targets {targets!r} matched no supported layer; names look like "
-            f"{[n for n, _ in model.named_modules() if n][:5]}"
-        )
-    return unique
-
-
-def check_num_tasks(num_tasks: int) -> None:
-    if not isinstance(num_tasks, int) or num_tasks < 2:
-        raise ParetorchError(f"num_tasks must be an integer >= 2, got {num_tasks!r}")
+    >>> import torch
+    >>> pm = plain(torch.nn.Linear(3, 2), num_tasks=2)
+    >>> pm.at([0.5, 0.5]).weight.shape
+    torch.Size([2, 3])
+    """
+    check_num_tasks(num_tasks)
+    return ParetoModel(copy.deepcopy(model), num_tasks, "plain", PreferenceState(num_tasks), [],
+                       {"method": "plain", "num_tasks": num_tasks})

@@ -17,7 +17,7 @@ from paretorch._files import atomic_torch_save, atomic_write_text, load_checkpoi
 from paretorch._random import epoch_scope, seeded_generator
 from paretorch.errors import ParetorchError
 from paretorch.objectives import GradientObjective, task_gram
-from paretorch.parameterisations import ParetoModel, shared_parameters, split_outputs
+from paretorch.parameterisations import ParetoModel, lowrank_deltas, shared_parameters, split_outputs
 from paretorch.preferences import PreferenceSampler
 from paretorch.training.balancing import LossBalancer, balanced_shared_gradients
 from paretorch.training.evaluation import Front, TaskMetric, as_task_list, evaluate_front, split_batch
@@ -237,7 +237,7 @@ class Trainer:
                 prefs, losses, cfg.multi_forward_edges)
         if cfg.orthogonality_coef > 0:
             regulariser = regulariser + cfg.orthogonality_coef * orthogonality_penalty(
-                self.pm.lowrank_deltas(), generator=self._orthogonality_generator)
+                lowrank_deltas(self.pm), generator=self._orthogonality_generator)
         if cfg.cosine_coef > 0:
             # COSMOS: pull each loss vector towards its preference ray.
             regulariser = regulariser - cfg.cosine_coef * torch.cosine_similarity(losses, prefs, dim=1).sum()

@@ -1,0 +1,77 @@
+"""Which of the user's layers a parameterisation wraps, and how a wrapped layer takes its place.
+
+``targets`` and ``exclude`` follow PEFT's ``target_modules``: ``None`` (every supported layer), a regular
+expression that must match the whole name, or a list of names / name suffixes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from torch import nn
+
+from paretorch.errors import ParetorchError
+
+__all__ = ["Targets", "check_num_tasks", "replace_module", "select_layers"]
+
+Targets = str | Sequence[str] | None
+
+
+def replace_module(root: nn.Module, name: str, new: nn.Module) -> None:
+    """Put ``new`` where the submodule ``name`` of ``root`` was."""
+    parent_name, _, child = name.rpartition(".")
+    setattr(root.get_submodule(parent_name) if parent_name else root, child, new)
+
+
+def _matches(name: str, targets: Targets) -> bool:
+    if targets is None:
+        return True
+    if isinstance(targets, str):
+        return re.fullmatch(targets, name) is not None
+    return any(name == target or name.endswith("." + target) for target in targets)
+
+
+def _excluded(name: str, exclude: Targets) -> bool:
+    # Excluding a container excludes everything inside it.
+    if exclude is None:
+        return False
+    parts = name.split(".")
+    return any(_matches(".".join(parts[:end]), exclude) for end in range(1, len(parts) + 1))
+
+
+def select_layers(model: nn.Module, supported: tuple[type[nn.Module], ...], targets: Targets,
+                  exclude: Targets, method: str) -> list[str]:
+    """Names of the layers to wrap. ``targets``: ``None`` (every supported layer), a regular expression that
+    must match the whole name, or a list of names / name suffixes (PEFT's ``target_modules``). A targeted
+    container stands for its supported descendants; a targeted leaf of an unsupported type is an error."""
+    chosen: list[str] = []
+    for name, module in model.named_modules():
+        if not name or not _matches(name, targets) or _excluded(name, exclude):
+            continue
+        if isinstance(module, supported):
+            chosen.append(name)
+        elif targets is not None and not any(True for _ in module.children()):
+            if any(True for _ in module.parameters(recurse=False)):
+                kinds = ", ".join(kind.__name__ for kind in supported)
+                raise ParetorchError(
+                    f"layer {name!r} is a {type(module).__name__}, which {method} does not support; "
+                    f"target only {kinds} layers"
+                )
+        elif targets is not None:
+            chosen += [f"{name}.{child}" for child, sub in module.named_modules()
+                       if child and isinstance(sub, supported) and not _excluded(f"{name}.{child}", exclude)]
+    # A container and its children can both match: keep each layer once, in model order.
+    unique = list(dict.fromkeys(chosen))
+    if not unique:
+        raise ParetorchError(
+            f"targets {targets!r} matched no supported layer; names look like "
+            f"{[n for n, _ in model.named_modules() if n][:5]}"
+        )
+    return unique
+
+
+def check_num_tasks(num_tasks: int) -> None:
+    """Refuse a task count below 2 (a front needs at least two tasks)."""
+    if not isinstance(num_tasks, int) or num_tasks < 2:
+        raise ParetorchError(f"num_tasks must be an integer >= 2, got {num_tasks!r}")
