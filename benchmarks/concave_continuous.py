@@ -22,7 +22,6 @@ from paretorch.metrics import generational_distance
 from paretorch.objectives import loss_direction
 from paretorch.preferences import simplex_grid
 from paretorch.problems import ConcaveProblem, ProblemModel
-from paretorch.training import Trainer
 
 PROBLEM = ConcaveProblem(20)
 
@@ -38,8 +37,7 @@ def main() -> None:
             extra = {"scale": 1.0, "rank": 1} if method != "pamal" else {}
             model = ProblemModel(PROBLEM, 0.3 * torch.randn(20), layer=True)
             setup = build_method(method, model, 2, epochs=300, lr=2e-2, solver=solver, m=4, **extra)
-            Trainer(setup.pm, ProblemModel.loss_fns(), setup.sampler, setup.config,
-                    objective=setup.objective).fit(ProblemModel.loader())
+            setup.trainer(ProblemModel.loss_fns()).fit(ProblemModel.loader())
             with torch.no_grad():
                 losses = torch.stack([PROBLEM(setup.pm.at(pref).current_theta()) for pref in grid])
             angles = torch.rad2deg(torch.atan2(losses[:, 1], losses[:, 0]))

@@ -100,7 +100,7 @@ CASES: dict[str, Case] = {
     "optimizer-unknown": Case(["train", "{new}", "optimizer=adamw", *TINY], "unknown optimizer 'adamw'"),
     "momentum-without-sgd": Case(["train", "{new}", "momentum=0.5", *TINY], "it applies to optimizer=sgd"),
     "orthogonality-on-ls": Case(["train", "{new}", "method=ls", "orthogonality_coef=1", *TINY],
-                                "option 'orthogonality_coef' has no effect with method ls"),
+                                "option 'orthogonality_coef' belongs to method palora and lorpman, not ls"),
     "moo-option-without-moo": Case(["train", "{new}", "method=cpmtl", "num_refs=4", *TINY],
                                    "it applies to solver=moo"),
     "ls-points-zero": Case(["train", "{new}", "method=ls", "ls_points=0", *TINY], "ls_points must be an integer >= 1"),

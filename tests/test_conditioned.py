@@ -51,7 +51,7 @@ def test_conv_conditioning_is_constant_channels_even_with_padding():
 
 def test_cosmos_preset_has_cosine_term():
     setup = build_method("cosmos", CensusMLP(12), 2)
-    assert setup.config.cosine_coef == 1.0
+    assert [repr(r) for r in setup.regularisers] == ["CosineAlignment(1)"]
     assert setup.pm.layer_names == ["encoder.0"]
 
 
@@ -116,6 +116,6 @@ def test_film_rejects_unsupported_targets():
 
 def test_cosmos_film_option_builds_film_layers():
     setup = build_method("cosmos", CensusMLP(12), 2, conditioning="film")
-    assert setup.pm.method == "film" and setup.config.cosine_coef == 1.0
+    assert setup.pm.method == "film" and [repr(r) for r in setup.regularisers] == ["CosineAlignment(1)"]
     with pytest.raises(ParetorchError, match="conditioning"):
         build_method("cosmos", CensusMLP(12), 2, conditioning="tiles")

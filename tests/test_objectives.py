@@ -29,7 +29,7 @@ LOSSES = ProblemModel.loss_fns()
 
 def solve(method, seed, **options):
     setup = build_method(method, Point(seed), 2, epochs=300, lr=0.5, optimizer="sgd", momentum=0.0, **options)
-    Trainer(setup.pm, LOSSES, setup.sampler, setup.config, objective=setup.objective).fit(LOADER)
+    setup.trainer(LOSSES).fit(LOADER)
     return PROBLEM(setup.pm.model.theta.detach())
 
 
@@ -186,8 +186,9 @@ def test_cpmtl_moo_reconstructs_the_concave_sine_front_and_linear_scalarisation_
 
     moo = _sine_front(PreferenceMOO(generator=torch.Generator().manual_seed(0)), seed=0, steps=300)
     # LS gets more (cheaper) steps so that what it misses is not a matter of budget: its generator has
-    # converged to the two ends; an undertrained one still passes through the middle on its way.
-    ls = _sine_front(None, seed=0, steps=1000)
+    # converged to the two ends; an undertrained one still passes through the middle on its way (at 1,000 steps
+    # it still did on some CPUs, with 11 of 21 points in the middle; at 2,000 one is left).
+    ls = _sine_front(None, seed=0, steps=2000)
     # 300 steps; the benchmark's 1,500 reach IGD 0.036 against the 21 exact points' floor 0.017.
     assert igd(moo, front) < 0.12, f"moo IGD {igd(moo, front):.3f}"
     assert on_front_middle(moo) >= 12, moo
@@ -261,7 +262,7 @@ def test_mgda_ub_uses_gradients_with_respect_to_the_representation():
     seen = []
 
     class Spy(MGDA):
-        def weights(self, losses, gram, pref=None):
+        def weights(self, losses, gram, pref=None, generator=None):
             seen.append(gram)
             return super().weights(losses, gram, pref)
 
@@ -272,7 +273,8 @@ def test_mgda_ub_uses_gradients_with_respect_to_the_representation():
     model = setup.pm.model
     start = {k: v.clone() for k, v in model.state_dict().items()}
     mse = torch.nn.functional.mse_loss
-    Trainer(setup.pm, [lambda o, t: mse(o, t)] * 2, setup.sampler, setup.config, objective=Spy()).fit(loader)
+    Trainer(setup.pm, [lambda o, t: mse(o, t)] * 2, setup.sampler, setup.config,
+            objective=Spy(gradients="representation")).fit(loader)
     # The expected Gram matrix, by hand, at the starting weights: gradients of each loss w.r.t. Z = encoder(x).
     model.load_state_dict(start)
     z = model.encoder(x)
@@ -282,7 +284,7 @@ def test_mgda_ub_uses_gradients_with_respect_to_the_representation():
     torch.testing.assert_close(seen[0], expected)
     setup = build_method("mgda", TwoHeads(), 2, epochs=1, ub=True, representation="trunk")
     with pytest.raises(ParetorchError, match="representation"):
-        Trainer(setup.pm, [lambda o, t: mse(o, t)] * 2, setup.sampler, setup.config, objective=setup.objective)
+        setup.trainer([lambda o, t: mse(o, t)] * 2)
 
 
 # ----- Beyond the papers: Pareto MTL-style constraints on continuous parameterisations ---------------------------
@@ -291,7 +293,7 @@ def _continuous_front(method, solver, steps=300):
     extra = {"scale": 1.0, "rank": 1} if method != "pamal" else {}
     model = ProblemModel(PROBLEM, 0.3 * torch.randn(20), layer=True)
     setup = build_method(method, model, 2, epochs=steps, lr=2e-2, solver=solver, m=4, **extra)
-    Trainer(setup.pm, LOSSES, setup.sampler, setup.config, objective=setup.objective).fit(LOADER)
+    setup.trainer(LOSSES).fit(LOADER)
     with torch.no_grad():
         return torch.stack([PROBLEM(setup.pm.at(pref).current_theta()) for pref in simplex_grid(2, 11)])
 

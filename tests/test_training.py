@@ -15,6 +15,7 @@ from paretorch.training import (
     Front,
     LossBalancer,
     MeanLoss,
+    Orthogonality,
     TrainConfig,
     Trainer,
     balanced_shared_gradients,
@@ -159,7 +160,7 @@ class SharedMLP(nn.Module):
 def train(method, epochs=20, run_dir=None, model=SharedRegressor, **overrides):
     torch.manual_seed(0)
     setup = build_method(method, model(), 2, epochs=epochs, lr=1e-2, **overrides)
-    trainer = Trainer(setup.pm, [mse, mse], setup.sampler, setup.config, run_dir=run_dir, metrics=METRICS,
+    trainer = setup.trainer([mse, mse], run_dir=run_dir, metrics=METRICS,
                       objective=setup.objective)
     train_loader = DataLoader(conflicting_data(0, 512), batch_size=64, shuffle=True)
     return trainer, train_loader
@@ -234,7 +235,7 @@ def test_non_finite_loss_stops_with_one_line_error_and_keeps_checkpoint(tmp_path
     def exploding(output, target):
         return F.mse_loss(output, target) * float("nan")
 
-    trainer.loss_fns = [exploding, mse]
+    trainer.loss.loss_fns = [exploding, mse]
     trainer.config.epochs = 2
     with pytest.raises(ParetorchError, match="non-finite loss at epoch 1 step") as info:
         trainer.fit(loader)
@@ -291,7 +292,7 @@ def test_pareto_expansion_trains_only_adapters_around_an_ls_model(validation):
     ls_front = evaluate_front(trainer.pm, validation, METRICS, grid=torch.tensor([[0.5, 0.5]]), ref=REF)
     setup = pareto_expansion(trainer.pm, 2, epochs=10, lr=1e-2, scale=4.0)
     base_before = [p.detach().clone() for p in setup.pm.base_parameters()]
-    expander = Trainer(setup.pm, [mse, mse], setup.sampler, setup.config)
+    expander = setup.trainer([mse, mse])
     expander.fit(loader)
     for before, after in zip(base_before, setup.pm.base_parameters(), strict=True):
         assert torch.equal(before, after)
@@ -329,12 +330,12 @@ def _four_task_trainer(run_dir, epochs):
     # No generator on the loader: its order comes from the process-wide stream, which the Trainer scopes per epoch.
     loader = DataLoader(data, batch_size=16, shuffle=True)
     mse = F.mse_loss
-    return Trainer(setup.pm, [mse] * 4, setup.sampler, setup.config, run_dir=run_dir), loader
+    return setup.trainer([mse] * 4, run_dir=run_dir), loader
 
 
 def test_resume_is_exact_with_dropout_subset_orthogonality_and_a_loader_without_generator(tmp_path):
     full, loader = _four_task_trainer(tmp_path / "full", epochs=4)
-    assert full.config.orthogonality_coef > 0
+    assert any(isinstance(r, Orthogonality) for r in full.loss.regularisers)
     full.fit(loader)
     killed, loader = _four_task_trainer(tmp_path / "killed", epochs=4)
     killed.config.epochs = 1

@@ -1,40 +1,221 @@
 """The papers' methods as named presets of (parameterisation, preference sampler, objective, regularisers).
 
-``build_method(name, model, num_tasks, epochs)`` returns a :class:`MethodSetup` with the wrapped model, the
-sampler and a :class:`TrainConfig` holding the paper's defaults; keyword overrides change any of them.
+A preset is data: a :class:`MethodPreset` with its name, its typed options (:class:`~paretorch.options.Option`,
+defaults included), a ``build`` function that turns the model and the resolved options into a :class:`Recipe`,
+whether it is discrete (one plain model per preference) and, if so, which members a run trains. The
+built-in presets are registered below; :func:`register_method` adds a user's own, which then works everywhere a
+built-in one does (``build_method``, ``paretorch train method=…``).
+
+>>> sorted(method_names())[:3]
+['cosmos', 'cpmtl', 'lorpman']
+>>> validate_method_options("palora", {"rank": 2})["rank"]
+2
+>>> validate_method_options("palora", {"rnak": 2})
+Traceback (most recent call last):
+...
+paretorch.errors.ParetorchError: unknown option 'rnak' for method palora; did you mean 'rank'? ...
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import difflib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from paretorch.objectives import EPO, MGDA, GradientObjective, ParetoMTL, PreferenceMOO
-from paretorch.options import METHODS, TRAIN_OPTIONS, validate_method_options
+from paretorch.errors import ParetorchError
+from paretorch.objectives import EPO, MGDA, Objective, ParetoMTL, PreferenceMOO
+from paretorch.options import TRAIN_OPTIONS, Option, option_table
 from paretorch.parameterisations import ParetoModel, conditioned, ensemble, film, hypernetwork, lowrank, plain
-from paretorch.preferences import AnnealedGrid, Dirichlet, Fixed, PreferenceSampler, unit_vectors
-from paretorch.training.trainer import TrainConfig
+from paretorch.preferences import AnnealedGrid, Dirichlet, Fixed, PreferenceSampler, simplex_grid, unit_vectors
+from paretorch.training.loss import ParetoLoss, TaskLoss
+from paretorch.training.regularisers import CosineAlignment, MultiForwardOrdering, Orthogonality, Regulariser
+from paretorch.training.trainer import TrainConfig, Trainer
 
-__all__ = ["METHODS", "MethodSetup", "build_method", "pareto_expansion"]
+__all__ = [
+    "MethodPreset",
+    "MethodSetup",
+    "Recipe",
+    "build_method",
+    "get_method",
+    "method_names",
+    "pareto_expansion",
+    "register_method",
+    "validate_method_options",
+]
 
 
 @dataclass
+class Recipe:
+    """What a preset's ``build`` returns: the wrapped model, the sampler, the objective (``None``: linear
+    scalarisation), the regularisers, and the preset's defaults for :class:`~paretorch.TrainConfig` fields
+    (the user's training options override them)."""
+
+    pm: ParetoModel
+    sampler: PreferenceSampler
+    objective: Objective | None = None
+    regularisers: list[Regulariser] = field(default_factory=list)
+    train: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BuildInputs:
+    """What a preset's ``build`` receives: the user's model, the task count, the preset's resolved options
+    (every key of its table, defaults filled in), the number of epochs and the run's seed."""
+
+    model: nn.Module
+    num_tasks: int
+    options: Mapping[str, Any]
+    epochs: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class MethodPreset:
+    """A named method: its options and how to build it.
+
+    - ``options``: the preset's own settings (typed, with defaults and help); every key of
+      :data:`~paretorch.options.TRAIN_OPTIONS` is accepted too, where its ``applies`` condition holds.
+    - ``build(inputs) -> Recipe``.
+    - ``discrete``: the method trains one plain model per preference; ``members(options, num_tasks)`` lists
+      the option overrides of each model a run trains (a continuous preset trains one model).
+    - ``traits(options)``: what the preset is made of, for the conditions of training options
+      (``"continuous"``, ``"adapters"``, ``"gradients"``; see :func:`~paretorch.options.has_trait`).
+    - ``check(options, num_tasks)``: extra checks that need the task count (optional).
+    """
+
+    name: str
+    summary: str
+    options: Mapping[str, Option]
+    build: Callable[[BuildInputs], Recipe]
+    discrete: bool = False
+    members: Callable[[Mapping[str, Any], int], list[dict[str, Any]]] | None = None
+    traits: Callable[[Mapping[str, Any]], Iterable[str]] = lambda options: ()
+    check: Callable[[Mapping[str, Any], int], None] | None = None
+
+    def members_of(self, options: Mapping[str, Any], num_tasks: int) -> list[dict[str, Any]]:
+        """The option overrides of each model a run of this preset trains (``[{}]``: one model)."""
+        return self.members(options, num_tasks) if self.members is not None else [{}]
+
+
+_PRESETS: dict[str, MethodPreset] = {}
+
+
+def register_method(preset: MethodPreset, replace: bool = False) -> MethodPreset:
+    """Add ``preset`` to the registry (``replace=True`` to redefine an existing name); returns it.
+
+    >>> from paretorch.options import Option
+    >>> preset = MethodPreset("uniform-ls", "plain model, uniform weights", {},
+    ...                       lambda inputs: Recipe(plain(inputs.model, inputs.num_tasks),
+    ...                                             Fixed([[1 / inputs.num_tasks] * inputs.num_tasks])),
+    ...                       discrete=True)
+    >>> register_method(preset).name in method_names()
+    True
+    """
+    if not preset.name or not isinstance(preset.name, str):
+        raise ParetorchError(f"a method preset needs a name, got {preset.name!r}")
+    if preset.name in _PRESETS and not replace:
+        raise ParetorchError(f"method {preset.name!r} is registered already; pass replace=True to redefine it")
+    clash = sorted(set(preset.options) & set(TRAIN_OPTIONS))
+    if clash:
+        raise ParetorchError(f"method {preset.name!r} declares {', '.join(clash)}, which are training options "
+                             "every method has; give them other names")
+    _PRESETS[preset.name] = preset
+    return preset
+
+
+def method_names() -> list[str]:
+    """The registered presets, in registration order."""
+    return list(_PRESETS)
+
+
+def get_method(name: str) -> MethodPreset:
+    """The registered preset ``name``, or a one-line error that suggests the closest name."""
+    if name not in _PRESETS:
+        close = difflib.get_close_matches(str(name), list(_PRESETS), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ParetorchError(f"unknown method {name!r}; {hint}choose one of {', '.join(_PRESETS)}")
+    return _PRESETS[name]
+
+
+# ----- validation ----------------------------------------------------------------------------------------------------
+def _unknown(key: str, method: str, valid: list[str]) -> ParetorchError:
+    owners = [name for name, preset in _PRESETS.items() if key in preset.options]
+    if owners:
+        return ParetorchError(f"option {key!r} belongs to method {' and '.join(owners)}, not {method}; remove it "
+                              f"(method {method} takes: {', '.join(_PRESETS[method].options) or 'no own options'})")
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return ParetorchError(f"unknown option {key!r} for method {method}; {hint}valid keys: {', '.join(valid)}")
+
+
+def validate_method_options(method: str, given: Mapping[str, Any], num_tasks: int | None = None,
+                            run_keys: Sequence[str] = ()) -> dict[str, Any]:
+    """Check the options given for ``method`` and return them with every default of the preset filled in.
+
+    Training settings (:data:`~paretorch.options.TRAIN_OPTIONS`) are returned only where given. An option the
+    method does not use, or one that only applies under another setting (``momentum`` without
+    ``optimizer=sgd``), is refused with the condition it needs. With ``num_tasks``, task-shaped options are
+    checked too.
+    """
+    preset = get_method(method)
+    table = preset.options
+    valid = [*table, *TRAIN_OPTIONS]
+    for key in given:
+        if key not in table and key not in TRAIN_OPTIONS:
+            raise _unknown(key, method, [*run_keys, *valid])
+    resolved: dict[str, Any] = {"method": method}
+    for name, option in table.items():
+        resolved[name] = option.check(given[name]) if name in given else option.default
+    for name, option in TRAIN_OPTIONS.items():
+        if name in given:
+            resolved[name] = option.check(given[name])
+    settings = {name: option.default for name, option in TRAIN_OPTIONS.items()} | resolved
+    settings["traits"] = frozenset(preset.traits(resolved))
+    for key in given:
+        option = table.get(key) or TRAIN_OPTIONS[key]
+        if option.applies is not None and not option.applies(settings):
+            raise ParetorchError(f"option {key!r} has no effect with method {method} and these settings: it applies "
+                                 f"to {option.when}; remove it")
+    if num_tasks is not None and preset.check is not None:
+        preset.check(resolved, num_tasks)
+    return resolved
+
+
+# ----- what build_method returns --------------------------------------------------------------------------------------
+@dataclass
 class MethodSetup:
-    """What a method needs to train: the steerable model, the preference sampler, the training config."""
+    """What a method needs to train: the steerable model, the preference sampler, the training config, the
+    objective and the regularisers. :meth:`loss` and :meth:`trainer` put them together."""
 
     name: str
     pm: ParetoModel
     sampler: PreferenceSampler
     config: TrainConfig
-    objective: GradientObjective | None = None
+    objective: Objective | None = None
+    regularisers: list[Regulariser] = field(default_factory=list)
+
+    def loss(self, losses: Sequence[TaskLoss], total_steps: int | None = None) -> ParetoLoss:
+        """The method's :class:`~paretorch.ParetoLoss` for your own training loop."""
+        cfg = self.config
+        return ParetoLoss(self.pm, losses, self.sampler, self.objective, self.regularisers,
+                          gradients=cfg.objective_parameters, representation=cfg.representation,
+                          loss_balancing_window=cfg.loss_balancing_window,
+                          gradient_balancing=cfg.gradient_balancing, seed=cfg.seed, total_steps=total_steps)
+
+    def trainer(self, losses: Sequence[TaskLoss], **kwargs: Any) -> Trainer:
+        """A :class:`~paretorch.Trainer` of this method (keyword arguments go to the Trainer and may replace the
+        method's ``objective`` or ``regularisers``)."""
+        return Trainer(self.pm, losses, self.sampler, self.config,
+                       **({"objective": self.objective, "regularisers": self.regularisers} | kwargs))
 
 
 def build_method(name: str, model: nn.Module, num_tasks: int, epochs: int = 10, seed: int = 0,
                  **overrides: Any) -> MethodSetup:
-    """Build a method preset with the papers' defaults.
+    """Build a registered method preset with the papers' defaults.
 
     - ``pamal`` (PaMaL): ensemble, Dirichlet(p=1), window ``m=3``, λ_p = 1 (lexicographic edges).
     - ``palora`` (PaLoRA): low-rank r = 1, α = 2, AnnealedGrid with ``m=5`` rays, temperature Q = 1, no regulariser.
@@ -62,75 +243,18 @@ def build_method(name: str, model: nn.Module, num_tasks: int, epochs: int = 10, 
     sampled preference then gets CPMTL's constraint-based or EPO's weights instead of linear scalarisation,
     so the continuous front can cover concave parts.
 
-    Every option, its type, default and where it applies is in :data:`paretorch.options.METHOD_OPTIONS` and
-    :data:`~paretorch.options.TRAIN_OPTIONS` (``lr``, ``multi_forward_coef`` …); an unknown option, a value of the
+    Every option, its type, default and where it applies is in the preset's table (``get_method(name).options``)
+    and :data:`~paretorch.options.TRAIN_OPTIONS` (``lr``, ``freeze_epoch`` …); an unknown option, a value of the
     wrong type or range, or an option the method would ignore is one :class:`ParetorchError` line.
     """
+    preset = get_method(name)
     options = validate_method_options(name, overrides, num_tasks)
-    train_overrides = {key: options.pop(key) for key in list(options) if key in TRAIN_OPTIONS}
-    objective: GradientObjective | None = None
-    generator = torch.Generator().manual_seed(seed)
-    config: dict[str, Any] = {"epochs": epochs, "seed": seed}
-    if name == "pamal":
-        pm = ensemble(model, num_tasks, targets=options["targets"], exclude=options["exclude"])
-        sampler: PreferenceSampler = Dirichlet(num_tasks, options["p"], options["m"], generator)
-        config |= {"multi_forward_coef": 1.0}
-    elif name == "palora":
-        pm = lowrank(model, num_tasks, rank=options["rank"], scale=options["scale"], scaling="palora",
-                     freeze_base=options["freeze_base"], targets=options["targets"], exclude=options["exclude"])
-        sampler = AnnealedGrid(num_tasks, options["m"], options["temperature"])
-    elif name == "lorpman":
-        pm = lowrank(model, num_tasks, rank=options["rank"], scale=options["scale"], scaling="lorpman",
-                     targets=options["targets"], exclude=options["exclude"])
-        sampler = Dirichlet(num_tasks, options["p"], options["m"], generator)
-        config |= {"orthogonality_coef": 1.0, "freeze_epoch": max(1, round(0.6 * epochs))}
-    elif name in ("cpmtl", "phn"):
-        # CPMTL: 2-layer MLP, 100 hidden, optional chunking, Dirichlet(1); PHN: 3-layer ray MLP, Dirichlet(0.2).
-        pm = hypernetwork(model, num_tasks, hidden=options["hidden"], layers=options["layers"],
-                          chunk_size=options["chunk_size"])
-        sampler = Dirichlet(num_tasks, options["p"], options["m"], generator)
-    elif name == "cosmos":
-        if options["conditioning"] == "film":  # LORPMAN §4.3's FiLM baseline: feature-wise scale and shift
-            pm = film(model, num_tasks, options["targets"], options["exclude"])
-        else:
-            pm = conditioned(model, num_tasks, options["target"])
-        sampler = Dirichlet(num_tasks, options["p"], options["m"], generator)
-        config |= {"cosine_coef": 1.0}
-    elif name == "ls":
-        weights = options["weights"] or [1.0 / num_tasks] * num_tasks
-        pm, sampler = plain(model, num_tasks), Fixed([list(weights)])
-    elif name == "stl":
-        task = options["task"] or 0
-        pm = plain(model, num_tasks)
-        sampler = Fixed([[1.0 if t == task else 0.0 for t in range(num_tasks)]])
-    elif name == "mgda":
-        pm, sampler = plain(model, num_tasks), Fixed([[1.0 / num_tasks] * num_tasks])
-        objective = MGDA()
-        if options["ub"]:  # MGDA-UB: gradients with respect to the shared representation
-            config |= {"objective_parameters": "representation"}
-    else:  # pmtl
-        refs = unit_vectors(num_tasks, options["vectors"])
-        k = options["k"] or 0
-        # Pareto MTL's vectors point along the loss vector (a large u_t means a large loss on task t), so the
-        # run is labelled with the simplex weight w = (1 − ū_k) / (T − 1), ū_k = u_k / Σ u_k: more weight, less loss.
-        label = (1.0 - refs[k] / refs[k].sum()) / (num_tasks - 1)
-        pm, sampler = plain(model, num_tasks), Fixed([label.tolist()])
-        objective = ParetoMTL(refs, k, eps=options["eps"], init_steps=options["init_steps"])
-    if name in ("pamal", "palora", "lorpman", "cpmtl", "phn") and options["solver"] != "ls":
-        # ls: linear scalarisation (CPMTL Eq. 8 / PHN-LS); moo: CPMTL Eq. 9; epo: PHN-EPO. Beyond the papers, a
-        # continuous parameterisation with moo/epo reaches concave parts of a front. Both papers take the task
-        # gradients on all parameters.
-        objective = _solver_objective(options, seed)
-        config["objective_parameters"] = "all"
-    config |= train_overrides
-    return MethodSetup(name, pm, sampler, TrainConfig(**config), objective)
-
-
-def _solver_objective(options: dict[str, Any], seed: int) -> GradientObjective:
-    if options["solver"] == "moo":
-        return PreferenceMOO(options["num_refs"], generator=torch.Generator().manual_seed(seed),
-                             infeasible=options["infeasible"], references=options["references"])
-    return EPO(options["eps"])
+    train = {key: options.pop(key) for key in list(options) if key in TRAIN_OPTIONS}
+    options.pop("method")
+    recipe = preset.build(BuildInputs(model, num_tasks, options, epochs, seed))
+    config = TrainConfig(**({"epochs": epochs, "seed": seed} | recipe.train | train))
+    return MethodSetup(name, recipe.pm, recipe.sampler, config, recipe.objective,
+                       [r for r in recipe.regularisers if r.coefficient > 0])
 
 
 def pareto_expansion(trained: nn.Module | ParetoModel, num_tasks: int, epochs: int = 4, seed: int = 0,
@@ -143,3 +267,260 @@ def pareto_expansion(trained: nn.Module | ParetoModel, num_tasks: int, epochs: i
     """
     model = trained.model if isinstance(trained, ParetoModel) else trained
     return build_method("palora", model, num_tasks, epochs=epochs, seed=seed, freeze_base=True, **overrides)
+
+
+# ----- shared pieces of the built-in presets -------------------------------------------------------------------------
+_P = "Dirichlet concentration of the preference draws"
+_M = "preferences per training step"
+_TARGETS = "layer names (or patterns) to wrap; default all supported layers"
+_EXCLUDE = "layer names (or patterns) to leave shared"
+_SOLVER = "how each preference weighs the task losses: ls (λᵀL), moo (CPMTL's constraints) or epo"
+
+
+def _solver_is(*solvers: str) -> Callable[[Mapping[str, Any]], bool]:
+    return lambda settings: settings.get("solver") in solvers
+
+
+def _several_preferences(settings: Mapping[str, Any]) -> bool:
+    # The ordering penalty compares the losses of the step's preferences: it needs at least two.
+    return int(settings.get("m", 1)) > 1
+
+
+_MOO = {"applies": _solver_is("moo"), "when": "solver=moo"}
+_SEVERAL = {"applies": _several_preferences, "when": "continuous methods with m > 1 preferences per step"}
+
+
+def _solver_options(default: str = "ls") -> tuple[Option, ...]:
+    return (
+        Option("solver", "str", default, _SOLVER, choices=("ls", "moo", "epo")),
+        Option("num_refs", "int", 3, "moo: random reference preferences per step", minimum=1, **_MOO),
+        Option("infeasible", "str", "guarded", "moo: step for a solution outside its region",
+               choices=("guarded", "paper"), **_MOO),
+        Option("references", "str", "random", "moo: reference preferences", choices=("random", "batch"), **_MOO),
+        Option("eps", "float", 1e-4, "epo: tolerance of the balance test", above=0.0, applies=_solver_is("epo"),
+               when="solver=epo"),
+    )
+
+
+def _regulariser_options(ordering: float = 0.0, orthogonality: float | None = None, cosine: float = 0.0
+                         ) -> tuple[Option, ...]:
+    # Every continuous preset takes the ordering penalty and COSMOS's cosine term; the low-rank ones also the
+    # orthogonality of their deltas (orthogonality=None: not offered).
+    found = (
+        Option("multi_forward_coef", "float", ordering, "λ_p, PaMaL's multi-forward ordering penalty", minimum=0.0,
+               **_SEVERAL),
+        Option("multi_forward_edges", "str", "lexicographic", "pairs the ordering penalty compares",
+               choices=("full", "lexicographic"), **_SEVERAL),
+        Option("cosine_coef", "float", cosine, "μ, COSMOS's cosine alignment of losses with the preference",
+               minimum=0.0),
+    )
+    if orthogonality is None:
+        return found
+    return (*found, Option("orthogonality_coef", "float", orthogonality,
+                           "λ_o, LORPMAN's orthogonality of the low-rank deltas", minimum=0.0))
+
+
+def _regularisers(options: Mapping[str, Any]) -> list[Regulariser]:
+    # In this order (ordering, orthogonality, cosine) so that sums are the same as they always were.
+    found: list[Regulariser] = [MultiForwardOrdering(options["multi_forward_coef"], options["multi_forward_edges"])]
+    if "orthogonality_coef" in options:
+        found.append(Orthogonality(options["orthogonality_coef"]))
+    return [*found, CosineAlignment(options["cosine_coef"])]
+
+
+def _continuous_traits(options: Mapping[str, Any], *extra: str) -> list[str]:
+    gradients = ["gradients"] if options.get("solver", "ls") != "ls" else []
+    return ["continuous", *extra, *gradients]
+
+
+def _solver_objective(options: Mapping[str, Any], seed: int) -> Objective | None:
+    # ls: linear scalarisation (CPMTL Eq. 8 / PHN-LS); moo: CPMTL Eq. 9; epo: PHN-EPO. Beyond the papers, a
+    # continuous parameterisation with moo/epo reaches concave parts of a front. Both papers take the task
+    # gradients on all parameters, which is what these objectives declare.
+    if options["solver"] == "moo":
+        return PreferenceMOO(options["num_refs"], generator=torch.Generator().manual_seed(seed),
+                             infeasible=options["infeasible"], references=options["references"])
+    if options["solver"] == "epo":
+        return EPO(options["eps"])
+    return None
+
+
+def _dirichlet(inputs: BuildInputs) -> Dirichlet:
+    options = inputs.options
+    return Dirichlet(inputs.num_tasks, options["p"], options["m"], torch.Generator().manual_seed(inputs.seed))
+
+
+def _wrapping(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {"targets": options["targets"], "exclude": options["exclude"]}
+
+
+# ----- the built-in presets -------------------------------------------------------------------------------------------
+def _pamal(inputs: BuildInputs) -> Recipe:
+    options = inputs.options
+    return Recipe(ensemble(inputs.model, inputs.num_tasks, **_wrapping(options)), _dirichlet(inputs),
+                  _solver_objective(options, inputs.seed), _regularisers(options))
+
+
+def _palora(inputs: BuildInputs) -> Recipe:
+    options = inputs.options
+    pm = lowrank(inputs.model, inputs.num_tasks, rank=options["rank"], scale=options["scale"], scaling="palora",
+                 freeze_base=options["freeze_base"], **_wrapping(options))
+    return Recipe(pm, AnnealedGrid(inputs.num_tasks, options["m"], options["temperature"]),
+                  _solver_objective(options, inputs.seed), _regularisers(options))
+
+
+def _lorpman(inputs: BuildInputs) -> Recipe:
+    options = inputs.options
+    pm = lowrank(inputs.model, inputs.num_tasks, rank=options["rank"], scale=options["scale"], scaling="lorpman",
+                 **_wrapping(options))
+    return Recipe(pm, _dirichlet(inputs), _solver_objective(options, inputs.seed), _regularisers(options),
+                  train={"freeze_epoch": max(1, round(0.6 * inputs.epochs))})
+
+
+def _hyper(inputs: BuildInputs) -> Recipe:
+    # CPMTL: 2-layer MLP, 100 hidden, optional chunking, Dirichlet(1); PHN: 3-layer ray MLP, Dirichlet(0.2).
+    options = inputs.options
+    pm = hypernetwork(inputs.model, inputs.num_tasks, hidden=options["hidden"], layers=options["layers"],
+                      chunk_size=options["chunk_size"])
+    return Recipe(pm, _dirichlet(inputs), _solver_objective(options, inputs.seed), _regularisers(options))
+
+
+def _cosmos(inputs: BuildInputs) -> Recipe:
+    options = inputs.options
+    if options["conditioning"] == "film":  # LORPMAN §4.3's FiLM baseline: feature-wise scale and shift
+        pm = film(inputs.model, inputs.num_tasks, **_wrapping(options))
+    else:
+        pm = conditioned(inputs.model, inputs.num_tasks, options["target"])
+    return Recipe(pm, _dirichlet(inputs), regularisers=_regularisers(options))
+
+
+def _ls(inputs: BuildInputs) -> Recipe:
+    weights = inputs.options["weights"] or [1.0 / inputs.num_tasks] * inputs.num_tasks
+    return Recipe(plain(inputs.model, inputs.num_tasks), Fixed([list(weights)]))
+
+
+def _ls_members(options: Mapping[str, Any], num_tasks: int) -> list[dict[str, Any]]:
+    if options.get("weights") is not None:
+        return [{}]
+    # Each member is one weighting of the grid (ls_points is the run's, not the member's, setting).
+    points = options.get("ls_points") or 5
+    if points == 1:
+        return [{"weights": [1.0 / num_tasks] * num_tasks, "ls_points": None}]
+    return [{"weights": pref.tolist(), "ls_points": None} for pref in simplex_grid(num_tasks, max(points, num_tasks))]
+
+
+def _ls_check(options: Mapping[str, Any], num_tasks: int) -> None:
+    if options.get("weights") is not None and options.get("ls_points") is not None:
+        raise ParetorchError("give ls either weights= (one model) or ls_points= (a grid of models), not both")
+    weights = options.get("weights")
+    if weights is not None and (len(weights) != num_tasks or any(w < 0 for w in weights)
+                                or abs(sum(weights) - 1.0) > 1e-6):
+        raise ParetorchError(f"ls weights must be {num_tasks} non-negative numbers summing to 1, got {weights}")
+
+
+def _stl(inputs: BuildInputs) -> Recipe:
+    task = inputs.options["task"] or 0
+    pref = [1.0 if t == task else 0.0 for t in range(inputs.num_tasks)]
+    return Recipe(plain(inputs.model, inputs.num_tasks), Fixed([pref]))
+
+
+def _stl_check(options: Mapping[str, Any], num_tasks: int) -> None:
+    if options.get("task") is not None and not 0 <= options["task"] < num_tasks:
+        raise ParetorchError(f"stl task must be in 0..{num_tasks - 1}, got {options['task']}")
+
+
+def _mgda(inputs: BuildInputs) -> Recipe:
+    # MGDA-UB: gradients with respect to the shared representation instead of the shared parameters.
+    objective = MGDA("representation" if inputs.options["ub"] else "shared")
+    return Recipe(plain(inputs.model, inputs.num_tasks), Fixed([[1.0 / inputs.num_tasks] * inputs.num_tasks]),
+                  objective)
+
+
+def _pmtl(inputs: BuildInputs) -> Recipe:
+    options, num_tasks = inputs.options, inputs.num_tasks
+    refs: Tensor = unit_vectors(num_tasks, options["vectors"])
+    k = options["k"] or 0
+    # Pareto MTL's vectors point along the loss vector (a large u_t means a large loss on task t), so the run is
+    # labelled with the simplex weight w = (1 − ū_k) / (T − 1), ū_k = u_k / Σ u_k: more weight, less loss.
+    label = (1.0 - refs[k] / refs[k].sum()) / (num_tasks - 1)
+    return Recipe(plain(inputs.model, num_tasks), Fixed([label.tolist()]),
+                  ParetoMTL(refs, k, eps=options["eps"], init_steps=options["init_steps"]))
+
+
+def _pmtl_check(options: Mapping[str, Any], num_tasks: int) -> None:
+    if options.get("k") is not None and not 0 <= options["k"] < options["vectors"]:
+        raise ParetorchError(f"pmtl k must be in 0..{options['vectors'] - 1} (vectors={options['vectors']}), "
+                             f"got {options['k']}")
+
+
+def _hyper_options(layers: int, p: float) -> dict[str, Option]:
+    return option_table(
+        Option("hidden", "int", 100, "hypernetwork hidden width", minimum=1),
+        Option("layers", "int", layers, "hypernetwork depth", minimum=1),
+        Option("chunk_size", "int", None, "chunking: weights generated this many at a time", minimum=1,
+               optional=True),
+        Option("p", "float", p, _P, above=0.0),
+        Option("m", "int", 1, _M, minimum=1),
+        *_solver_options(), *_regulariser_options())
+
+
+_WRAPPING = (Option("targets", "names", None, _TARGETS, optional=True),
+             Option("exclude", "names", None, _EXCLUDE, optional=True))
+_FILM_ONLY = {"applies": lambda s: s.get("conditioning") == "film", "when": "conditioning=film"}
+
+for _preset in (
+    MethodPreset("pamal", "PaMaL: T weight copies mixed by λ, ordering penalty", option_table(
+        Option("p", "float", 1.0, _P, above=0.0), Option("m", "int", 3, _M, minimum=1), *_WRAPPING,
+        *_solver_options(), *_regulariser_options(ordering=1.0)),
+        _pamal, traits=lambda options: _continuous_traits(options, "adapters")),
+    MethodPreset("palora", "PaLoRA: base + per-task low-rank adapters, annealed rays", option_table(
+        Option("rank", "int", 1, "adapter rank r", minimum=1), Option("scale", "float", 2.0, "α", above=0.0),
+        Option("freeze_base", "bool", False, "train the adapters only"),
+        Option("m", "int", 5, "annealed rays per step", minimum=1),
+        Option("temperature", "float", 1.0, "Q of the annealed schedule (Eq. 3)", above=0.0), *_WRAPPING,
+        *_solver_options(), *_regulariser_options(orthogonality=0.0)),
+        _palora, traits=lambda options: _continuous_traits(options, "adapters")),
+    MethodPreset("lorpman", "LORPMAN: low-rank Pareto manifold with orthogonal task deltas", option_table(
+        Option("rank", "int", 8, "adapter rank r", minimum=1), Option("scale", "float", 1.0, "s", above=0.0),
+        Option("p", "float", 1.0, _P, above=0.0), Option("m", "int", 4, _M, minimum=1), *_WRAPPING,
+        *_solver_options(), *_regulariser_options(orthogonality=1.0)),
+        _lorpman, traits=lambda options: _continuous_traits(options, "adapters")),
+    MethodPreset("cpmtl", "Controllable Pareto MTL: a hypernetwork generates the weights", _hyper_options(2, 1.0),
+                 _hyper, traits=_continuous_traits),
+    MethodPreset("phn", "Pareto HyperNetwork: a ray hypernetwork", _hyper_options(3, 0.2), _hyper,
+                 traits=_continuous_traits),
+    MethodPreset("cosmos", "COSMOS: the preference as an extra input, cosine alignment", option_table(
+        Option("conditioning", "str", "input", "input: λ as extra input of the first layer; film: FiLM layers",
+               choices=("input", "film")),
+        Option("target", "str", None, "input: the layer that receives λ (default the first)", optional=True,
+               applies=lambda s: s.get("conditioning", "input") == "input", when="conditioning=input"),
+        Option("targets", "names", None, _TARGETS, optional=True, **_FILM_ONLY),
+        Option("exclude", "names", None, _EXCLUDE, optional=True, **_FILM_ONLY),
+        Option("p", "float", 1.2, _P, above=0.0), Option("m", "int", 1, _M, minimum=1),
+        *_regulariser_options(cosine=1.0)),
+        _cosmos, traits=_continuous_traits),
+    MethodPreset("ls", "linear scalarisation: one plain model per weighting", option_table(
+        Option("weights", "floats", None, "one weighting (a run of one model); default the ls_points grid",
+               optional=True),
+        Option("ls_points", "int", None, "models on the simplex grid, default 5 (1: uniform weights only)",
+               minimum=1, optional=True)),
+        _ls, discrete=True, members=_ls_members, check=_ls_check),
+    MethodPreset("stl", "single-task learning: one plain model per task", option_table(
+        Option("task", "int", None, "train this task only (default one model per task)", minimum=0, optional=True)),
+        _stl, discrete=True, check=_stl_check,
+        members=lambda options, num_tasks: [{}] if options.get("task") is not None
+        else [{"task": task} for task in range(num_tasks)]),
+    MethodPreset("mgda", "MGDA: min-norm weights of the task gradients", option_table(
+        Option("ub", "bool", False, "MGDA-UB: gradients with respect to the representation")),
+        _mgda, discrete=True, traits=lambda options: ["gradients"]),
+    MethodPreset("pmtl", "Pareto MTL: one plain model per preference vector", option_table(
+        Option("vectors", "int", 5, "preference vectors K (one model each)", minimum=2),
+        Option("k", "int", None, "train subproblem k only (default all K)", minimum=0, optional=True),
+        Option("eps", "float", 1e-3, "tolerance of the initial feasibility phase", above=0.0),
+        Option("init_steps", "int", 200, "steps of the initial phase (0 skips it)", minimum=0),
+        Option("stacked", "bool", False, "train the K models together, vmapped (CLI runs)")),
+        _pmtl, discrete=True, traits=lambda options: ["gradients"], check=_pmtl_check,
+        members=lambda options, num_tasks: [{}] if options.get("k") is not None
+        else [{"k": k} for k in range(int(options.get("vectors", 5)))]),
+):
+    register_method(_preset)

@@ -246,6 +246,8 @@ class AnnealedGrid:
     [[0.5, 0.5], [0.5, 0.5], [0.5, 0.5]]
     """
 
+    annealed = True  # its preferences depend on the progress step / total_steps
+
     def __init__(self, num_tasks: int, m: int = 5, temperature: float = 1.0) -> None:
         if temperature <= 0:
             raise ParetorchError(f"AnnealedGrid temperature must be > 0, got {temperature}")
@@ -272,6 +274,8 @@ class AnnealedDirichlet:
     The concentration shrinks as training proceeds, so draws move from the centre to the faces; ``floor``
     (default 0.05) keeps it strictly positive at τ = 1, where Dirichlet(0) is undefined.
     """
+
+    annealed = True
 
     def __init__(
         self, num_tasks: int, p: float = 1.0, m: int = 1, floor: float = 0.05,

@@ -8,6 +8,7 @@ weightings (``ls_points``, default 5), ``stl`` one model per task.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,18 +22,10 @@ from paretorch._files import locked, read_json, remove_stale_temporaries, write_
 from paretorch._random import scoped_global_seed
 from paretorch.data import Splits, load_adult, load_census_kdd, multi_mnist
 from paretorch.errors import ParetorchError
-from paretorch.methods import MethodSetup, build_method
+from paretorch.methods import MethodSetup, build_method, get_method, validate_method_options
 from paretorch.models import CensusMLP, MultiLeNet, ResNet18MTL
-from paretorch.options import (
-    DISCRETE,
-    METHOD_OPTIONS,
-    RUN_OPTIONS,
-    TRAIN_OPTIONS,
-    validate_method_options,
-    validate_run_options,
-)
+from paretorch.options import DATASET_TASKS, RUN_OPTIONS, TRAIN_OPTIONS, check_device
 from paretorch.parameterisations import ParetoModel
-from paretorch.preferences import simplex_grid
 from paretorch.training import Accuracy, Front, StackedTrainer, Trainer, evaluate_front
 
 __all__ = ["DEFAULTS", "RunConfig", "evaluate_run", "load_run", "train_run"]
@@ -54,6 +47,31 @@ class RunConfig:
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]
+
+
+def validate_run_options(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Check a whole run's settings (run-level keys and the method's options); return them resolved.
+
+    The result holds every run-level key (defaults filled in) and the method options as given (validated),
+    which is what a run directory's ``config.json`` records.
+    """
+    run = {name: option.check(values[name]) if name in values else option.default
+           for name, option in RUN_OPTIONS.items()}
+    check_device(run["device"])
+    method_given = {key: value for key, value in values.items() if key not in RUN_OPTIONS}
+    resolved = validate_method_options(run["method"], method_given, DATASET_TASKS[run["dataset"]],
+                                       tuple(RUN_OPTIONS))
+    if run["model"] == "auto":
+        run["model"] = "lenet" if run["dataset"].startswith("multimnist") else "mlp"
+    if run["model"] == "lenet" and not run["dataset"].startswith("multimnist"):
+        raise ParetorchError(f"model lenet takes images; dataset {run['dataset']} is tabular: use model=mlp")
+    if run["model"] in ("mlp",) and run["dataset"].startswith("multimnist"):
+        # An MLP on flattened digits would work, but CensusMLP expects a feature vector: say so.
+        raise ParetorchError(f"model mlp takes feature vectors; dataset {run['dataset']} is images: use model=lenet "
+                             "or resnet18")
+    if run["model"] == "resnet18" and not run["dataset"].startswith("multimnist"):
+        raise ParetorchError(f"model resnet18 takes images; dataset {run['dataset']} is tabular: use model=mlp")
+    return run | {key: resolved[key] for key in method_given}
 
 
 def resolve_config(values: dict[str, Any]) -> RunConfig:
@@ -104,21 +122,15 @@ def build_setup(config: RunConfig, splits: Splits, member: dict[str, Any]) -> Me
 
 def _members(config: RunConfig, num_tasks: int) -> list[dict[str, Any]]:
     """One entry per model a run trains: the options that differ between the members of a discrete method."""
-    options = config.method_options
-    if config["method"] == "ls" and options.get("weights") is None:
-        points = options.get("ls_points", 5)
-        if points == 1:
-            return [{"weights": [1.0 / num_tasks] * num_tasks}]
-        return [{"weights": pref.tolist()} for pref in simplex_grid(num_tasks, max(points, num_tasks))]
-    if config["method"] == "stl" and options.get("task") is None:
-        return [{"task": task} for task in range(num_tasks)]
-    if config["method"] == "pmtl" and options.get("k") is None:
-        return [{"k": k} for k in range(int(options.get("vectors", 5)))]
-    return [{}]
+    return get_method(config["method"]).members_of(config.method_options, num_tasks)
+
+
+def _discrete(config: RunConfig) -> bool:
+    return get_method(config["method"]).discrete
 
 
 def _member_dir(config: RunConfig, directory: Path, index: int) -> Path:
-    return directory / f"member_{index}" if config["method"] in DISCRETE else directory
+    return directory / f"member_{index}" if _discrete(config) else directory
 
 
 def _loaders(config: RunConfig, splits: Splits) -> tuple[DataLoader, DataLoader, DataLoader]:
@@ -135,8 +147,8 @@ def _cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def _trainer(config: RunConfig, splits: Splits, setup: MethodSetup, target: Path, progress: bool = False
              ) -> Trainer:
-    return Trainer(setup.pm, [_cross_entropy] * splits.num_tasks, setup.sampler, setup.config, run_dir=target,
-                   metrics=[Accuracy] * splits.num_tasks, progress=progress, objective=setup.objective)
+    return setup.trainer([_cross_entropy] * splits.num_tasks, run_dir=target, metrics=[Accuracy] * splits.num_tasks,
+                         progress=progress)
 
 
 def _resume_config(directory: Path, values: dict[str, Any]) -> RunConfig:
@@ -146,7 +158,7 @@ def _resume_config(directory: Path, values: dict[str, Any]) -> RunConfig:
     effective = stored.values | validate_method_options(stored["method"], stored.method_options)
 
     def differs(key: str) -> bool:
-        option = RUN_OPTIONS.get(key) or METHOD_OPTIONS[stored["method"]].get(key) or TRAIN_OPTIONS.get(key)
+        option = RUN_OPTIONS.get(key) or get_method(stored["method"]).options.get(key) or TRAIN_OPTIONS.get(key)
         if option is None or key not in effective:
             return True  # an option the run never had
         try:
@@ -195,7 +207,7 @@ def train_run(values: dict[str, Any], run_dir: str | Path, resume: bool = False,
         write_json(directory / "config.json", config.values)
         train_loader, val_loader, _ = _loaders(config, splits)
         started = time.perf_counter()
-        if config["method"] == "pmtl" and config.method_options.get("stacked", False):
+        if config.method_options.get("stacked", False):  # Pareto MTL's K subproblems, vmapped
             _train_stacked(config, splits, directory, train_loader, resume)
         else:
             for index, member in enumerate(_members(config, splits.num_tasks)):
@@ -204,7 +216,7 @@ def train_run(values: dict[str, Any], run_dir: str | Path, resume: bool = False,
                 setup.pm.to(config["device"])
                 trainer = _trainer(config, splits, setup, target, progress)
                 # A discrete member is one point, no front: only continuous methods are validated per epoch.
-                trainer.fit(train_loader, None if config["method"] in DISCRETE else val_loader,
+                trainer.fit(train_loader, None if _discrete(config) else val_loader,
                             resume=resume and (target / "checkpoint.pt").exists())
                 write_json(target / "member.json", {"options": member})
         summary = {"train_seconds": time.perf_counter() - started, "epochs": config["epochs"]}
@@ -262,7 +274,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
         trainer.load_checkpoint()
         # A discrete member is labelled by the preference it was trained at (Fixed samplers draw nothing).
         loaded[tuple(setup.sampler.sample(0, 1)[0].tolist())] = setup.pm
-    discrete = config["method"] in DISCRETE
+    discrete = _discrete(config)
     models = loaded if discrete else next(iter(loaded.values()))
     return LoadedRun(config, splits, models, directory)
 

@@ -1,17 +1,89 @@
-"""Regularisers that shape a learned front: PaMaL's multi-forward ordering penalty and LORPMAN's
-orthogonality of the low-rank task deltas."""
+"""Regularisers that shape a learned front, as objects that :class:`~paretorch.ParetoLoss` adds to the objective.
+
+A :class:`Regulariser` has a coefficient and computes its penalty from what one training step produced
+(:class:`StepOutputs`: the step's preferences, the task losses at each, the model, and a random stream the
+loss owns). The built-in ones:
+
+- :class:`MultiForwardOrdering`: PaMaL's multi-forward ordering penalty (Eq. 3);
+- :class:`Orthogonality`: LORPMAN's orthogonality of the low-rank task deltas (Eq. 7-8);
+- :class:`CosineAlignment`: COSMOS's cosine term, −Σ_j cos(L(λ_j), λ_j).
+
+A new one is a subclass with ``penalty(step)``:
+
+>>> class LossSpread(Regulariser):  # variance of the task losses across the step's preferences
+...     def penalty(self, step):
+...         return step.losses.var(dim=0).sum()
+>>> step = StepOutputs(prefs=torch.eye(2), losses=torch.tensor([[1.0, 2.0], [3.0, 2.0]]))
+>>> LossSpread(0.5)(step)
+tensor(1.)
+"""
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
-from typing import Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import Tensor
 
 from paretorch.errors import ParetorchError
+from paretorch.parameterisations import lowrank_deltas
 
-__all__ = ["multi_forward_penalty", "orthogonality_penalty"]
+if TYPE_CHECKING:
+    from paretorch.parameterisations import ParetoModel
+
+__all__ = [
+    "CosineAlignment",
+    "MultiForwardOrdering",
+    "Orthogonality",
+    "Regulariser",
+    "StepOutputs",
+    "multi_forward_penalty",
+    "orthogonality_penalty",
+]
+
+
+@dataclass(frozen=True)
+class StepOutputs:
+    """What one training step produced, for the regularisers: the M preferences ``(M, T)``, the task losses at
+    each ``(M, T)`` (before loss balancing), the model, and the random stream of the regulariser."""
+
+    prefs: Tensor
+    losses: Tensor
+    pm: ParetoModel | None = None
+    generator: torch.Generator | None = None
+
+
+class Regulariser:
+    """A penalty computed from one step, added to the objective as ``coefficient · penalty(step)``.
+
+    ``stream`` names the random stream the loss derives for it (per run seed and epoch), for regularisers that
+    draw at random; ``name`` is how its value is logged.
+    """
+
+    stream: str = ""
+
+    def __init__(self, coefficient: float = 1.0) -> None:
+        if not (isinstance(coefficient, (int, float)) and math.isfinite(coefficient) and coefficient >= 0):
+            raise ParetorchError(f"{type(self).__name__} coefficient must be a finite number >= 0, got {coefficient!r}")
+        self.coefficient = float(coefficient)
+
+    @property
+    def name(self) -> str:
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()
+
+    def penalty(self, step: StepOutputs) -> Tensor:
+        """The penalty (without the coefficient) for one step."""
+        raise NotImplementedError
+
+    def __call__(self, step: StepOutputs) -> Tensor:
+        return self.coefficient * self.penalty(step)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.coefficient:g})"
 
 
 def _edges(weights: Tensor, kind: Literal["full", "lexicographic"]) -> tuple[Tensor, Tensor]:
@@ -85,3 +157,43 @@ def orthogonality_penalty(deltas: Mapping[str, Tensor], subset_size: int | None 
         off_diagonal = gram - torch.diag_embed(torch.diagonal(gram))
         terms.append((off_diagonal**2).sum())
     return torch.stack(terms).mean()
+
+
+class MultiForwardOrdering(Regulariser):
+    """PaMaL's multi-forward ordering penalty (Eq. 3; see :func:`multi_forward_penalty`). A step with a single
+    preference has no pair to compare and adds nothing."""
+
+    def __init__(self, coefficient: float = 1.0, edges: Literal["full", "lexicographic"] = "lexicographic") -> None:
+        super().__init__(coefficient)
+        if edges not in ("full", "lexicographic"):
+            raise ParetorchError(f"edges must be 'full' or 'lexicographic', got {edges!r}")
+        self.edges = edges
+
+    def penalty(self, step: StepOutputs) -> Tensor:
+        if step.prefs.shape[0] < 2:
+            return step.losses.new_zeros(())
+        return multi_forward_penalty(step.prefs, step.losses, self.edges)
+
+
+class Orthogonality(Regulariser):
+    """LORPMAN's orthogonality of the low-rank task deltas (Eq. 7, Eq. 8's random task subsets of
+    ``subset_size`` above that many tasks; see :func:`orthogonality_penalty`). Needs a ``lowrank`` model."""
+
+    stream = "orthogonality"
+
+    def __init__(self, coefficient: float = 1.0, subset_size: int | None = 3) -> None:
+        super().__init__(coefficient)
+        self.subset_size = subset_size
+
+    def penalty(self, step: StepOutputs) -> Tensor:
+        if step.pm is None:
+            raise ParetorchError("Orthogonality needs the model of the step")
+        return orthogonality_penalty(lowrank_deltas(step.pm), self.subset_size, step.generator)
+
+
+class CosineAlignment(Regulariser):
+    """COSMOS's cosine term (Ruchte & Grabocka 2021): −Σ_j cos(L(λ_j), λ_j) pulls each loss vector towards its
+    preference ray, so that the objective is λᵀL − μ·cos(L, λ) with μ the coefficient."""
+
+    def penalty(self, step: StepOutputs) -> Tensor:
+        return -torch.cosine_similarity(step.losses, step.prefs, dim=1).sum()

@@ -22,9 +22,10 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from paretorch._random import epoch_scope
 from paretorch.errors import ParetorchError
-from paretorch.objectives import GradientObjective
+from paretorch.objectives import Objective
 from paretorch.parameterisations import plain, shared_parameters
 from paretorch.training.evaluation import as_task_list, split_batch
+from paretorch.training.gradients import independent_task_grams
 from paretorch.training.trainer import TrainConfig, build_optimizer
 
 __all__ = ["StackedTrainer"]
@@ -34,9 +35,11 @@ class StackedTrainer:
     """Train ``K`` copies of one architecture at once, model ``k`` with its own gradient objective.
 
     ``models``: K plain models of the same class (their current weights are the starting points);
-    ``objectives``: one :class:`~paretorch.objectives.GradientObjective` per model (for instance
+    ``objectives``: one :class:`~paretorch.objectives.Objective` per model (for instance
     ``ParetoMTL(refs, k)``); ``config``: ``epochs``, ``lr``, ``optimizer``, ``momentum``, ``weight_decay``,
-    ``clip_grad_norm`` (per model), ``seed`` and ``objective_parameters`` (``"shared"`` or ``"all"``) are used.
+    ``clip_grad_norm`` (per model), ``seed`` and ``objective_parameters`` (``"shared"`` or ``"all"``; by default
+    what the objectives declare) are used. The objectives and the Gram computation are the pieces
+    :class:`~paretorch.ParetoLoss` uses; only the forward (vmapped over the K models) is this class's own.
     BatchNorm layers that track running statistics are not supported (vmap cannot update them in place).
 
     >>> from paretorch.objectives import ParetoMTL
@@ -53,7 +56,7 @@ class StackedTrainer:
     """
 
     def __init__(self, models: Sequence[nn.Module], losses: Sequence[Callable[[Tensor, Tensor], Tensor]],
-                 objectives: Sequence[GradientObjective], config: TrainConfig | None = None,
+                 objectives: Sequence[Objective], config: TrainConfig | None = None,
                  output_split: Callable[[Any], list[Tensor]] | None = None) -> None:
         if len(models) < 1 or len(models) != len(objectives):
             raise ParetorchError(f"give one objective per model: got {len(models)} models and "
@@ -65,7 +68,8 @@ class StackedTrainer:
                 raise ParetorchError("stacked training cannot update BatchNorm running statistics under vmap; "
                                      "train the subproblems one by one (paretorch train … vectorise=false)")
         self.config = config or TrainConfig()
-        if self.config.objective_parameters not in ("shared", "all"):
+        self.gradients = self.config.objective_parameters or objectives[0].gradients
+        if self.gradients not in ("shared", "all"):
             raise ParetorchError("stacked training takes task gradients on 'shared' or 'all' parameters")
         self.models = list(models)
         self.loss_fns, self.objectives = list(losses), list(objectives)
@@ -96,7 +100,7 @@ class StackedTrainer:
 
     def _names_for_gram(self, inputs: Any) -> list[str]:
         if self._gram_names is None:
-            if self.config.objective_parameters == "all":
+            if self.gradients == "all":
                 self._gram_names = list(self.params)
             else:
                 probe = plain(copy.deepcopy(self.models[0]), self.num_tasks)
@@ -114,20 +118,14 @@ class StackedTrainer:
         losses = torch.stack([torch.stack([fn(outputs[t][k], targets[t]) for t, fn in enumerate(self.loss_fns)])
                               for k in range(self.num_models)])  # (K, T)
         names = self._names_for_gram(inputs)
-        chosen = [self.params[name] for name in names]
-        per_task = []
-        for t in range(self.num_tasks):
-            # Models are independent: the gradient of the sum holds each model's own gradient in its slice.
-            grads = torch.autograd.grad(losses[:, t].sum(), chosen, retain_graph=True, allow_unused=True)
-            per_task.append(torch.cat([(torch.zeros_like(p) if g is None else g).reshape(self.num_models, -1)
-                                       for g, p in zip(grads, chosen, strict=True)], dim=1))
-        jacobians = torch.stack(per_task, dim=1).double()  # (K, T, P)
-        grams = jacobians @ jacobians.transpose(1, 2)
+        grams = independent_task_grams(losses, [self.params[name] for name in names])
         detached = losses.detach()
-        weights = torch.stack([objective.weights(detached[k], grams[k]).to(losses)
-                               for k, objective in enumerate(self.objectives)])
+        # Each model's objective sees its own step: one preference (unused by Pareto MTL), its losses and Gram.
+        no_preference = detached.new_zeros(1, self.num_tasks)
+        weights = torch.cat([objective.step_weights(detached[k][None], grams[k][None], no_preference).to(losses)
+                             for k, objective in enumerate(self.objectives)])
         for k, objective in enumerate(self.objectives):
-            objective.update(detached[k][None], grams[k][None], weights.new_zeros(1, self.num_tasks))
+            objective.update(detached[k][None], grams[k][None], no_preference)
         self.optimizer.zero_grad(set_to_none=True)
         (weights * losses).sum().backward()
         if self.config.clip_grad_norm is not None:

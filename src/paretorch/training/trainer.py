@@ -14,14 +14,14 @@ import torch
 from torch import Tensor, nn
 
 from paretorch._files import atomic_torch_save, atomic_write_text, load_checkpoint_file, to_strict_json
-from paretorch._random import epoch_scope, seeded_generator
-from paretorch.errors import ParetorchError
-from paretorch.objectives import GradientObjective, task_gram
-from paretorch.parameterisations import ParetoModel, lowrank_deltas, shared_parameters, split_outputs
+from paretorch._random import epoch_scope
+from paretorch.errors import NonFiniteLossError, ParetorchError
+from paretorch.objectives import GradientSource, Objective
+from paretorch.parameterisations import ParetoModel
 from paretorch.preferences import PreferenceSampler
-from paretorch.training.balancing import LossBalancer, balanced_shared_gradients
-from paretorch.training.evaluation import Front, TaskMetric, as_task_list, evaluate_front, split_batch
-from paretorch.training.regularisers import multi_forward_penalty, orthogonality_penalty
+from paretorch.training.evaluation import Front, TaskMetric, evaluate_front
+from paretorch.training.loss import ParetoLoss, TaskLoss
+from paretorch.training.regularisers import Regulariser
 
 __all__ = ["TrainConfig", "Trainer"]
 
@@ -41,20 +41,17 @@ class TrainConfig:
     step_epochs: int = 0  # step schedule: multiply the lr by step_gamma every step_epochs epochs
     step_gamma: float = 0.1
     clip_grad_norm: float | None = None
-    multi_forward_coef: float = 0.0  # λ_p (PaMaL Eq. 3)
-    multi_forward_edges: Literal["full", "lexicographic"] = "lexicographic"
-    orthogonality_coef: float = 0.0  # λ_o (LORPMAN Eq. 7/8)
-    cosine_coef: float = 0.0  # μ (COSMOS): subtract μ·cos(L(λ), λ) per preference
     loss_balancing_window: int = 0  # 0: off
     gradient_balancing: bool = False
     freeze_epoch: int | None = None  # LORPMAN: from this epoch on only the adapters train
-    member_lr_multiplier: bool = False  # PaMaL: lr × T for the ensemble members
+    member_lr_multiplier: bool = False  # PaMaL: lr × T for the preference-mixed parameters (ensemble members)
     eval_every: int = 1
     seed: int = 0
     # Gradient-based objectives (MGDA, Pareto MTL, CPMTL's moo, EPO) read the Gram matrix of the task gradients
-    # with respect to: the shared parameters, all parameters, or the output of the submodule ``representation``
-    # of the user's model (MGDA-UB, Sener & Koltun 2018: one backward per task through the heads only).
-    objective_parameters: Literal["shared", "all", "representation"] = "shared"
+    # with respect to what they declare (``Objective.gradients``); this overrides it: the shared parameters,
+    # all parameters, or the output of the submodule ``representation`` of the user's model (MGDA-UB, Sener &
+    # Koltun 2018: one backward per task through the heads only).
+    objective_parameters: GradientSource | None = None
     representation: str = "encoder"
 
 
@@ -70,48 +67,41 @@ def build_optimizer(params: Iterable[Any], config: TrainConfig) -> torch.optim.O
 class Trainer:
     """Train a :class:`ParetoModel` with per-task losses on a ``DataLoader`` of ``(inputs, targets)`` batches.
 
-    Each step draws M preferences from ``sampler``, evaluates the batch at all of them in one
-    :meth:`ParetoModel.multi_forward` pass and minimises Σ_j λ_jᵀ L(θ(λ_j)) + λ_p·R_p + λ_o·R_o.
+    The Trainer is a :class:`~paretorch.ParetoLoss` (``self.loss``: sampler, objective, regularisers) plus the
+    loop, the optimizer and schedule, checkpoints and evaluation. Each step the loss draws M preferences from
+    ``sampler``, evaluates the batch at all of them in one :meth:`ParetoModel.multi_forward` pass and returns
+    Σ_j w_jᵀ L(θ(λ_j)) + Σ_r coefficient_r · R_r (w = λ for linear scalarisation, the default objective).
     With a ``run_dir``, every epoch ends with an atomic checkpoint and then a line in ``metrics.jsonl``
     (rewritten from the checkpoint's history, so a killed and resumed run has each epoch once); fronts are
     saved there as JSON and CSV. ``fit(resume=True)`` continues a killed run and ends with the same weights
-    as an uninterrupted one: every random stream (data order, preference draws, dropout, the orthogonality
-    regulariser's subsets) is re-derived at each epoch from ``config.seed``, and objectives' own streams are
-    saved in the checkpoint. A ``DataLoader`` built with a ``generator`` has that generator re-seeded each
-    epoch; one without draws its order from the process-wide generator, which each epoch sees seeded (and
-    restored afterwards, so the caller's own stream is not disturbed).
+    as an uninterrupted one: every random stream (data order, preference draws, dropout, the regularisers'
+    and objectives' draws) is re-derived at each epoch from ``config.seed``. A ``DataLoader`` built with a
+    ``generator`` has that generator re-seeded each epoch; one without draws its order from the process-wide
+    generator, which each epoch sees seeded (and restored afterwards, so the caller's own stream is not
+    disturbed).
     """
 
     def __init__(
         self,
         pm: ParetoModel,
-        losses: Sequence[Callable[[Tensor, Tensor], Tensor]],
+        losses: Sequence[TaskLoss],
         sampler: PreferenceSampler,
         config: TrainConfig | None = None,
         run_dir: str | os.PathLike[str] | None = None,
         metrics: Sequence[Callable[[], TaskMetric]] | None = None,
         progress: bool = False,
-        objective: GradientObjective | None = None,
-        objective_parameters: Literal["shared", "all", "representation"] | None = None,
+        objective: Objective | None = None,
+        objective_parameters: GradientSource | None = None,
+        regularisers: Iterable[Regulariser] = (),
     ) -> None:
-        self.pm, self.loss_fns, self.sampler = pm, list(losses), sampler
+        self.pm = pm
         self.config = config or TrainConfig()
         if objective_parameters is not None:  # the argument overrides the config's field
             self.config = replace(self.config, objective_parameters=objective_parameters)
-        if self.config.objective_parameters not in ("shared", "all", "representation"):
-            raise ParetorchError(f"objective_parameters must be 'shared', 'all' or 'representation', "
-                                 f"got {self.config.objective_parameters!r}")
-        # None: linear scalarisation by the sampled preferences. Otherwise the objective's adaptive weights
-        # from the Gram matrix of task gradients (see TrainConfig.objective_parameters).
-        self.objective = objective
-        self._representation_module = (self._find_representation()
-                                       if objective is not None and self.config.objective_parameters == "representation"
-                                       else None)
-        if len(self.loss_fns) != pm.num_tasks:
-            raise ParetorchError(f"give one loss per task: got {len(self.loss_fns)} for {pm.num_tasks} tasks")
-        if sampler.num_tasks != pm.num_tasks:
-            raise ParetorchError(f"the sampler draws {sampler.num_tasks}-task preferences for a "
-                                 f"{pm.num_tasks}-task model")
+        cfg = self.config
+        self.loss = ParetoLoss(pm, losses, sampler, objective, regularisers, gradients=cfg.objective_parameters,
+                               representation=cfg.representation, loss_balancing_window=cfg.loss_balancing_window,
+                               gradient_balancing=cfg.gradient_balancing, seed=cfg.seed)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         if self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -119,22 +109,22 @@ class Trainer:
         self.progress = progress
         self.optimizer = self._build_optimizer()
         self.scheduler = self._build_scheduler()
-        self.balancer = (LossBalancer(pm.num_tasks, self.config.loss_balancing_window)
-                         if self.config.loss_balancing_window > 0 else None)
         self.history: list[dict[str, Any]] = []
         self.epoch = 0
-        self._shared: list[nn.Parameter] | None = None
-        self._captured: list[Tensor] = []  # the representation's outputs of the current step (MGDA-UB)
-        # The run's own random streams, re-derived per epoch by _start_epoch (epoch 0 here for direct
-        # training_step calls).
-        self._preference_generator = seeded_generator(self.config.seed, "preferences", 0)
-        self._orthogonality_generator = seeded_generator(self.config.seed, "orthogonality", 0)
+
+    @property
+    def objective(self) -> Objective:
+        return self.loss.objective
+
+    @property
+    def sampler(self) -> PreferenceSampler:
+        return self.loss.sampler
 
     # ----- set-up ------------------------------------------------------------------------------------------------
     def _build_optimizer(self) -> torch.optim.Optimizer:
         cfg = self.config
         adapters = {id(p) for p in self.pm.adapter_parameters()}
-        member_scale = self.pm.num_tasks if cfg.member_lr_multiplier and self.pm.method == "ensemble" else 1
+        member_scale = self.pm.num_tasks if cfg.member_lr_multiplier else 1
         groups = [
             {"params": [p for p in self.pm.parameters() if id(p) in adapters], "lr": cfg.lr * member_scale},
             {"params": [p for p in self.pm.parameters() if id(p) not in adapters], "lr": cfg.lr},
@@ -163,10 +153,8 @@ class Trainer:
         atomic_torch_save({
             "epoch": self.epoch, "model": self.pm.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
-            "balancer": None if self.balancer is None else self.balancer.state_dict(),
             "history": self.history, "config": asdict(self.config), "model_config": self.pm.config,
-            "objective": None if self.objective is None else self.objective.state_dict(),
-        }, self.checkpoint_path)
+        } | self.loss.state_dict(), self.checkpoint_path)
 
     def load_checkpoint(self, path: str | os.PathLike[str] | None = None) -> None:
         """Restore model, optimizer, schedule, balancer, objective, epoch and history from a checkpoint.
@@ -183,10 +171,7 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
             if self.scheduler is not None and state.get("scheduler") is not None:
                 self.scheduler.load_state_dict(state["scheduler"])
-            if self.balancer is not None and state.get("balancer") is not None:
-                self.balancer.load_state_dict(state["balancer"])
-            if self.objective is not None and state.get("objective") is not None:
-                self.objective.load_state_dict(state["objective"])
+            self.loss.load_state_dict(state)
             self.epoch, self.history = int(state["epoch"]), list(state.get("history", []))
         except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as error:
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -194,111 +179,23 @@ class Trainer:
                                  "load it with the settings it was trained with") from error
 
     # ----- one step -----------------------------------------------------------------------------------------------
-    def _task_losses(self, inputs: Any, targets: list[Tensor], prefs: Tensor) -> Tensor:
-        count = prefs.shape[0]
-        outputs = as_task_list(split_outputs(self.pm.multi_forward(inputs, prefs), count))
-        if len(outputs) != self.pm.num_tasks:
-            raise ParetorchError(f"the model returns {len(outputs)} outputs for {self.pm.num_tasks} tasks; "
-                                 "return one output per task (or wrap it with num_tasks matching its heads)")
-        return torch.stack([
-            torch.stack([fn(outputs[t][m], targets[t]) for t, fn in enumerate(self.loss_fns)])
-            for m in range(count)
-        ])
-
     def training_step(self, batch: Any, step: int, total_steps: int) -> dict[str, float]:
-        cfg = self.config
-        device = next(self.pm.parameters()).device
-        inputs, targets = split_batch(batch, self.pm.num_tasks)
-        inputs = inputs.to(device) if isinstance(inputs, Tensor) else inputs
-        targets = [t.to(device) for t in targets]
-        prefs = self.sampler.sample(step, total_steps, generator=self._preference_generator).to(device)
-        captured: list[Tensor] = []
-        hook = (self._representation_module.register_forward_hook(lambda module, args, out: captured.append(out))
-                if self._representation_module is not None else None)
+        """One optimisation step on ``batch``: the loss, its backward, clipping and the optimizer's step."""
         try:
-            losses = self._task_losses(inputs, targets, prefs)
-        finally:
-            if hook is not None:
-                hook.remove()
-        self._captured = captured
-        weighted = self.balancer(losses) if self.balancer is not None else losses
-        if self.objective is not None:
-            if prefs.shape[0] != 1 and not getattr(self.objective, "per_preference", False):
-                raise ParetorchError(f"{type(self.objective).__name__} trains one preference per step; set m=1")
-            grams = self._grams(weighted, inputs)
-            task_weights = self.objective.step_weights(weighted.detach(), grams, prefs)
-            self.objective.update(weighted.detach(), grams, prefs)
-            task_objective = (task_weights.to(weighted) * weighted).sum()
-        else:
-            task_objective = (prefs * weighted).sum()
-        regulariser = losses.new_zeros(())
-        if cfg.multi_forward_coef > 0 and prefs.shape[0] > 1:
-            regulariser = regulariser + cfg.multi_forward_coef * multi_forward_penalty(
-                prefs, losses, cfg.multi_forward_edges)
-        if cfg.orthogonality_coef > 0:
-            regulariser = regulariser + cfg.orthogonality_coef * orthogonality_penalty(
-                lowrank_deltas(self.pm), generator=self._orthogonality_generator)
-        if cfg.cosine_coef > 0:
-            # COSMOS: pull each loss vector towards its preference ray.
-            regulariser = regulariser - cfg.cosine_coef * torch.cosine_similarity(losses, prefs, dim=1).sum()
-        objective = task_objective + regulariser
-        if not torch.isfinite(objective):
+            out = self.loss(batch, step, total_steps)
+        except NonFiniteLossError as error:
             kept = (f"; the last good checkpoint is {self.checkpoint_path}"
                     if self.checkpoint_path is not None and self.checkpoint_path.exists() else "")
-            raise ParetorchError(
-                f"non-finite loss at epoch {self.epoch} step {step} (task losses {losses.detach().tolist()}){kept}; "
-                "lower the learning rate or set clip_grad_norm")
+            raise ParetorchError(f"non-finite loss at epoch {self.epoch} step {error.step} (task losses "
+                                 f"{error.losses}){kept}; lower the learning rate or set clip_grad_norm") from None
         self.optimizer.zero_grad(set_to_none=True)
-        if cfg.gradient_balancing:
-            shared = [p for p in self._shared_parameters(inputs) if p.requires_grad]
-            balanced = balanced_shared_gradients(weighted, prefs, shared)
-            objective.backward()
-            reg_grads = (torch.autograd.grad(regulariser, shared, allow_unused=True, retain_graph=False)
-                         if regulariser.requires_grad else [None] * len(shared))
-            for param, grad, reg in zip(shared, balanced, reg_grads, strict=True):
-                param.grad = grad if reg is None else grad + reg
-        else:
-            objective.backward()
-        if cfg.clip_grad_norm is not None:
-            nn.utils.clip_grad_norm_(self.pm.parameters(), cfg.clip_grad_norm)
+        out.loss.backward()
+        if self.config.clip_grad_norm is not None:
+            nn.utils.clip_grad_norm_(self.pm.parameters(), self.config.clip_grad_norm)
         self.optimizer.step()
-        return {"loss": float(task_objective.detach()), "regulariser": float(regulariser.detach())}
-
-    def _find_representation(self) -> nn.Module:
-        name = self.config.representation
-        try:
-            return self.pm.model.get_submodule(name)
-        except AttributeError:
-            children = ", ".join(n for n, _ in self.pm.model.named_children())
-            raise ParetorchError(f"objective_parameters='representation' needs the submodule {name!r} of the "
-                                 f"model, which has none; set representation= one of: {children}") from None
-
-    def _grams(self, weighted: Tensor, inputs: Any) -> Tensor:
-        """One Gram matrix of task gradients per preference of the step, ``(M, T, T)``."""
-        mode = self.config.objective_parameters
-        if mode == "representation":
-            # MGDA-UB: gradients with respect to the shared representation Z; its forward ran once per preference.
-            if len(self._captured) != weighted.shape[0] or not all(isinstance(z, Tensor) for z in self._captured):
-                raise ParetorchError(f"the representation module {self.config.representation!r} must return one "
-                                     f"tensor per forward pass (got {len(self._captured)} for "
-                                     f"{weighted.shape[0]} preferences); the plain parameterisation is needed")
-            return torch.stack([task_gram(row, [z]) for row, z in zip(weighted, self._captured, strict=True)])
-        params = [p for p in (self._shared_parameters(inputs) if mode == "shared" else list(self.pm.parameters()))
-                  if p.requires_grad]
-        return torch.stack([task_gram(row, params) for row in weighted])
-
-    def _shared_parameters(self, inputs: Any) -> list[nn.Parameter]:
-        if self._shared is None:
-            self._shared = shared_parameters(self.pm, inputs)
-        return self._shared
+        return out.logs()
 
     # ----- epochs -------------------------------------------------------------------------------------------------
-    def _start_epoch(self, epoch: int) -> None:
-        # Everything random in an epoch derives from (seed, epoch): where a run resumed makes no difference.
-        seed = self.config.seed
-        self._preference_generator = seeded_generator(seed, "preferences", epoch)
-        self._orthogonality_generator = seeded_generator(seed, "orthogonality", epoch)
-
     def fit(self, train_loader: Iterable[Any], val_loader: Iterable[Any] | None = None, resume: bool = False
             ) -> list[dict[str, Any]]:
         """Train for ``config.epochs`` epochs (continuing from the checkpoint with ``resume=True``)."""
@@ -319,7 +216,8 @@ class Trainer:
         cfg = self.config
         if cfg.freeze_epoch is not None and self.epoch >= cfg.freeze_epoch:
             self.pm.freeze_base()
-        self._start_epoch(self.epoch)
+        # Everything random in an epoch derives from (seed, epoch): where a run resumed makes no difference.
+        self.loss.start_epoch(self.epoch)
         self.pm.train()
         start = time.perf_counter()
         running = 0.0

@@ -1,0 +1,252 @@
+"""``ParetoLoss``: one batch in, the scalar to back-propagate out; the piece to drop into any training loop.
+
+It holds the four concepts of a method and nothing of the loop: the steerable model (parameterisation), the
+preference sampler, the objective and the regularisers. One call draws the step's preferences, evaluates the
+batch at all of them in one :meth:`~paretorch.ParetoModel.multi_forward` pass, computes the task losses,
+asks the objective for task weights (computing the Gram matrix of task gradients when it needs one) and adds
+the regularisers. There is no optimizer inside: the caller back-propagates and steps, in a hand-written loop,
+PyTorch Lightning or Accelerate. :class:`~paretorch.Trainer` is this loss plus the loop, checkpoints and
+evaluation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from paretorch._random import seeded_generator
+from paretorch.errors import NonFiniteLossError, ParetorchError
+from paretorch.objectives import GradientSource, LinearScalarisation, Objective
+from paretorch.parameterisations import ParetoModel, shared_parameters, split_outputs
+from paretorch.preferences import PreferenceSampler
+from paretorch.training.balancing import LossBalancer, balanced_shared_gradients
+from paretorch.training.evaluation import as_task_list, split_batch
+from paretorch.training.gradients import task_gram, task_grams
+from paretorch.training.regularisers import Regulariser, StepOutputs
+
+__all__ = ["LossOutput", "ParetoLoss"]
+
+TaskLoss = Callable[[Tensor, Tensor], Tensor]
+
+
+@dataclass
+class LossOutput:
+    """One step of a :class:`ParetoLoss`: ``loss`` is the scalar to back-propagate; the rest is for logging.
+
+    ``objective`` is the weighted task term, ``regularisers`` their sum and ``parts`` each one by name;
+    ``losses`` ``(M, T)`` are the task losses at the step's preferences ``prefs`` ``(M, T)`` and ``weights``
+    ``(M, T)`` the objective's task weights (all detached).
+    """
+
+    loss: Tensor
+    objective: Tensor
+    regularisers: Tensor
+    losses: Tensor
+    prefs: Tensor
+    weights: Tensor
+    parts: dict[str, Tensor] = field(default_factory=dict)
+
+    def logs(self) -> dict[str, float]:
+        """Plain numbers for a logger: the objective, the regularisers' sum and each regulariser."""
+        return {"loss": float(self.objective), "regulariser": float(self.regularisers)} | {
+            name: float(value) for name, value in self.parts.items()}
+
+
+class ParetoLoss:
+    """The training loss of a steerable model: ``loss(batch)`` returns a :class:`LossOutput` whose ``.loss``
+    you back-propagate.
+
+    - ``pm``: the :class:`~paretorch.ParetoModel`; ``losses``: one ``loss(output, target)`` per task;
+      ``sampler``: the :class:`~paretorch.preferences.PreferenceSampler` of the training preferences.
+    - ``objective``: an :class:`~paretorch.objectives.Objective` (default :class:`LinearScalarisation`, λᵀL).
+      Where it declares ``gradients``, the loss computes the Gram matrix of the task gradients on those
+      parameters (``gradients=`` here overrides the objective's choice; ``representation`` names the submodule
+      whose output MGDA-UB differentiates).
+    - ``regularisers``: :class:`~paretorch.training.regularisers.Regulariser` objects, each with its coefficient.
+    - ``loss_balancing_window``: divide each task loss by its running mean over that many steps (PaMaL §4.2);
+      ``gradient_balancing``: rescale every task gradient on the shared parameters to unit norm (PaMaL §4.2).
+      The returned scalar then carries a term whose value is 0 and whose gradient turns the plain gradient on
+      the shared parameters into the balanced one, so ``loss.backward()`` is still all a loop does.
+    - ``seed``: the loss's random streams (preference draws, the objective's and the regularisers' draws) are
+      derived from ``(seed, stream, epoch)``; call :meth:`start_epoch` at each epoch for runs that resume
+      exactly (the Trainer does). The process-wide generator is never touched.
+
+    ``batch`` is ``(inputs, targets)`` with one target per task; ``step`` and ``total_steps`` drive annealed
+    samplers (without ``step`` the loss counts its own calls; ``total_steps`` can be given once here).
+
+    >>> import torch
+    >>> from paretorch import lowrank
+    >>> from paretorch.preferences import Dirichlet
+    >>> class TwoHeads(torch.nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.body = torch.nn.Linear(4, 8)
+    ...         self.heads = torch.nn.ModuleList([torch.nn.Linear(8, 1), torch.nn.Linear(8, 1)])
+    ...     def forward(self, x):
+    ...         return [head(torch.relu(self.body(x))).squeeze(-1) for head in self.heads]
+    >>> pm = lowrank(TwoHeads(), num_tasks=2, rank=1)
+    >>> loss = ParetoLoss(pm, [torch.nn.functional.mse_loss] * 2, Dirichlet(2, m=3), seed=0)
+    >>> optimizer = torch.optim.Adam(pm.parameters(), lr=1e-3)
+    >>> batch = (torch.randn(16, 4), [torch.randn(16), torch.randn(16)])
+    >>> out = loss(batch)
+    >>> out.loss.backward()
+    >>> optimizer.step()
+    >>> out.losses.shape  # the task losses at each of the 3 preferences of the step
+    torch.Size([3, 2])
+    """
+
+    def __init__(
+        self,
+        pm: ParetoModel,
+        losses: Sequence[TaskLoss],
+        sampler: PreferenceSampler,
+        objective: Objective | None = None,
+        regularisers: Iterable[Regulariser] = (),
+        *,
+        gradients: GradientSource | None = None,
+        representation: str = "encoder",
+        loss_balancing_window: int = 0,
+        gradient_balancing: bool = False,
+        seed: int = 0,
+        total_steps: int | None = None,
+    ) -> None:
+        self.pm, self.loss_fns, self.sampler = pm, list(losses), sampler
+        self.objective = objective if objective is not None else LinearScalarisation()
+        self.regularisers = list(regularisers)
+        if len(self.loss_fns) != pm.num_tasks:
+            raise ParetorchError(f"give one loss per task: got {len(self.loss_fns)} for {pm.num_tasks} tasks")
+        if sampler.num_tasks != pm.num_tasks:
+            raise ParetorchError(f"the sampler draws {sampler.num_tasks}-task preferences for a "
+                                 f"{pm.num_tasks}-task model")
+        for regulariser in self.regularisers:
+            if not isinstance(regulariser, Regulariser):
+                raise ParetorchError(f"regularisers must be Regulariser objects, got {type(regulariser).__name__}")
+        if gradients is not None and gradients not in ("shared", "all", "representation"):
+            raise ParetorchError(f"gradients must be 'shared', 'all' or 'representation', got {gradients!r}")
+        # Which Gram matrix the objective reads (None: it reads only the losses).
+        self.gradients: GradientSource | None = (
+            None if self.objective.gradients is None else gradients or self.objective.gradients)
+        self.representation = representation
+        self._representation_module = self._find_representation() if self.gradients == "representation" else None
+        self.balancer = LossBalancer(pm.num_tasks, loss_balancing_window) if loss_balancing_window > 0 else None
+        self.gradient_balancing = gradient_balancing
+        self.seed, self.total_steps = seed, total_steps
+        self._calls = 0
+        self._shared: list[nn.Parameter] | None = None
+        self.start_epoch(0)
+
+    # ----- random streams ------------------------------------------------------------------------------------
+    def start_epoch(self, epoch: int) -> None:
+        """Re-derive every random stream of the loss from ``(seed, epoch)``: where a run resumed makes no
+        difference to what it draws."""
+        names = ["preferences", "objective", *(r.stream for r in self.regularisers if r.stream)]
+        self._generators = {name: seeded_generator(self.seed, name, epoch) for name in dict.fromkeys(names)}
+
+    # ----- one step ------------------------------------------------------------------------------------------
+    def __call__(self, batch: Any, step: int | None = None, total_steps: int | None = None) -> LossOutput:
+        step = self._calls if step is None else step
+        self._calls = step + 1
+        total = total_steps if total_steps is not None else self.total_steps
+        if total is None:
+            if getattr(self.sampler, "annealed", False):
+                raise ParetorchError(f"{type(self.sampler).__name__} anneals over training: give total_steps "
+                                     "(ParetoLoss(..., total_steps=N) or loss(batch, step, total_steps))")
+            total = 0
+        device = next(self.pm.parameters()).device
+        inputs, targets = split_batch(batch, self.pm.num_tasks)
+        inputs = inputs.to(device) if isinstance(inputs, Tensor) else inputs
+        targets = [t.to(device) for t in targets]
+        prefs = self.sampler.sample(step, total, generator=self._generators["preferences"]).to(device)
+        if prefs.shape[0] != 1 and not self.objective.per_preference:
+            raise ParetorchError(f"{type(self.objective).__name__} trains one preference per step; set m=1")
+        losses, captured = self._task_losses(inputs, targets, prefs)
+        weighted = self.balancer(losses) if self.balancer is not None else losses
+        grams = self._grams(weighted, inputs, captured) if self.gradients is not None else None
+        weights = self.objective.step_weights(weighted.detach(), grams, prefs, self._generators["objective"])
+        self.objective.update(weighted.detach(), grams, prefs)
+        objective = (weights.to(weighted) * weighted).sum()
+        regularisers = losses.new_zeros(())
+        parts: dict[str, Tensor] = {}
+        for regulariser in self.regularisers:
+            if regulariser.coefficient == 0:
+                continue
+            value = regulariser(StepOutputs(prefs, losses, self.pm, self._generators.get(regulariser.stream)))
+            regularisers = regularisers + value
+            parts[regulariser.name] = value.detach()
+        total_loss = objective + regularisers
+        if not torch.isfinite(total_loss):
+            raise NonFiniteLossError(step, losses.detach().tolist())
+        if self.gradient_balancing:
+            total_loss = total_loss + self._balancing_term(objective, weighted, prefs, inputs)
+        return LossOutput(total_loss, objective.detach(), regularisers.detach(), losses.detach(), prefs,
+                          weights.detach(), parts)
+
+    def _task_losses(self, inputs: Any, targets: list[Tensor], prefs: Tensor) -> tuple[Tensor, list[Any]]:
+        count = prefs.shape[0]
+        captured: list[Any] = []
+        module = self._representation_module
+        hook = (module.register_forward_hook(lambda _module, _args, out: captured.append(out))
+                if module is not None else None)
+        try:
+            outputs = as_task_list(split_outputs(self.pm.multi_forward(inputs, prefs), count))
+        finally:
+            if hook is not None:
+                hook.remove()
+        if len(outputs) != self.pm.num_tasks:
+            raise ParetorchError(f"the model returns {len(outputs)} outputs for {self.pm.num_tasks} tasks; "
+                                 "return one output per task (or wrap it with num_tasks matching its heads)")
+        losses = torch.stack([torch.stack([fn(outputs[t][m], targets[t]) for t, fn in enumerate(self.loss_fns)])
+                              for m in range(count)])
+        return losses, captured
+
+    def _grams(self, weighted: Tensor, inputs: Any, captured: list[Any]) -> Tensor:
+        """One Gram matrix of task gradients per preference of the step, ``(M, T, T)``."""
+        if self.gradients == "representation":
+            # MGDA-UB: gradients with respect to the shared representation Z; its forward ran once per preference.
+            if len(captured) != weighted.shape[0] or not all(isinstance(z, Tensor) for z in captured):
+                raise ParetorchError(f"the representation module {self.representation!r} must return one tensor per "
+                                     f"forward pass (got {len(captured)} for {weighted.shape[0]} preferences); the "
+                                     "plain parameterisation is needed")
+            return torch.stack([task_gram(row, [z]) for row, z in zip(weighted, captured, strict=True)])
+        params = self._shared_parameters(inputs) if self.gradients == "shared" else list(self.pm.parameters())
+        return task_grams(weighted, [p for p in params if p.requires_grad])
+
+    def _balancing_term(self, objective: Tensor, weighted: Tensor, prefs: Tensor, inputs: Any) -> Tensor:
+        # Value 0; gradient (balanced − plain) on the shared parameters, so that backward gives the balanced one.
+        shared = [p for p in self._shared_parameters(inputs) if p.requires_grad]
+        balanced = balanced_shared_gradients(weighted, prefs, shared)
+        plain = torch.autograd.grad(objective, shared, retain_graph=True, allow_unused=True)
+        term = objective.new_zeros(())
+        for param, target, current in zip(shared, balanced, plain, strict=True):
+            correction = target if current is None else target - current
+            term = term + (correction.detach() * (param - param.detach())).sum()
+        return term
+
+    def _shared_parameters(self, inputs: Any) -> list[nn.Parameter]:
+        if self._shared is None:
+            self._shared = shared_parameters(self.pm, inputs)
+        return self._shared
+
+    def _find_representation(self) -> nn.Module:
+        try:
+            return self.pm.model.get_submodule(self.representation)
+        except AttributeError:
+            children = ", ".join(n for n, _ in self.pm.model.named_children())
+            raise ParetorchError(f"gradients='representation' needs the submodule {self.representation!r} of the "
+                                 f"model, which has none; set representation= one of: {children}") from None
+
+    # ----- state ---------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """What the loss carries from step to step: the objective's state and the loss balancer's window."""
+        return {"objective": self.objective.state_dict(),
+                "balancer": None if self.balancer is None else self.balancer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("objective") is not None:
+            self.objective.load_state_dict(state["objective"])
+        if self.balancer is not None and state.get("balancer") is not None:
+            self.balancer.load_state_dict(state["balancer"])
