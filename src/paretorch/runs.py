@@ -22,7 +22,7 @@ from paretorch._files import locked, read_json, remove_stale_temporaries, write_
 from paretorch._random import scoped_global_seed
 from paretorch.data import Splits, load_adult, load_census_kdd, multi_mnist
 from paretorch.errors import ParetorchError
-from paretorch.methods import MethodSetup, build_method, get_method, validate_method_options
+from paretorch.methods import MethodSetup, build_method, get_method, method_names, validate_method_options
 from paretorch.models import CensusMLP, MultiLeNet, ResNet18MTL
 from paretorch.options import DATASET_TASKS, RUN_OPTIONS, TRAIN_OPTIONS, check_device
 from paretorch.parameterisations import ParetoModel
@@ -79,12 +79,18 @@ def resolve_config(values: dict[str, Any]) -> RunConfig:
     return RunConfig(validate_run_options(values))
 
 
+def _preset_options(method: str) -> Mapping[str, Any]:
+    return get_method(method).options if method in method_names() else {}
+
+
 def _stored_config(directory: Path) -> dict[str, Any]:
     values = read_json(directory / "config.json", "run config")
     if not isinstance(values, dict):
         raise ParetorchError(f"run config {directory / 'config.json'} is not a JSON object of settings")
-    if values.get("method") != "ls" and values.get("ls_points") == 5:
-        values.pop("ls_points")  # written for every method by wave-1 runs; only ls uses it
+    # Wave-1 runs wrote ls_points=5 for every method; only presets that declare it keep it.
+    preset = _preset_options(str(values.get("method")))
+    if values.get("ls_points") == 5 and "ls_points" not in preset:
+        values.pop("ls_points")
     return values
 
 
