@@ -171,8 +171,11 @@ def _constraint_rows(
     losses: np.ndarray, refs: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
     # G_j(θ) = (u_j − u_k)ᵀ L(θ); its gradient is Σ_i (u_j − u_k)_i ∇L_i, so it lives in task-gradient space.
+    # G_k ≡ 0: the subproblem's own vector is no constraint, so its value is −∞ (never active, never violated).
     directions = refs - refs[k]
-    return directions, directions @ losses
+    values = directions @ losses
+    values[k] = -np.inf
+    return directions, values
 
 
 def _check_pareto_mtl_input(
@@ -216,19 +219,7 @@ def pareto_mtl_weights(
     """
     loss_vec, g, refs = _check_pareto_mtl_input(losses, gram, ref_vectors, k)
     directions, values = _constraint_rows(loss_vec, refs, k)
-    active = values >= -eps
-    active[k] = False  # G_k ≡ 0: the subproblem's own vector is no constraint.
-    tasks = loss_vec.shape[0]
-    combination = np.concatenate([np.eye(tasks), directions[active]])
-    gamma = _solve_simplex_qp(combination @ g @ combination.T)
-    beta = np.zeros(refs.shape[0])
-    beta[active] = gamma[tasks:]
-    return ParetoMTLWeights(
-        weights=torch.from_numpy(combination.T @ gamma),
-        task_multipliers=torch.from_numpy(gamma[:tasks]),
-        constraint_multipliers=torch.from_numpy(beta),
-        active=torch.from_numpy(active),
-    )
+    return _min_norm_combination(g, directions, np.ones(loss_vec.shape[0], dtype=bool), values >= -eps)
 
 
 def pareto_mtl_feasibility_weights(
@@ -245,20 +236,9 @@ def pareto_mtl_feasibility_weights(
     """
     loss_vec, g, refs = _check_pareto_mtl_input(losses, gram, ref_vectors, k)
     directions, values = _constraint_rows(loss_vec, refs, k)
-    active = values >= 0
-    active[k] = False
-    if not active.any():
-        return None
-    rows = directions[active]
-    beta_active = _solve_simplex_qp(rows @ g @ rows.T)
-    beta = np.zeros(refs.shape[0])
-    beta[active] = beta_active
-    return ParetoMTLWeights(
-        weights=torch.from_numpy(rows.T @ beta_active),
-        task_multipliers=torch.zeros(loss_vec.shape[0], dtype=torch.float64),
-        constraint_multipliers=torch.from_numpy(beta),
-        active=torch.from_numpy(active),
-    )
+    violated = values >= 0
+    return (_min_norm_combination(g, directions, np.zeros(loss_vec.shape[0], dtype=bool), violated)
+            if violated.any() else None)
 
 
 def guarded_feasibility_weights(
@@ -286,24 +266,29 @@ def guarded_feasibility_weights(
     loss_vec, g, refs = _check_pareto_mtl_input(losses, gram, ref_vectors, k)
     directions, values = _constraint_rows(loss_vec, refs, k)
     violated = values > 0
-    violated[k] = False
     if not violated.any():
         return None
     norm = np.linalg.norm(loss_vec)
     # Two unit vectors that differ have a coordinate where the first exceeds the second, so ``over`` is not empty.
     over = loss_vec / norm > refs[k] if norm > 0 else np.zeros_like(loss_vec, dtype=bool)
-    tasks = loss_vec.shape[0]
-    combination = np.concatenate([np.eye(tasks)[over], directions[violated]])
-    gamma = _solve_simplex_qp(combination @ g @ combination.T)
-    task_multipliers = np.zeros(tasks)
-    task_multipliers[over] = gamma[: over.sum()]
-    beta = np.zeros(refs.shape[0])
-    beta[violated] = gamma[over.sum():]
+    return _min_norm_combination(g, directions, over, violated)
+
+
+def _min_norm_combination(gram: np.ndarray, directions: np.ndarray, tasks: np.ndarray, constraints: np.ndarray
+                          ) -> ParetoMTLWeights:
+    # The min-norm element of the convex hull of the chosen task gradients (rows of the identity, in loss space)
+    # and the chosen constraints' gradients (rows of ``directions``), as task weights with its multipliers.
+    combination = np.concatenate([np.eye(len(tasks))[tasks], directions[constraints]])
+    gamma = _solve_simplex_qp(combination @ gram @ combination.T)
+    task_multipliers = np.zeros(len(tasks))
+    task_multipliers[tasks] = gamma[: tasks.sum()]
+    beta = np.zeros(len(directions))
+    beta[constraints] = gamma[tasks.sum():]
     return ParetoMTLWeights(
         weights=torch.from_numpy(combination.T @ gamma),
         task_multipliers=torch.from_numpy(task_multipliers),
         constraint_multipliers=torch.from_numpy(beta),
-        active=torch.from_numpy(violated),
+        active=torch.from_numpy(constraints),
     )
 
 
