@@ -22,7 +22,7 @@ import torch
 
 from paretorch import hypernetwork
 from paretorch.metrics import igd
-from paretorch.objectives import EPO, GradientObjective, PreferenceMOO, loss_direction
+from paretorch.objectives import EPO, Objective, PreferenceMOO, loss_direction
 from paretorch.preferences import Dirichlet, simplex_grid
 from paretorch.problems import ProblemModel, SineProblem
 from paretorch.training import TrainConfig, Trainer
@@ -45,7 +45,7 @@ def exact_points(prefs: torch.Tensor) -> torch.Tensor:
     return torch.stack(points)
 
 
-def train(objective: GradientObjective | None, seed: int, args: argparse.Namespace) -> torch.Tensor:
+def train(objective: Objective | None, seed: int, args: argparse.Namespace) -> torch.Tensor:
     torch.manual_seed(seed)
     pm = hypernetwork(ProblemModel(PROBLEM, torch.zeros(PROBLEM.num_params)), 2, hidden=50, layers=2)
     config = TrainConfig(epochs=args.steps, lr=args.lr, optimizer=args.optimizer, momentum=0.9, seed=seed)
