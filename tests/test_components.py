@@ -271,3 +271,31 @@ def test_no_method_name_is_hard_coded_outside_the_presets():
         # Only comparisons of a method (a scaling="palora" or a data variant="pamal" is not a method name).
         lines = [line for line in path.read_text().splitlines() if "method" in line and pattern.search(line)]
         assert not lines, (path.name, lines)
+
+
+# ----- presets pass every option on, or refuse it -------------------------------------------------------------------
+@pytest.mark.parametrize("method", ["cpmtl", "phn", "ls", "stl", "mgda", "pmtl"])
+def test_presets_without_layer_selection_refuse_targets(method):
+    with pytest.raises(ParetorchError, match="option 'targets' belongs to method"):
+        build_method(method, TwoHeads(), 2, targets=["encoder"])
+
+
+def test_objective_parameters_reach_a_continuous_preset_with_a_solver():
+    default = build_method("pamal", TwoHeads(), 2, solver="moo").loss([F.mse_loss] * 2)
+    chosen = build_method("pamal", TwoHeads(), 2, solver="moo", objective_parameters="shared").loss([F.mse_loss] * 2)
+    assert (default.gradients, chosen.gradients) == ("all", "shared")
+    assert build_method("pamal", TwoHeads(), 2).loss([F.mse_loss] * 2).gradients is None, "λᵀL reads no gradients"
+
+
+def test_preference_moo_weights_are_pure_and_draw_from_the_callers_generator():
+    from paretorch.objectives import PreferenceMOO
+
+    objective = PreferenceMOO()
+    losses, grams = torch.tensor([[1.0, 2.0]]), torch.eye(2, dtype=torch.float64)[None]
+    prefs = torch.tensor([[0.5, 0.5]])
+    first = objective.step_weights(losses, grams, prefs)
+    torch.testing.assert_close(objective.step_weights(losses, grams, prefs), first)  # no hidden stream advances
+    generator = torch.Generator().manual_seed(1)
+    state = generator.get_state()
+    objective.step_weights(losses, grams, prefs, generator)
+    assert not torch.equal(generator.get_state(), state), "the references come from the caller's generator"
