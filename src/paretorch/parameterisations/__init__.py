@@ -24,7 +24,8 @@ statistics pooled over all M preferences, whereas M sequential passes use per-pr
 two agree exactly in evaluation mode and for models without BatchNorm.
 """
 
-from paretorch.parameterisations._conditioned import FiLMLayer, PreferenceInput, conditioned, film
+from paretorch.parameterisations._attention import ParetoAttention
+from paretorch.parameterisations._conditioned import FiLMLayer, PreferenceEmbedding, PreferenceInput, conditioned, film
 from paretorch.parameterisations._context import PreferenceState, per_sample
 from paretorch.parameterisations._ensemble import EnsembleBatchNorm, EnsembleLayer, ensemble
 from paretorch.parameterisations._hyper import HyperParetoModel, hypernetwork
@@ -61,8 +62,10 @@ __all__ = [
     "LowRankLayer",
     "LowRankLinear",
     "ParameterReport",
+    "ParetoAttention",
     "ParetoLayer",
     "ParetoModel",
+    "PreferenceEmbedding",
     "PreferenceInput",
     "PreferenceState",
     "Scaling",

@@ -16,15 +16,16 @@ import torch
 from torch import Tensor, nn
 
 from paretorch.errors import ParetorchError
+from paretorch.parameterisations._attention import attention_factory
 from paretorch.parameterisations._context import PreferenceState, per_sample
 from paretorch.parameterisations._conv import CONV_FUNCTIONS, padded_like
-from paretorch.parameterisations._layer import ParetoLayer
+from paretorch.parameterisations._layer import LayerFactory, ParetoLayer
 from paretorch.parameterisations._model import ParetoModel, wrap
 from paretorch.parameterisations._select import Targets
 
-__all__ = ["FiLMLayer", "PreferenceInput", "conditioned", "film"]
+__all__ = ["FiLMLayer", "PreferenceEmbedding", "PreferenceInput", "conditioned", "film"]
 
-_INPUT_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_INPUT_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Embedding)
 
 
 class PreferenceInput(ParetoLayer):
@@ -70,6 +71,35 @@ class PreferenceInput(ParetoLayer):
                 plain.bias = nn.Parameter(shift)
             else:
                 plain.bias.add_(shift)
+        return plain
+
+    def adapter_parameters(self) -> list[nn.Parameter]:
+        return [self.pref_weight]
+
+
+class PreferenceEmbedding(ParetoLayer):
+    """A token embedding plus W_λ·λ at every position: COSMOS's extra input for a model whose first layer is an
+    ``nn.Embedding`` (a transformer). The shift is the same for every token, so ``at(pref)`` adds it to every
+    row of the embedding table, exactly."""
+
+    def __init__(self, base: nn.Embedding, state: PreferenceState, name: str) -> None:
+        super().__init__(state, name)
+        self.base = base
+        self.pref_weight = nn.Parameter(torch.empty(base.embedding_dim, state.num_tasks, device=base.weight.device,
+                                                    dtype=base.weight.dtype))
+        nn.init.kaiming_uniform_(self.pref_weight, a=math.sqrt(5))
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.base(x)
+        shift = self.preference().to(out.dtype) @ self.pref_weight.T
+        if shift.dim() == 2:  # per sample: (B, D) over (B, …, D)
+            shift = shift.view(shift.shape[0], *[1] * (out.dim() - 2), shift.shape[1])
+        return out + shift
+
+    def merged(self, pref: Tensor) -> nn.Module:
+        plain = copy.deepcopy(self.base)
+        with torch.no_grad():
+            plain.weight.add_(self.pref_weight @ pref.to(self.pref_weight.dtype))
         return plain
 
     def adapter_parameters(self) -> list[nn.Parameter]:
@@ -129,22 +159,27 @@ class FiLMLayer(ParetoLayer):
 
 
 def conditioned(model: nn.Module, num_tasks: int, target: str | None = None) -> ParetoModel:
-    """COSMOS: feed the preference to the first Linear/Conv layer (or the layer named ``target``) as T extra
-    input columns or constant channels. ``at(pref)`` folds it into that layer's bias (exact for Linear and
-    unpadded convolutions). See :func:`film` for feature-wise conditioning of many layers.
+    """COSMOS: feed the preference to the first Linear/Conv/Embedding layer (or the layer named ``target``) as T
+    extra input columns or constant channels (for an Embedding: W_λ·λ added at every position). ``at(pref)``
+    folds it into that layer's bias or embedding table (exact for Linear, Embedding and unpadded convolutions).
+    See :func:`film` for feature-wise conditioning of many layers.
 
     >>> net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
     >>> pm = conditioned(net, num_tasks=2)
     >>> pm.layer_names
     ['0']
     """
+    # Projections inside an attention module are not inputs of the network (and attention reads them directly).
+    attention = tuple(name + "." for name, module in model.named_modules() if isinstance(module, nn.MultiheadAttention))
     names = [name for name, module in model.named_modules() if isinstance(module, _INPUT_TYPES)
-             and (target is None or name == target)]
+             and (target is None or name == target) and not (attention and name.startswith(attention))]
     if not names:
-        raise ParetorchError(f"no Linear/Conv layer {'named ' + repr(target) if target else ''} to condition")
+        raise ParetorchError(f"no Linear/Conv/Embedding layer {'named ' + repr(target) if target else ''} to "
+                             "condition")
     first = names[0]
-    return wrap(model, num_tasks, dict.fromkeys(_INPUT_TYPES, PreferenceInput), targets=re.escape(first),
-                name="conditioned", config={"target": first})
+    dispatch: dict[type[nn.Module], LayerFactory] = dict.fromkeys(_INPUT_TYPES[:4], PreferenceInput)
+    dispatch[nn.Embedding] = PreferenceEmbedding
+    return wrap(model, num_tasks, dispatch, targets=re.escape(first), name="conditioned", config={"target": first})
 
 
 def film(model: nn.Module, num_tasks: int, targets: Targets = None, exclude: Targets = None) -> ParetoModel:
@@ -168,6 +203,9 @@ def film(model: nn.Module, num_tasks: int, targets: Targets = None, exclude: Tar
     if targets is None:
         has_norms = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
         kinds = _FILM_TYPES[4:] if has_norms else _FILM_TYPES[:4]
-    pm = wrap(model, num_tasks, dict.fromkeys(kinds, FiLMLayer), targets=targets, exclude=exclude, name="film")
+    dispatch: dict[type[nn.Module], LayerFactory] = dict.fromkeys(kinds, FiLMLayer)
+    if nn.Linear in kinds:  # attention's projections are Linear layers, modulated together
+        dispatch[nn.MultiheadAttention] = attention_factory(FiLMLayer)
+    pm = wrap(model, num_tasks, dispatch, targets=targets, exclude=exclude, name="film")
     pm.config["targets"] = pm.layer_names
     return pm

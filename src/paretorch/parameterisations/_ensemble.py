@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from paretorch.errors import ParetorchError
+from paretorch.parameterisations._attention import attention_factory
 from paretorch.parameterisations._context import PreferenceState, block_forward, per_sample, use_blocks
 from paretorch.parameterisations._layer import LayerFactory, ParetoLayer
 from paretorch.parameterisations._model import ParetoModel, wrap
@@ -164,6 +165,7 @@ def ensemble(
         raise ParetorchError(f"batchnorm must be 'shared' or 'members', got {batchnorm!r}")
     member: LayerFactory = partial(EnsembleLayer, independent_init=independent_init)
     dispatch: dict[type[nn.Module], LayerFactory] = dict.fromkeys(ENSEMBLE_LAYER_TYPES, member)
+    dispatch[nn.MultiheadAttention] = attention_factory(member)
     if batchnorm == "members":
         dispatch |= dict.fromkeys(_BATCHNORM_TYPES, EnsembleBatchNorm)
     return wrap(model, num_tasks, dispatch, targets=targets, exclude=exclude, name="ensemble",

@@ -58,6 +58,28 @@ class ParetoLayer(nn.Module):
     def __init__(self, state: PreferenceState, name: str) -> None:
         super().__init__()
         self._state, self._name = state, name
+        # torch's fused transformer fast path (TransformerEncoderLayer in evaluation mode) reads its layers' raw
+        # weights instead of calling them, which would skip the preference; it stays off for a block that holds
+        # a module with a forward hook, so every Pareto layer carries one that does nothing.
+        self.register_forward_pre_hook(_no_op)
+
+    def __getattr__(self, name: str) -> object:
+        # Attributes of the user's layer that the surrounding code reads (LayerNorm's eps, Linear's
+        # out_features, attention's batch_first) are answered by the original layer; its tensors are not, since
+        # the weights in use depend on the preference and are not the original ones.
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name.startswith("_") or name in _OWN:
+                raise
+            original = self.original_layer()
+            value = getattr(original, name)
+            if isinstance(value, Tensor):
+                raise AttributeError(
+                    f"{name!r} of layer {self._name!r} depends on the preference under paretorch; code that reads "
+                    f"it directly cannot be steered: use pm.at(pref) for a plain model, or exclude "
+                    f"[{self._name!r}]") from None
+            return value
 
     @property
     def layer_name(self) -> str:
@@ -73,12 +95,16 @@ class ParetoLayer(nn.Module):
         return self._state.current(self._name)
 
     def original_layer(self) -> nn.Module:
-        """The user's layer this one replaces (its type names the row of the parameter report)."""
-        base = getattr(self, "base", None)
-        if not isinstance(base, nn.Module):
-            raise NotImplementedError(f"{type(self).__name__} must keep the user's layer as self.base or override "
-                                      "original_layer()")
+        """The user's layer this one replaces."""
+        base = self._modules.get("base")
+        if base is None:
+            raise AttributeError(f"{type(self).__name__} must keep the user's layer as self.base or override "
+                                 "original_layer()")
         return base
+
+    def original_type(self) -> str:
+        """The type of the user's layer, as the parameter report names it."""
+        return type(self.original_layer()).__name__
 
     def merged(self, pref: Tensor) -> nn.Module:
         """A plain module (no paretorch layer inside) that computes this layer at the preference ``pref`` (T,)."""
@@ -95,6 +121,13 @@ class ParetoLayer(nn.Module):
     def added_parameters(self) -> int:
         """Parameters the parameterisation adds to the original layer (by default, its adapter parameters)."""
         return sum(p.numel() for p in self.adapter_parameters())
+
+
+_OWN = frozenset({"base", "members", "norm", "training"})
+
+
+def _no_op(module: nn.Module, args: object) -> None:
+    del module, args
 
 
 #: Builds the Pareto layer that replaces one user layer: ``factory(user_layer, state, name)``.

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from paretorch.errors import ParetorchError
+from paretorch.parameterisations._attention import attention_factory
 from paretorch.parameterisations._context import PreferenceState, block_forward, per_sample, use_blocks
 from paretorch.parameterisations._conv import CONV_FUNCTIONS, padded_like
 from paretorch.parameterisations._layer import LayerFactory, ParetoLayer
@@ -190,7 +191,7 @@ def lowrank(
         return LowRankConv(layer, state, name, rank, factor)  # type: ignore[arg-type]
 
     dispatch: dict[type[nn.Module], LayerFactory] = {nn.Linear: linear, nn.Conv1d: conv, nn.Conv2d: conv,
-                                                      nn.Conv3d: conv}
+                                                      nn.Conv3d: conv, nn.MultiheadAttention: attention_factory(linear)}
     pm = wrap(model, num_tasks, dispatch, targets=targets, exclude=exclude, name=f"lowrank-{scaling}",
               config={"method": "lowrank", "rank": rank, "scale": scale, "scaling": scaling})
     if freeze_base:

@@ -221,7 +221,7 @@ class ParetoModel(nn.Module):
     def parameter_report(self) -> ParameterReport:
         """Base and added parameters per wrapped layer and in total (PaLoRA mn + T·r(m+n) per layer,
         LORPMAN dk + m(dr + rk), PaMaL m·dk)."""
-        rows = [LayerParameters(name, type(layer.original_layer()).__name__, layer.base_parameter_count(),
+        rows = [LayerParameters(name, layer.original_type(), layer.base_parameter_count(),
                                 layer.added_parameters()) for name, layer in self.pareto_layers().items()]
         added = sum(row.added for row in rows)
         total = sum(p.numel() for p in self.parameters())
@@ -329,6 +329,11 @@ def wrap(model: nn.Module, num_tasks: int, layers: Mapping[type[nn.Module], Laye
             raise ParetorchError(f"the factory for {type(layer).__name__} returned a {type(replacement).__name__}, "
                                  "not a ParetoLayer")
         replace_module(wrapped, layer_name, replacement)
+    for module in wrapped.modules():
+        # The encoder's nested-tensor fast path reads its layers' raw weights (like the layer fast path that
+        # ParetoLayer's hook turns off): a steered encoder runs its layers one by one.
+        if isinstance(module, nn.TransformerEncoder) and any(isinstance(m, ParetoLayer) for m in module.modules()):
+            module.use_nested_tensor = False
     return ParetoModel(wrapped, num_tasks, name, state, names,
                        {"method": name, "num_tasks": num_tasks} | (config or {}))
 

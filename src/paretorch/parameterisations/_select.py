@@ -61,14 +61,33 @@ def select_layers(model: nn.Module, supported: tuple[type[nn.Module], ...], targ
         elif targets is not None:
             chosen += [f"{name}.{child}" for child, sub in module.named_modules()
                        if child and isinstance(sub, supported) and not _excluded(f"{name}.{child}", exclude)]
-    # A container and its children can both match: keep each layer once, in model order.
-    unique = list(dict.fromkeys(chosen))
+    unique = _outermost(model, list(dict.fromkeys(chosen)), targets)
     if not unique:
         raise ParetorchError(
             f"targets {targets!r} matched no supported layer; names look like "
             f"{[n for n, _ in model.named_modules() if n][:5]}"
         )
     return unique
+
+
+def _outermost(model: nn.Module, names: list[str], targets: Targets) -> list[str]:
+    # A wrapped module takes its whole subtree (a wrapped attention module its projections): keep only the
+    # outermost of nested choices. The projection layers of an nn.MultiheadAttention are never wrapped alone,
+    # because the attention reads their weights directly instead of calling them.
+    attention = [name for name, module in model.named_modules() if isinstance(module, nn.MultiheadAttention)]
+    kept: list[str] = []
+    for name in names:
+        if any(name.startswith(outer + ".") for outer in kept):
+            continue
+        owner = next((outer for outer in attention if name.startswith(outer + ".")), None)
+        if owner is not None:
+            if targets is not None and _matches(name, targets) and not _matches(owner, targets):
+                raise ParetorchError(f"layer {name!r} belongs to the attention module {owner!r}, which reads its "
+                                     f"weights directly; target {owner!r} instead (its projections are wrapped "
+                                     "together)")
+            continue
+        kept.append(name)
+    return kept
 
 
 def check_num_tasks(num_tasks: int) -> None:
