@@ -1,0 +1,161 @@
+"""Transformer models under every layer-replacing parameterisation: nn.MultiheadAttention, encoder and decoder
+layers, LayerNorm and Embedding (PEFT-style table: model × wrapper through the same assertions)."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from paretorch import ParetorchError, build_method, conditioned, ensemble, film, lowrank
+from paretorch.parameterisations import ParetoAttention, ParetoLayer
+from paretorch.preferences import simplex_grid
+
+VOCAB, WIDTH, LENGTH = 20, 16, 7
+
+
+class TokenTransformer(nn.Module):
+    """Embedding → encoder (2 layers) → decoder layer (causal self-attention, cross-attention) → two heads."""
+
+    def __init__(self, batch_first: bool = True):
+        super().__init__()
+        self.batch_first = batch_first
+        self.embedding = nn.Embedding(VOCAB, WIDTH)
+        layer = nn.TransformerEncoderLayer(WIDTH, 4, 32, dropout=0.0, batch_first=batch_first)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=batch_first)
+        self.decoder = nn.TransformerDecoderLayer(WIDTH, 4, 32, dropout=0.0, batch_first=batch_first)
+        self.heads = nn.ModuleList([nn.Linear(WIDTH, 3), nn.Linear(WIDTH, 1)])
+
+    def forward(self, tokens, padding=None):
+        h = self.embedding(tokens)
+        if not self.batch_first:
+            h = h.transpose(0, 1)
+        h = self.encoder(h, src_key_padding_mask=padding)
+        causal = nn.Transformer.generate_square_subsequent_mask(tokens.shape[1])
+        h = self.decoder(h, h, tgt_mask=causal, memory_key_padding_mask=padding)
+        pooled = (h if self.batch_first else h.transpose(0, 1)).mean(dim=1)
+        return [self.heads[0](pooled), self.heads[1](pooled).squeeze(-1)]
+
+
+WRAPPERS = {
+    "lowrank": lambda net: lowrank(net, 2, rank=2),
+    "ensemble": lambda net: ensemble(net, 2),
+    "film": lambda net: film(net, 2),
+    "conditioned": lambda net: conditioned(net, 2),
+}
+
+
+def _inputs(batch=5):
+    generator = torch.Generator().manual_seed(1)
+    tokens = torch.randint(0, VOCAB, (batch, LENGTH), generator=generator)
+    padding = torch.zeros(batch, LENGTH, dtype=torch.bool)
+    padding[:, LENGTH - 2:] = True
+    return tokens, padding
+
+
+def _steered(name, batch_first=True):
+    torch.manual_seed(0)
+    pm = WRAPPERS[name](TokenTransformer(batch_first))
+    with torch.no_grad():  # move away from the start (zero adapters, equal FiLM) so that the checks can fail
+        for param in pm.adapter_parameters():
+            param.add_(0.1 * torch.randn_like(param))
+    return pm
+
+
+def _close(a, b, atol=1e-6):
+    for x, y in zip(a, b, strict=True):
+        torch.testing.assert_close(x, y, atol=atol, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", list(WRAPPERS))
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_at_equals_the_steered_forward_and_per_sample_equals_a_loop(name, mode):
+    pm = _steered(name)
+    tokens, padding = _inputs()
+    getattr(pm, mode)()
+    for pref in simplex_grid(2, 3):
+        plain = getattr(pm.at(pref), mode)()
+        assert not any(isinstance(m, ParetoLayer) for m in plain.modules())
+        with torch.no_grad():  # under no_grad torch's fused fast path runs the plain model in evaluation mode
+            _close(pm(tokens, pref, padding), plain(tokens, padding))
+    prefs = torch.tensor([[0.1, 0.9], [0.5, 0.5], [1.0, 0.0], [0.3, 0.7], [0.0, 1.0]])
+    batched = pm(tokens, prefs, padding)
+    for row in range(len(prefs)):
+        single = pm(tokens[row:row + 1], prefs[row], padding[row:row + 1])
+        _close([out[row:row + 1] for out in batched], single)
+
+
+@pytest.mark.parametrize("name", ["lowrank", "ensemble", "film"])
+def test_attention_is_wrapped_whole_and_gradients_reach_its_projections(name):
+    pm = _steered(name)
+    attention = [layer for layer in pm.pareto_layers().values() if isinstance(layer, ParetoAttention)]
+    assert len(attention) == 4, "two encoder self-attentions, decoder self- and cross-attention"
+    assert not [n for n in pm.layer_names if n.endswith("out_proj")], "projections are never wrapped alone"
+    report = {row.name: row for row in pm.parameter_report().layers}
+    assert report["encoder.layers.0.self_attn"].layer_type == "MultiheadAttention"
+    assert report["encoder.layers.0.self_attn"].base == 4 * WIDTH * WIDTH + 4 * WIDTH
+    tokens, padding = _inputs()
+    outputs = pm(tokens, [0.4, 0.6], padding)
+    (outputs[0].sum() + outputs[1].sum()).backward()
+    for layer in attention:
+        for projection in layer.projections():
+            grads = [p.grad for p in projection.adapter_parameters()]
+            assert all(g is not None and g.abs().sum() > 0 for g in grads), projection.layer_name
+
+
+def test_a_one_hot_preference_uses_only_its_own_task_adapters():
+    pm = _steered("lowrank")
+    query = pm.model.encoder.layers[0].self_attn.q_proj
+    tokens, padding = _inputs()
+    for task in range(2):
+        pm.zero_grad()
+        outputs = pm(tokens, torch.eye(2)[task], padding)
+        (outputs[0].sum() + outputs[1].sum()).backward()
+        rows = query.down.grad.view(2, query.rank, -1).abs().sum(dim=(1, 2))
+        assert rows[task] > 0 and rows[1 - task] == 0
+
+
+def test_a_lowrank_transformer_starts_at_the_users_model():
+    torch.manual_seed(0)
+    net = TokenTransformer().eval()
+    pm = lowrank(net, 2, rank=2).eval()
+    tokens, _ = _inputs()
+    # Without a padding mask: with one, torch's own nested-tensor fast path (which the user's model takes here)
+    # zeroes padded positions while its regular path does not, so the two differ before any wrapping.
+    with torch.no_grad():
+        _close(pm(tokens, [0.3, 0.7]), net(tokens))
+
+
+def test_sequence_first_transformers_work_with_one_preference_per_batch():
+    pm = _steered("lowrank", batch_first=False)
+    tokens, padding = _inputs()
+    with torch.no_grad():
+        _close(pm(tokens, [0.3, 0.7], padding), pm.at([0.3, 0.7])(tokens, padding))
+
+
+@pytest.mark.parametrize("method", ["pamal", "palora", "lorpman", "cosmos"])
+def test_presets_train_a_transformer(method):
+    torch.manual_seed(0)
+    setup = build_method(method, TokenTransformer(), 2, epochs=2, lr=1e-2)
+    tokens, _ = _inputs(24)
+    targets = (tokens[:, 0] % 3, tokens[:, 1].float() / VOCAB)
+    batches = [(tokens[i:i + 8], [targets[0][i:i + 8], targets[1][i:i + 8]]) for i in range(0, 24, 8)]
+    before = {k: v.clone() for k, v in setup.pm.state_dict().items()}
+    history = setup.trainer([F.cross_entropy, F.mse_loss]).fit(batches)
+    assert len(history) == 2
+    assert any(not torch.equal(before[k], v) for k, v in setup.pm.state_dict().items())
+
+
+def test_unsupported_attention_options_and_lone_projections_are_refused_with_the_fix():
+    net = nn.Sequential(nn.MultiheadAttention(WIDTH, 4, add_bias_kv=True))
+    with pytest.raises(ParetorchError, match=r"add_bias_kv .* exclude=\['0'\]"):
+        lowrank(net, 2)
+    with pytest.raises(ParetorchError, match=r"belongs to the attention module 'encoder.layers.0.self_attn'"):
+        lowrank(TokenTransformer(), 2, targets=["encoder.layers.0.self_attn.out_proj"])
+
+
+def test_reading_a_steered_weight_directly_is_a_clear_error():
+    pm = lowrank(nn.Sequential(nn.Linear(3, 2)), 2)
+    layer = pm.model[0]
+    assert layer.out_features == 2, "non-tensor attributes come from the user's layer"
+    with pytest.raises(AttributeError, match="depends on the preference"):
+        _ = ensemble(nn.Sequential(nn.LayerNorm(4)), 2).model[0].weight
