@@ -159,3 +159,19 @@ def test_reading_a_steered_weight_directly_is_a_clear_error():
     assert layer.out_features == 2, "non-tensor attributes come from the user's layer"
     with pytest.raises(AttributeError, match="depends on the preference"):
         _ = ensemble(nn.Sequential(nn.LayerNorm(4)), 2).model[0].weight
+
+
+def test_the_parameter_report_shows_wrapped_shared_and_frozen_parameters():
+    pm = lowrank(TokenTransformer(), 2, rank=2, exclude=["heads"])
+    report = pm.parameter_report()
+    shared = {row.name: row for row in report.shared}
+    assert shared["embedding"].layer_type == "Embedding" and shared["embedding"].count == VOCAB * WIDTH
+    assert shared["encoder.layers.0.norm1"].layer_type == "LayerNorm" and "heads.0" in shared
+    wrapped = sum(row.base for row in report.layers)
+    assert wrapped + report.shared_total == report.base_total == sum(p.numel() for p in TokenTransformer().parameters())
+    assert report.frozen_total == 0 and report.trainable_total == report.base_total + report.added_total
+    pm.freeze_base()
+    frozen = pm.parameter_report()
+    assert frozen.trainable_total == frozen.added_total and frozen.frozen_total == frozen.base_total
+    assert "trainable%: " in frozen.summary() and "shared (not wrapped)" in str(frozen)
+    assert ensemble(TokenTransformer(), 2).parameter_report().shared == [], "ensemble wraps every parameter here"

@@ -131,7 +131,10 @@ class HyperParetoModel(ParetoModel):
         generator = sum(p.numel() for p in self.hyper.parameters())
         # The target's own tensors are only a template; what trains is the hypernetwork.
         row = LayerParameters("hypernetwork", "MLP", target, generator)
-        return ParameterReport("hypernetwork", [row], base_total=target, added_total=generator)
+        # The target's own parameters are frozen templates: all of them "shared" in the sense of not steered
+        # would mislead, so none are listed; frozen and trainable counts say what trains.
+        return ParameterReport("hypernetwork", [row], base_total=target, added_total=generator,
+                               **self._training_counts())
 
 
 def _merge(outputs: list[Any], restore: Tensor) -> Any:

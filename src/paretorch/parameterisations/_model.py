@@ -42,35 +42,71 @@ class LayerParameters:
 
 
 @dataclass(frozen=True)
+class SharedParameters:
+    """Parameters of one module of the user's model that no Pareto layer wraps: every preference uses them."""
+
+    name: str
+    layer_type: str
+    count: int
+
+
+@dataclass(frozen=True)
 class ParameterReport:
-    """Parameter counts per wrapped layer and for the whole model (``base_total`` counts every parameter of
-    the user's model, wrapped or not; ``added_total`` what the Pareto parameterisation adds)."""
+    """Parameter counts per wrapped layer and for the whole model.
+
+    ``base_total`` counts every parameter of the user's model, wrapped or not; ``added_total`` what the Pareto
+    parameterisation adds; ``shared`` lists the modules whose parameters stay shared by all preferences (not
+    wrapped), ``frozen_total`` the parameters that do not train and ``trainable_total`` those that do.
+    ``str(report)`` is the table; :meth:`summary` one line, like PEFT's ``print_trainable_parameters``.
+    """
 
     method: str
     layers: list[LayerParameters] = field(default_factory=list)
     base_total: int = 0
     added_total: int = 0
+    shared: list[SharedParameters] = field(default_factory=list)
+    frozen_total: int = 0
+    trainable_total: int = 0
 
     @property
     def overhead_percent(self) -> float:
         return 100.0 * self.added_total / self.base_total if self.base_total else float("inf")
 
+    @property
+    def shared_total(self) -> int:
+        return sum(row.count for row in self.shared)
+
+    def summary(self) -> str:
+        """One line: trainable, all, added (and its share of the base), shared and frozen parameters."""
+        total = self.base_total + self.added_total
+        share = 100.0 * self.trainable_total / total if total else 0.0
+        return (f"trainable params: {self.trainable_total:,} || all params: {total:,} || trainable%: {share:.2f} || "
+                f"added by {self.method}: {self.added_total:,} ({self.overhead_percent:.1f}% of the base) || "
+                f"shared by all preferences: {self.shared_total:,} || frozen: {self.frozen_total:,}")
+
     def __str__(self) -> str:
         total_label = f"total ({self.method})"
-        width = max([len(total_label), *(len(row.name) for row in self.layers)])
-        lines = [f"{'layer':<{width}}  {'type':<12} {'base':>10} {'added':>10} {'overhead':>9}"]
+        names = [row.name for row in self.layers] + [row.name for row in self.shared]
+        width = max([len(total_label), *(len(name) for name in names)])
+        lines = [f"{'wrapped layer':<{width}}  {'type':<18} {'base':>10} {'added':>10} {'overhead':>9}"]
         for row in self.layers:
-            lines.append(f"{row.name:<{width}}  {row.layer_type:<12} {row.base:>10,} {row.added:>10,} "
+            lines.append(f"{row.name:<{width}}  {row.layer_type:<18} {row.base:>10,} {row.added:>10,} "
                          f"{row.overhead_percent:>8.1f}%")
-        lines.append(f"{total_label:<{width}}  {'':<12} {self.base_total:>10,} "
+        lines.append(f"{total_label:<{width}}  {'':<18} {self.base_total:>10,} "
                      f"{self.added_total:>10,} {self.overhead_percent:>8.1f}%")
+        if self.shared:
+            lines.append(f"{'shared (not wrapped)':<{width}}  {'type':<18} {'params':>10}")
+            lines += [f"{row.name:<{width}}  {row.layer_type:<18} {row.count:>10,}" for row in self.shared]
+        lines.append(self.summary())
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "method": self.method, "base_total": self.base_total, "added_total": self.added_total,
-            "overhead_percent": self.overhead_percent,
+            "overhead_percent": self.overhead_percent, "shared_total": self.shared_total,
+            "frozen_total": self.frozen_total, "trainable_total": self.trainable_total,
             "layers": [row.__dict__ | {"overhead_percent": row.overhead_percent} for row in self.layers],
+            "shared": [row.__dict__ for row in self.shared],
         }
 
 
@@ -225,7 +261,27 @@ class ParetoModel(nn.Module):
                                 layer.added_parameters()) for name, layer in self.pareto_layers().items()]
         added = sum(row.added for row in rows)
         total = sum(p.numel() for p in self.parameters())
-        return ParameterReport(self.method, rows, base_total=total - added, added_total=added)
+        return ParameterReport(self.method, rows, base_total=total - added, added_total=added,
+                               shared=self._shared_modules(), **self._training_counts())
+
+    def _shared_modules(self) -> list[SharedParameters]:
+        wrapped = tuple(name + "." for name in self.layer_names)
+        rows = []
+        for name, module in self.model.named_modules():
+            if name in self.layer_names or (wrapped and name.startswith(wrapped)):
+                continue
+            count = sum(p.numel() for p in module.parameters(recurse=False))
+            if count:
+                rows.append(SharedParameters(name or "(model)", type(module).__name__, count))
+        return rows
+
+    def _training_counts(self) -> dict[str, int]:
+        frozen = sum(p.numel() for p in self.parameters() if not p.requires_grad)
+        return {"frozen_total": frozen, "trainable_total": sum(p.numel() for p in self.parameters()) - frozen}
+
+    def print_trainable_parameters(self) -> None:
+        """Print :meth:`ParameterReport.summary` (the name PEFT users know)."""
+        print(self.parameter_report().summary())
 
 
 def shared_parameters(pm: ParetoModel, example_input: Any, pref: Any | None = None) -> list[nn.Parameter]:
