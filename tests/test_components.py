@@ -299,3 +299,51 @@ def test_preference_moo_weights_are_pure_and_draw_from_the_callers_generator():
     state = generator.get_state()
     objective.step_weights(losses, grams, prefs, generator)
     assert not torch.equal(generator.get_state(), state), "the references come from the caller's generator"
+
+
+# ----- tasks by name --------------------------------------------------------------------------------------------------
+class NamedHeads(nn.Module):
+    """Returns its tasks in the order (b, a); both are 3-class problems, so swapped labels would not crash."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.Linear(4, 16)
+        self.heads = nn.ModuleDict({"b": nn.Linear(16, 3), "a": nn.Linear(16, 3)})
+
+    def forward(self, x):
+        z = torch.relu(self.encoder(x))
+        return {"b": self.heads["b"](z), "a": self.heads["a"](z)}
+
+
+def _named_batches():
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 4, generator=generator)
+    labels = {"a": (x[:, 0] > 0).long() + (x[:, 0] > 1).long(), "b": (x[:, 1] > 0).long() * 2}
+    return [(x[i:i + 64], {"a": labels["a"][i:i + 64], "b": labels["b"][i:i + 64]}) for i in range(0, 256, 64)]
+
+
+@pytest.mark.parametrize("losses", ["dict", "list"])
+def test_dict_outputs_and_targets_are_matched_by_task_name(losses):
+    from paretorch import Accuracy, evaluate_front
+
+    torch.manual_seed(0)
+    setup = build_method("pamal", NamedHeads(), 2, epochs=15, lr=2e-2)
+    task_losses = {"a": F.cross_entropy, "b": F.cross_entropy} if losses == "dict" else [F.cross_entropy] * 2
+    setup.trainer(task_losses).fit(_named_batches())
+    # Each head learnt its own task, checked by hand on the plain model (with swapped labels each head would have
+    # learnt the other task and score near chance on its own).
+    batches = _named_batches()
+    outputs = setup.pm.at([0.5, 0.5])(torch.cat([x for x, _ in batches]))
+    for task in ("a", "b"):
+        labels = torch.cat([y[task] for _, y in batches])
+        assert (outputs[task].argmax(dim=1) == labels).float().mean() > 0.9, task
+    front = evaluate_front(setup.pm, batches, {"b": Accuracy, "a": Accuracy})
+    assert front.metric_names == ["b_accuracy", "a_accuracy"]
+    assert front.values.min() > 0.8, front.values
+
+
+def test_mismatched_task_names_are_one_clear_error():
+    setup = build_method("pamal", NamedHeads(), 2)
+    loss = setup.loss({"a": F.cross_entropy, "c": F.cross_entropy})
+    with pytest.raises(ParetorchError, match=r"keyed \['a', 'b'\], but the tasks are \['a', 'c'\]"):
+        loss(_named_batches()[0])

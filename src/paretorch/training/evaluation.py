@@ -17,6 +17,7 @@ from paretorch.errors import ParetorchError
 from paretorch.metrics import hypervolume, nondominated, spearman_monotonicity
 from paretorch.parameterisations import ParetoModel, split_outputs
 from paretorch.preferences import simplex_grid
+from paretorch.training.tasks import TaskOrder
 
 __all__ = ["Accuracy", "Front", "MeanLoss", "TaskMetric", "evaluate_front", "split_batch"]
 
@@ -77,9 +78,9 @@ class MeanLoss(TaskMetric):
         return self.sum / max(self.count, 1)
 
 
-def split_batch(batch: Any, num_tasks: int) -> tuple[Any, list[Tensor]]:
-    """A batch is ``(inputs, targets)``; targets are a sequence of T tensors, or one tensor whose last axis
-    (or, for shape (B, T), column t) is task t's target."""
+def split_batch(batch: Any, num_tasks: int, tasks: TaskOrder | None = None) -> tuple[Any, list[Tensor]]:
+    """A batch is ``(inputs, targets)``; targets are a sequence of T tensors, a dict by task name (read in the
+    order of ``tasks``), or one tensor whose last axis (or, for shape (B, T), column t) is task t's target."""
     if not isinstance(batch, (tuple, list)) or len(batch) != 2:
         raise ParetorchError("each batch must be (inputs, targets), with one target per task")
     inputs, targets = batch
@@ -88,14 +89,15 @@ def split_batch(batch: Any, num_tasks: int) -> tuple[Any, list[Tensor]]:
             raise ParetorchError(f"a target tensor must have a last axis of size {num_tasks} (one per task), "
                                  f"got shape {tuple(targets.shape)}")
         targets = list(targets.unbind(dim=-1))
-    targets = list(targets.values()) if isinstance(targets, Mapping) else list(targets)
-    if len(targets) != num_tasks:
-        raise ParetorchError(f"got {len(targets)} targets for {num_tasks} tasks")
-    return inputs, targets
+    order = tasks if tasks is not None else TaskOrder(num_tasks)
+    return inputs, order.select(targets, "the batch's targets")
 
 
-def as_task_list(outputs: Any) -> list[Tensor]:
-    return list(outputs.values()) if isinstance(outputs, Mapping) else list(outputs)
+def as_task_list(outputs: Any, tasks: TaskOrder | None = None) -> list[Tensor]:
+    """The model's outputs as a list in task order (a dict is read by task name)."""
+    if tasks is None:
+        return list(outputs.values()) if isinstance(outputs, Mapping) else list(outputs)
+    return tasks.select(outputs, "the model's outputs")
 
 
 @dataclass
@@ -210,30 +212,34 @@ class Front:
 def evaluate_front(
     pm: ParetoModel | Mapping[tuple[float, ...], ParetoModel],
     loader: Iterable[Any],
-    metrics: Sequence[Callable[[], TaskMetric]],
+    metrics: Sequence[Callable[[], TaskMetric]] | Mapping[str, Callable[[], TaskMetric]],
     grid: Tensor | None = None,
     ref: Sequence[float] | None = None,
     chunk: int = 16,
 ) -> Front:
     """Evaluate ``pm`` at every preference of ``grid`` (default :func:`simplex_grid`) on ``loader``.
 
-    ``metrics`` holds one factory per task (``[Accuracy, Accuracy]``). The grid is evaluated ``chunk``
-    preferences at a time with :meth:`ParetoModel.multi_forward`. A discrete method passes a mapping
-    ``{preference: model}`` instead (linear-scalarisation or single-task runs); each is evaluated at its own
-    preference. Hypervolume reference: 0 for metrics to maximise, ``ref`` (or 1.1 × worst seen) otherwise.
+    ``metrics`` holds one factory per task (``[Accuracy, Accuracy]``, or ``{"task": Accuracy, …}`` to match
+    the model's outputs and the batch's targets by task name; names also label the front's columns). The grid
+    is evaluated ``chunk`` preferences at a time with :meth:`ParetoModel.multi_forward`. A discrete method
+    passes a mapping ``{preference: model}`` instead (linear-scalarisation or single-task runs); each is
+    evaluated at its own preference. Hypervolume reference: 0 for metrics to maximise, ``ref`` (or 1.1 × worst
+    seen) otherwise.
     """
+    count = len(metrics)
+    tasks, factories = TaskOrder.of(metrics, count)
     if isinstance(pm, Mapping):
         models = list(pm.items())
-        num_tasks = len(metrics)
+        num_tasks = count
         prefs = torch.tensor([list(p) for p, _ in models], dtype=torch.float32)
         groups = [(torch.as_tensor(p, dtype=torch.float32)[None], m) for p, m in models]
     else:
         num_tasks = pm.num_tasks
         prefs = simplex_grid(num_tasks) if grid is None else grid
         groups = [(prefs[i : i + chunk], pm) for i in range(0, len(prefs), chunk)]
-    if len(metrics) != num_tasks:
-        raise ParetorchError(f"give one metric per task: got {len(metrics)} for {num_tasks} tasks")
-    trackers = [[factory() for factory in metrics] for _ in range(len(prefs))]
+    if count != num_tasks:
+        raise ParetorchError(f"give one metric per task: got {count} for {num_tasks} tasks")
+    trackers = [[factory() for factory in factories] for _ in range(len(prefs))]
     offset = 0
     # A grid evaluates one model in several chunks: record each distinct model's mode once, so it is restored
     # to what it was before, not to the eval mode set by an earlier chunk.
@@ -245,10 +251,10 @@ def evaluate_front(
     for chunk_prefs, model in groups:
         device = next(model.parameters()).device
         for batch in batches:
-            inputs, targets = split_batch(batch, num_tasks)
+            inputs, targets = split_batch(batch, num_tasks, tasks)
             inputs = inputs.to(device) if isinstance(inputs, Tensor) else inputs
             outputs = split_outputs(model.multi_forward(inputs, chunk_prefs.to(device)), len(chunk_prefs))
-            per_task = as_task_list(outputs)
+            per_task = as_task_list(outputs, tasks)
             for index in range(len(chunk_prefs)):
                 for task in range(num_tasks):
                     trackers[offset + index][task].update(per_task[task][index].cpu(), targets[task])
@@ -256,7 +262,7 @@ def evaluate_front(
     for key, model in distinct.items():
         model.train(modes[key])
     values = np.array([[tracker.compute() for tracker in row] for row in trackers])
-    example = [factory() for factory in metrics]
-    names = [f"task{t}_{metric.name}" for t, metric in enumerate(example)]
+    example = [factory() for factory in factories]
+    names = [f"{tasks.label(t)}_{metric.name}" for t, metric in enumerate(example)]
     return Front(prefs.numpy().astype(np.float64), values, names, [m.higher_is_better for m in example],
                  ref=list(ref) if ref is not None else None)

@@ -11,7 +11,7 @@ evaluation.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,7 @@ from paretorch.training.balancing import LossBalancer, balanced_shared_gradients
 from paretorch.training.evaluation import as_task_list, split_batch
 from paretorch.training.gradients import task_gram, task_grams
 from paretorch.training.regularisers import Regulariser, StepOutputs
+from paretorch.training.tasks import TaskOrder
 
 __all__ = ["LossOutput", "ParetoLoss"]
 
@@ -60,7 +61,9 @@ class ParetoLoss:
     """The training loss of a steerable model: ``loss(batch)`` returns a :class:`LossOutput` whose ``.loss``
     you back-propagate.
 
-    - ``pm``: the :class:`~paretorch.ParetoModel`; ``losses``: one ``loss(output, target)`` per task;
+    - ``pm``: the :class:`~paretorch.ParetoModel`; ``losses``: one ``loss(output, target)`` per task, as a list
+      or as a dict by task name (then the model's outputs and the batch's targets, if dicts, are matched by
+      key; without names the first dict seen fixes the order, see :class:`~paretorch.training.tasks.TaskOrder`);
       ``sampler``: the :class:`~paretorch.preferences.PreferenceSampler` of the training preferences.
     - ``objective``: an :class:`~paretorch.objectives.Objective` (default :class:`LinearScalarisation`, λᵀL).
       Where it declares ``gradients``, the loss computes the Gram matrix of the task gradients on those
@@ -102,7 +105,7 @@ class ParetoLoss:
     def __init__(
         self,
         pm: ParetoModel,
-        losses: Sequence[TaskLoss],
+        losses: Sequence[TaskLoss] | Mapping[str, TaskLoss],
         sampler: PreferenceSampler,
         objective: Objective | None = None,
         regularisers: Iterable[Regulariser] = (),
@@ -114,7 +117,8 @@ class ParetoLoss:
         seed: int = 0,
         total_steps: int | None = None,
     ) -> None:
-        self.pm, self.loss_fns, self.sampler = pm, list(losses), sampler
+        self.tasks, self.loss_fns = TaskOrder.of(losses, len(losses))
+        self.pm, self.sampler = pm, sampler
         self.objective = objective if objective is not None else LinearScalarisation()
         self.regularisers = list(regularisers)
         if len(self.loss_fns) != pm.num_tasks:
@@ -157,7 +161,7 @@ class ParetoLoss:
                                      "(ParetoLoss(..., total_steps=N) or loss(batch, step, total_steps))")
             total = 0
         device = next(self.pm.parameters()).device
-        inputs, targets = split_batch(batch, self.pm.num_tasks)
+        inputs, targets = split_batch(batch, self.pm.num_tasks, self.tasks)
         inputs = inputs.to(device) if isinstance(inputs, Tensor) else inputs
         targets = [t.to(device) for t in targets]
         prefs = self.sampler.sample(step, total, generator=self._generators["preferences"]).to(device)
@@ -192,13 +196,14 @@ class ParetoLoss:
         hook = (module.register_forward_hook(lambda _module, _args, out: captured.append(out))
                 if module is not None else None)
         try:
-            outputs = as_task_list(split_outputs(self.pm.multi_forward(inputs, prefs), count))
+            raw = split_outputs(self.pm.multi_forward(inputs, prefs), count)
         finally:
             if hook is not None:
                 hook.remove()
-        if len(outputs) != self.pm.num_tasks:
-            raise ParetorchError(f"the model returns {len(outputs)} outputs for {self.pm.num_tasks} tasks; "
+        if not isinstance(raw, Mapping) and len(raw) != self.pm.num_tasks:
+            raise ParetorchError(f"the model returns {len(raw)} outputs for {self.pm.num_tasks} tasks; "
                                  "return one output per task (or wrap it with num_tasks matching its heads)")
+        outputs = as_task_list(raw, self.tasks)
         losses = torch.stack([torch.stack([fn(outputs[t][m], targets[t]) for t, fn in enumerate(self.loss_fns)])
                               for m in range(count)])
         return losses, captured

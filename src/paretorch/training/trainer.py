@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -84,11 +84,11 @@ class Trainer:
     def __init__(
         self,
         pm: ParetoModel,
-        losses: Sequence[TaskLoss],
+        losses: Sequence[TaskLoss] | Mapping[str, TaskLoss],
         sampler: PreferenceSampler,
         config: TrainConfig | None = None,
         run_dir: str | os.PathLike[str] | None = None,
-        metrics: Sequence[Callable[[], TaskMetric]] | None = None,
+        metrics: Sequence[Callable[[], TaskMetric]] | Mapping[str, Callable[[], TaskMetric]] | None = None,
         progress: bool = False,
         objective: Objective | None = None,
         objective_parameters: GradientSource | None = None,
