@@ -347,3 +347,53 @@ def test_mismatched_task_names_are_one_clear_error():
     loss = setup.loss({"a": F.cross_entropy, "c": F.cross_entropy})
     with pytest.raises(ParetorchError, match=r"keyed \['a', 'b'\], but the tasks are \['a', 'c'\]"):
         loss(_named_batches()[0])
+
+
+# ----- inputs of any structure ----------------------------------------------------------------------------------------
+class KeywordModel(nn.Module):
+    """A Hugging Face-style forward: keyword tensors, one of them a mask."""
+
+    def __init__(self):
+        super().__init__()
+        self.embedding = nn.Embedding(10, 8)
+        self.heads = nn.ModuleDict({"a": nn.Linear(8, 3), "b": nn.Linear(8, 3)})
+
+    def forward(self, input_ids, attention_mask):
+        hidden = self.embedding(input_ids) * attention_mask[..., None]
+        pooled = hidden.sum(dim=1) / attention_mask.sum(dim=1, keepdim=True)
+        return {name: head(pooled) for name, head in self.heads.items()}
+
+
+def _keyword_batches(count=4, size=8):
+    generator = torch.Generator().manual_seed(3)
+    for _ in range(count):
+        ids = torch.randint(0, 10, (size, 5), generator=generator)
+        mask = torch.ones(size, 5)
+        mask[:, 4] = 0
+        yield ({"input_ids": ids, "attention_mask": mask}, {"a": ids[:, 0] % 3, "b": ids[:, 1] % 3})
+
+
+def test_dict_batches_are_keyword_arguments_and_evaluation_streams_the_loader():
+    import gc
+    import weakref
+
+    from paretorch import Accuracy, evaluate_front
+
+    torch.manual_seed(0)
+    setup = build_method("lorpman", KeywordModel(), 2, epochs=2, lr=1e-2)
+    history = setup.trainer({"a": F.cross_entropy, "b": F.cross_entropy}).fit(list(_keyword_batches()))
+    assert len(history) == 2
+    alive = []
+
+    def streamed():
+        for batch in _keyword_batches(6):
+            gc.collect()
+            assert sum(ref() is not None for ref in alive) <= 1, "evaluation kept earlier batches"
+            alive.append(weakref.ref(batch[0]["input_ids"]))
+            yield batch
+
+    front = evaluate_front(setup.pm, streamed(), {"a": Accuracy, "b": Accuracy})
+    assert len(alive) == 6, "one pass over the data for the whole 11-point grid"
+    assert front.values.shape == (11, 2)
+    x = next(_keyword_batches())[0]
+    torch.testing.assert_close(setup.pm(x, [0.2, 0.8])["a"], setup.pm.at([0.2, 0.8])(**x)["a"])

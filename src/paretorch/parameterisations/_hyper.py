@@ -28,6 +28,7 @@ from paretorch.parameterisations._model import (
     ParameterReport,
     ParetoModel,
     _first_tensor,
+    call_model,
     map_tensors,
 )
 
@@ -94,7 +95,7 @@ class HyperParetoModel(ParetoModel):
         first = _first_tensor(x)
         tensor = self._prepare(pref, first, self.allow_outside_simplex)
         if tensor.dim() == 1:
-            return functional_call(self.model, self.hyper(tensor), (x, *args), kwargs)
+            return _generated_call(self.model, self.hyper(tensor), x, args, kwargs)
         if first is not None and first.shape[0] != tensor.shape[0]:
             raise ParetorchError(f"got {tensor.shape[0]} per-sample preferences for a batch of {first.shape[0]}")
         # One generated network per distinct preference; each runs on its own rows, outputs are re-assembled.
@@ -103,7 +104,7 @@ class HyperParetoModel(ParetoModel):
         for index, row in enumerate(unique):
             rows = torch.nonzero(inverse == index).squeeze(1)
             part = map_tensors(x, lambda t, rows=rows: t[rows])
-            pieces.append((rows, functional_call(self.model, self.hyper(row), (part, *args), kwargs)))
+            pieces.append((rows, _generated_call(self.model, self.hyper(row), part, args, kwargs)))
         order = torch.cat([rows for rows, _ in pieces])
         restore = torch.empty_like(order)
         restore[order] = torch.arange(len(order), device=order.device)
@@ -135,6 +136,12 @@ class HyperParetoModel(ParetoModel):
         # would mislead, so none are listed; frozen and trainable counts say what trains.
         return ParameterReport("hypernetwork", [row], base_total=target, added_total=generator,
                                **self._training_counts())
+
+
+def _generated_call(model: nn.Module, params: dict[str, Tensor], x: Any, args: tuple[Any, ...],
+                    kwargs: dict[str, Any]) -> Any:
+    # The model with the generated parameters; a dict input is keyword arguments, as in ParetoModel.forward.
+    return call_model(lambda *a, **k: functional_call(model, params, a, k), x, args, kwargs)
 
 
 def _merge(outputs: list[Any], restore: Tensor) -> Any:

@@ -121,6 +121,20 @@ def map_tensors(value: Any, function: Callable[[Tensor], Tensor]) -> Any:
     return value
 
 
+def move_to(value: Any, device: torch.device | str) -> Any:
+    """Every tensor inside ``value`` (nested tuples, lists, dicts) moved to ``device``."""
+    return map_tensors(value, lambda t: t.to(device))
+
+
+def call_model(model: Callable[..., Any], x: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+               ) -> Any:
+    """``model(x, *args, **kwargs)``, or ``model(**x, **kwargs)`` when ``x`` is a dict of keyword arguments."""
+    kwargs = kwargs or {}
+    if isinstance(x, Mapping):
+        return model(*args, **x, **kwargs)
+    return model(x, *args, **kwargs)
+
+
 def _first_tensor(value: Any) -> Tensor | None:
     found: list[Tensor] = []
     map_tensors(value, lambda t: found.append(t) or t)
@@ -159,7 +173,11 @@ class ParetoModel(nn.Module):
         return tensor.to(device=device, dtype=torch.float32)
 
     def forward(self, x: Any, pref: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run the user's model on ``x`` at preference ``pref`` ((T,) or (B, T))."""
+        """Run the user's model on ``x`` at preference ``pref`` ((T,) or (B, T)).
+
+        ``x`` is what the model's forward takes first (a tensor, a tuple, …); a dict is taken as keyword
+        arguments, as a Hugging Face batch is (``model(**x)``).
+        """
         tensor = self._prepare(pref, _first_tensor(x), self.allow_outside_simplex)
         batch = _first_tensor(x)
         if tensor.dim() == 2 and batch is not None and batch.shape[0] != tensor.shape[0]:
@@ -170,7 +188,7 @@ class ParetoModel(nn.Module):
         previous = self._state.value
         self._state.value = tensor
         try:
-            return self.model(x, *args, **kwargs)
+            return call_model(self.model, x, args, kwargs)
         finally:
             self._state.value = previous
 

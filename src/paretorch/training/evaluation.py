@@ -15,7 +15,7 @@ from torch import Tensor
 from paretorch._files import atomic_write_text, read_json, write_json
 from paretorch.errors import ParetorchError
 from paretorch.metrics import hypervolume, nondominated, spearman_monotonicity
-from paretorch.parameterisations import ParetoModel, split_outputs
+from paretorch.parameterisations import ParetoModel, move_to, split_outputs
 from paretorch.preferences import simplex_grid
 from paretorch.training.tasks import TaskOrder
 
@@ -240,27 +240,28 @@ def evaluate_front(
     if count != num_tasks:
         raise ParetorchError(f"give one metric per task: got {count} for {num_tasks} tasks")
     trackers = [[factory() for factory in factories] for _ in range(len(prefs))]
-    offset = 0
+    offsets = [sum(len(p) for p, _ in groups[:index]) for index in range(len(groups))]
     # A grid evaluates one model in several chunks: record each distinct model's mode once, so it is restored
     # to what it was before, not to the eval mode set by an earlier chunk.
     distinct = {id(model): model for _, model in groups}
     modes = {key: model.training for key, model in distinct.items()}
     for model in distinct.values():
         model.eval()
-    batches = list(loader) if not isinstance(loader, list) else loader
-    for chunk_prefs, model in groups:
-        device = next(model.parameters()).device
-        for batch in batches:
+    try:
+        # One pass over the data for the whole grid: each batch is evaluated at every preference, then dropped.
+        for batch in loader:
             inputs, targets = split_batch(batch, num_tasks, tasks)
-            inputs = inputs.to(device) if isinstance(inputs, Tensor) else inputs
-            outputs = split_outputs(model.multi_forward(inputs, chunk_prefs.to(device)), len(chunk_prefs))
-            per_task = as_task_list(outputs, tasks)
-            for index in range(len(chunk_prefs)):
-                for task in range(num_tasks):
-                    trackers[offset + index][task].update(per_task[task][index].cpu(), targets[task])
-        offset += len(chunk_prefs)
-    for key, model in distinct.items():
-        model.train(modes[key])
+            targets = [move_to(target, "cpu") for target in targets]
+            for (chunk_prefs, model), offset in zip(groups, offsets, strict=True):
+                device = next(model.parameters()).device
+                outputs = model.multi_forward(move_to(inputs, device), chunk_prefs.to(device))
+                per_task = as_task_list(split_outputs(outputs, len(chunk_prefs)), tasks)
+                for index in range(len(chunk_prefs)):
+                    for task in range(num_tasks):
+                        trackers[offset + index][task].update(per_task[task][index].cpu(), targets[task])
+    finally:
+        for key, model in distinct.items():
+            model.train(modes[key])
     values = np.array([[tracker.compute() for tracker in row] for row in trackers])
     example = [factory() for factory in factories]
     names = [f"{tasks.label(t)}_{metric.name}" for t, metric in enumerate(example)]

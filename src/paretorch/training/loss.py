@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from paretorch._random import seeded_generator
 from paretorch.errors import NonFiniteLossError, ParetorchError
 from paretorch.objectives import GradientSource, LinearScalarisation, Objective
-from paretorch.parameterisations import ParetoModel, shared_parameters, split_outputs
+from paretorch.parameterisations import ParetoModel, move_to, shared_parameters, split_outputs
 from paretorch.preferences import PreferenceSampler
 from paretorch.training.balancing import LossBalancer, balanced_shared_gradients
 from paretorch.training.evaluation import as_task_list, split_batch
@@ -162,8 +162,7 @@ class ParetoLoss:
             total = 0
         device = next(self.pm.parameters()).device
         inputs, targets = split_batch(batch, self.pm.num_tasks, self.tasks)
-        inputs = inputs.to(device) if isinstance(inputs, Tensor) else inputs
-        targets = [t.to(device) for t in targets]
+        inputs, targets = move_to(inputs, device), move_to(targets, device)
         prefs = self.sampler.sample(step, total, generator=self._generators["preferences"]).to(device)
         if prefs.shape[0] != 1 and not self.objective.per_preference:
             raise ParetorchError(f"{type(self.objective).__name__} trains one preference per step; set m=1")

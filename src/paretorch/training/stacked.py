@@ -23,7 +23,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from paretorch._random import epoch_scope
 from paretorch.errors import ParetorchError
 from paretorch.objectives import Objective
-from paretorch.parameterisations import plain, shared_parameters
+from paretorch.parameterisations import move_to, plain, shared_parameters
 from paretorch.training.evaluation import as_task_list, split_batch
 from paretorch.training.gradients import independent_task_grams
 from paretorch.training.trainer import TrainConfig, build_optimizer
@@ -112,8 +112,7 @@ class StackedTrainer:
         """One step for all K models; returns their task losses ``(K, T)`` before the update."""
         inputs, targets = split_batch(batch, self.num_tasks)
         device = next(iter(self.params.values())).device
-        inputs = inputs.to(device) if isinstance(inputs, Tensor) else inputs
-        targets = [t.to(device) for t in targets]
+        inputs, targets = move_to(inputs, device), move_to(targets, device)
         outputs = self._forward(inputs)
         losses = torch.stack([torch.stack([fn(outputs[t][k], targets[t]) for t, fn in enumerate(self.loss_fns)])
                               for k in range(self.num_models)])  # (K, T)
