@@ -175,3 +175,48 @@ def test_the_parameter_report_shows_wrapped_shared_and_frozen_parameters():
     assert frozen.trainable_total == frozen.added_total and frozen.frozen_total == frozen.base_total
     assert "trainable%: " in frozen.summary() and "shared (not wrapped)" in str(frozen)
     assert ensemble(TokenTransformer(), 2).parameter_report().shared == [], "ensemble wraps every parameter here"
+
+
+# ----- steerable checkpoints ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", [*WRAPPERS, "hypernetwork", "plain"])
+def test_save_pretrained_and_from_pretrained_give_identical_outputs(name, tmp_path):
+    from paretorch import from_pretrained, hypernetwork, plain
+
+    wrappers = WRAPPERS | {"hypernetwork": lambda net: hypernetwork(net, 2, hidden=8),
+                           "plain": lambda net: plain(net, 2)}
+    torch.manual_seed(0)
+    pm = wrappers[name](TokenTransformer())
+    with torch.no_grad():
+        for param in pm.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+    pm.task_names = ["topic", "score"]
+    pm.save_pretrained(tmp_path / "saved")
+    assert {p.name for p in (tmp_path / "saved").iterdir()} == {"pareto_model.safetensors", "paretorch_config.json"}
+    torch.manual_seed(1)  # a fresh model of the same class, with other weights: the saved ones must replace them
+    again = from_pretrained(tmp_path / "saved", TokenTransformer())
+    assert again.task_names == ["topic", "score"] and again.layer_names == pm.layer_names
+    tokens, padding = _inputs()
+    pm.eval()
+    again.eval()
+    for pref in ([0.0, 1.0], [0.3, 0.7], [1.0, 0.0]):
+        for a, b in zip(again(tokens, pref, padding), pm(tokens, pref, padding), strict=True):
+            assert torch.equal(a, b)
+
+
+def test_from_pretrained_refuses_another_class_a_custom_wrapper_and_damaged_files(tmp_path):
+    from paretorch import from_pretrained, wrap
+    from paretorch.parameterisations import LowRankLinear
+
+    lowrank(TokenTransformer(), 2).save_pretrained(tmp_path / "lowrank")
+    with pytest.raises(ParetorchError, match=r"does not have the layers|cannot load"):
+        from_pretrained(tmp_path / "lowrank", nn.Sequential(nn.Linear(WIDTH, 2)))
+    custom = {nn.Linear: lambda layer, state, name: LowRankLinear(layer, state, name, 1, 1.0)}
+    wrap(TokenTransformer(), 2, custom, targets=["heads"], name="mine").save_pretrained(tmp_path / "custom")
+    with pytest.raises(ParetorchError, match="pass build="):
+        from_pretrained(tmp_path / "custom", TokenTransformer())
+    rebuilt = from_pretrained(tmp_path / "custom", TokenTransformer(),
+                              build=lambda model, tasks: wrap(model, tasks, custom, targets=["heads"], name="mine"))
+    assert rebuilt.layer_names == ["heads.0", "heads.1"]
+    (tmp_path / "lowrank" / "pareto_model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ParetorchError, match="is the file intact"):
+        from_pretrained(tmp_path / "lowrank", TokenTransformer())

@@ -52,6 +52,7 @@ from paretorch.parameterisations._model import (
     shared_parameters,
     wrap,
 )
+from paretorch.parameterisations._pretrained import from_pretrained
 from paretorch.parameterisations._select import Targets, check_num_tasks, replace_module, select_layers
 
 __all__ = [
@@ -80,6 +81,7 @@ __all__ = [
     "conditioned",
     "ensemble",
     "film",
+    "from_pretrained",
     "hypernetwork",
     "lowrank",
     "lowrank_deltas",

@@ -121,6 +121,26 @@ def map_tensors(value: Any, function: Callable[[Tensor], Tensor]) -> Any:
     return value
 
 
+PRETRAINED_WEIGHTS = "pareto_model.safetensors"
+PRETRAINED_CONFIG = "paretorch_config.json"
+
+
+def write_safetensors(path: str | os.PathLike[str], state: Mapping[str, Tensor], metadata: dict[str, str]) -> Path:
+    """Write ``state`` as a safetensors file, atomically (a kill leaves the previous file or none)."""
+    try:
+        from safetensors.torch import save as safetensors_bytes
+    except ImportError as error:  # pragma: no cover - exercised only without the extra
+        raise ParetorchError("saving needs safetensors: pip install 'paretorch[export]'") from error
+    # Cloned: safetensors refuses tensors that share storage (views of one another).
+    data = safetensors_bytes({key: value.detach().cpu().clone().contiguous() for key, value in state.items()},
+                             metadata=metadata)
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ParetorchError(f"cannot create the folder of {path}: {error.strerror or error}") from error
+    return atomic_write(path, lambda stream: stream.write(data))
+
+
 def move_to(value: Any, device: torch.device | str) -> Any:
     """Every tensor inside ``value`` (nested tuples, lists, dicts) moved to ``device``."""
     return map_tensors(value, lambda t: t.to(device))
@@ -164,6 +184,8 @@ class ParetoModel(nn.Module):
         self.layer_names = layer_names
         self.config = config
         self.allow_outside_simplex = False
+        # The tasks' names when they are known (a ParetoLoss with named tasks sets them); saved by save_pretrained.
+        self.task_names: list[str] | None = None
 
     # ----- forward -------------------------------------------------------------------------------------------
     def _prepare(self, pref: Any, like: Tensor | None, allow_outside_simplex: bool) -> Tensor:
@@ -234,24 +256,30 @@ class ParetoModel(nn.Module):
 
         The write is atomic (temporary file, then rename): an interrupted export leaves no partial file.
         """
-        try:
-            from safetensors.torch import save as safetensors_bytes
-        except ImportError as error:  # pragma: no cover - exercised only without the extra
-            raise ParetorchError("export needs safetensors: pip install 'paretorch[export]'") from error
         tensor = self._prepare(pref, None, self.allow_outside_simplex)
-        plain = self.at(tensor)
-        state = {key: value.detach().contiguous().cpu() for key, value in plain.state_dict().items()}
         metadata = {
             "paretorch.preference": json.dumps([round(v, 6) for v in tensor.tolist()]),
             "paretorch.method": self.method,
             "paretorch.config": json.dumps(self.config),
         }
-        data = safetensors_bytes(state, metadata=metadata)
-        try:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise ParetorchError(f"cannot create the folder of {path}: {error.strerror or error}") from error
-        return atomic_write(path, lambda stream: stream.write(data))
+        return write_safetensors(path, self.at(tensor).state_dict(), metadata)
+
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
+        """Save the steerable model itself: ``pareto_model.safetensors`` (every tensor of the wrapped model) and
+        ``paretorch_config.json`` (the parameterisation, its options, the wrapped layers, the task count).
+
+        :func:`paretorch.from_pretrained` rebuilds it around a fresh instance of your model class with identical
+        outputs. Unlike a training checkpoint it holds no optimizer state; unlike :meth:`export` it stays
+        steerable. Nothing is pickled: safetensors and JSON only.
+        """
+        folder = Path(directory)
+        write_safetensors(folder / PRETRAINED_WEIGHTS, self.state_dict(), {"paretorch.method": self.method})
+        config = {"format": "paretorch-pretrained", "version": 1, "method": self.method, "num_tasks": self.num_tasks,
+                  "task_names": self.task_names, "layer_names": self.layer_names, "config": self.config}
+        # The config is written last: a folder with a config always has its weights.
+        atomic_write(folder / PRETRAINED_CONFIG, lambda stream: stream.write(
+            (json.dumps(config, indent=2) + "\n").encode()))
+        return folder
 
     # ----- parameter groups ------------------------------------------------------------------------------------
     def pareto_layers(self) -> dict[str, ParetoLayer]:

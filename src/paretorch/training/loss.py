@@ -203,6 +203,8 @@ class ParetoLoss:
             raise ParetorchError(f"the model returns {len(raw)} outputs for {self.pm.num_tasks} tasks; "
                                  "return one output per task (or wrap it with num_tasks matching its heads)")
         outputs = as_task_list(raw, self.tasks)
+        if self.pm.task_names is None and self.tasks.names is not None:
+            self.pm.task_names = list(self.tasks.names)  # so that save_pretrained records them
         losses = torch.stack([torch.stack([fn(outputs[t][m], targets[t]) for t, fn in enumerate(self.loss_fns)])
                               for m in range(count)])
         return losses, captured
