@@ -13,7 +13,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_PIN)"
-	$(PY) -m pip install --quiet -e ".[all,dev]"
+	# The pin again: what the integrations ask for must be met by the CPU wheel, never by a CUDA build.
+	$(PY) -m pip install --quiet -e ".[all,dev,hf,lightning,accelerate]" "$(TORCH_PIN)"
 	touch $(STAMP)
 
 install: $(STAMP)
