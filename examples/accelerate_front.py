@@ -1,0 +1,59 @@
+"""Train a steerable model with Hugging Face Accelerate: ``ParetoLoss`` in an ``accelerator``-prepared loop.
+
+Run: ``python examples/accelerate_front.py`` (CPU, a few seconds; ``accelerate launch`` for more devices).
+It trains LORPMAN on the same synthetic two-task problem as ``lightning_front.py`` and saves its front.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from torch.utils.data import DataLoader
+
+import paretorch
+
+try:  # run as a script or imported from the tests
+    from lightning_front import TwoTaskNet, conflicting_data
+except ImportError:  # pragma: no cover
+    from examples.lightning_front import TwoTaskNet, conflicting_data
+
+
+def main(epochs: int = 8, out: str | Path = "paretorch-runs/accelerate", seed: int = 0) -> paretorch.Front:
+    torch.manual_seed(seed)
+    setup = paretorch.build_method("lorpman", TwoTaskNet(), 2, epochs=epochs, seed=seed, lr=1e-2, rank=2)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    train = DataLoader(conflicting_data(512, seed), batch_size=64, shuffle=True,
+                       generator=torch.Generator().manual_seed(seed))
+    optimizer = torch.optim.Adam(setup.pm.parameters(), lr=setup.config.lr)
+    model, optimizer, train = accelerator.prepare(setup.pm, optimizer, train)
+    # The loss needs the ParetoModel itself (multi_forward); under DDP prepare() returns a wrapper around it.
+    loss = setup.loss({"left": F.mse_loss, "right": F.mse_loss}, total_steps=epochs * len(train))
+    for epoch in range(epochs):
+        loss.start_epoch(epoch)
+        if setup.config.freeze_epoch is not None and epoch >= setup.config.freeze_epoch:
+            setup.pm.freeze_base()
+        for inputs, targets in train:
+            result = loss((inputs, {"left": targets[:, 0], "right": targets[:, 1]}))
+            optimizer.zero_grad()
+            accelerator.backward(result.loss)
+            optimizer.step()
+    test = DataLoader(conflicting_data(256, seed + 1), batch_size=256)
+    metrics = {task: lambda: paretorch.MeanLoss(F.mse_loss, "mse") for task in ("left", "right")}
+    pm = accelerator.unwrap_model(model)
+    front = paretorch.evaluate_front(pm, ((x, {"left": y[:, 0], "right": y[:, 1]}) for x, y in test), metrics,
+                                     ref=[20.0, 20.0])
+    if accelerator.is_main_process:
+        front.save(Path(out), "front_test")
+    return front
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--out", default="paretorch-runs/accelerate")
+    args = parser.parse_args()
+    print(main(args.epochs, args.out).table())
