@@ -6,6 +6,7 @@ paretorch layers for the duration of one call; each layer reads it and broadcast
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
@@ -60,6 +61,8 @@ def use_blocks(state: PreferenceState, x: Tensor) -> Tensor | None:
     blocks = state.blocks
     if blocks is None or x.is_cuda or x.shape[0] % blocks.shape[0]:
         return None
+    if torch.is_autocast_enabled(x.device.type):
+        return None  # vmapped convolutions mix precisions under autocast; mixing member outputs does not
     return blocks
 
 

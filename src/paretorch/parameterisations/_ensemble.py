@@ -115,10 +115,13 @@ class EnsembleBatchNorm(ParetoLayer):
 
     def forward(self, x: Tensor) -> Tensor:
         pref = self.preference()
-        normalised = self.norm(x)
-        scale = pref.to(x.dtype) @ self.weight
-        shift = pref.to(x.dtype) @ self.bias
-        return per_sample(scale, x, 1, self.layer_name) * normalised + per_sample(shift, x, 1, self.layer_name)
+        # BatchNorm without affine parameters takes its input in the statistics' precision (a bf16 input under
+        # autocast would meet float32 running statistics); the result goes back to the input's precision.
+        normalised = self.norm(x.to(self.weight.dtype))
+        scale = pref.to(normalised.dtype) @ self.weight
+        shift = pref.to(normalised.dtype) @ self.bias
+        out = per_sample(scale, x, 1, self.layer_name) * normalised + per_sample(shift, x, 1, self.layer_name)
+        return out.to(x.dtype)
 
     def merged(self, pref: Tensor) -> nn.Module:
         plain = copy.deepcopy(self.norm)

@@ -66,6 +66,14 @@ class PreferenceHyperNetwork(nn.Module):
                 projection.bias.zero_()
 
     def forward(self, pref: Tensor) -> dict[str, Tensor]:
+        generated = self._generate(pref)
+        # Under autocast the projections compute in low precision; the target's parameters keep the generator's
+        # own precision, as a regular model's parameters do (autocast then casts per operation).
+        dtype = self.mlp[0].weight.dtype
+        return {name: value.to(dtype) for name, value in generated.items()}
+
+    def _generate(self, pref: Tensor) -> dict[str, Tensor]:
+        pref = pref.to(self.mlp[0].weight.dtype)
         if self.chunk_size:
             chunks = self.chunk_embeddings.shape[0]
             inputs = torch.cat([pref.expand(chunks, -1), self.chunk_embeddings], dim=1)
@@ -114,7 +122,7 @@ class HyperParetoModel(ParetoModel):
         allow = self.allow_outside_simplex if allow_outside_simplex is None else allow_outside_simplex
         tensor = self._prepare(pref, None, allow)
         plain = copy.deepcopy(self.model)
-        with torch.no_grad():
+        with torch.no_grad(), self.full_precision():
             for name, value in self.hyper(tensor).items():
                 plain.get_parameter(name).copy_(value)
         for param in plain.parameters():
@@ -169,7 +177,10 @@ def hypernetwork(model: nn.Module, num_tasks: int, hidden: int = 100, layers: in
         raise ParetorchError(f"num_tasks must be an integer >= 2, got {num_tasks!r}")
     wrapped = copy.deepcopy(model)
     shapes = {name: param.shape for name, param in wrapped.named_parameters()}
+    reference = next(iter(wrapped.parameters()), None)
     hyper = PreferenceHyperNetwork(shapes, num_tasks, hidden, layers, chunk_size, chunk_embedding)
+    if reference is not None:  # the generator works in the target's precision and on its device
+        hyper.to(device=reference.device, dtype=reference.dtype)
     config = {"method": "hypernetwork", "num_tasks": num_tasks, "hidden": hidden, "layers": layers,
               "chunk_size": chunk_size, "chunk_embedding": chunk_embedding}
     return HyperParetoModel(wrapped, num_tasks, hyper, config)

@@ -192,7 +192,9 @@ class ParetoModel(nn.Module):
         tensor = as_preference(pref, self.num_tasks, allow_outside_simplex=allow_outside_simplex)
         reference = next(iter(self.parameters()), None)
         device = like.device if like is not None else reference.device if reference is not None else None
-        return tensor.to(device=device, dtype=torch.float32)
+        # In the model's own precision (float64 models get float64 preferences); under autocast the layers cast.
+        dtype = reference.dtype if reference is not None and reference.is_floating_point() else torch.float32
+        return tensor.to(device=device, dtype=dtype)
 
     def forward(self, x: Any, pref: Any, *args: Any, **kwargs: Any) -> Any:
         """Run the user's model on ``x`` at preference ``pref`` ((T,) or (B, T)).
@@ -247,9 +249,16 @@ class ParetoModel(nn.Module):
         if tensor.dim() != 1:
             raise ParetorchError(f"at() takes one preference of shape ({self.num_tasks},), got {tuple(tensor.shape)}")
         plain = copy.deepcopy(self.model)
-        for name in self.layer_names:
-            replace_module(plain, name, plain.get_submodule(name).merged(tensor))
+        with self.full_precision():
+            for name in self.layer_names:
+                replace_module(plain, name, plain.get_submodule(name).merged(tensor))
         return plain
+
+    def full_precision(self) -> torch.autocast:
+        """A context without autocast on the model's device: merged weights are computed in the parameters' own
+        precision even when ``at()`` is called inside an autocast region."""
+        reference = next(iter(self.parameters()), None)
+        return torch.autocast(reference.device.type if reference is not None else "cpu", enabled=False)
 
     def export(self, path: str | os.PathLike[str], pref: Any) -> Path:
         """Write ``self.at(pref)``'s state dict as safetensors, with the preference in the metadata.
