@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -110,3 +111,14 @@ def test_console_script_help():
     assert result.returncode == 0
     for command in ("train", "eval", "plot", "export", "compare", "demo"):
         assert command in result.stdout
+
+
+def test_many_task_adult_trains_and_evaluates_from_the_command_line(tmp_path):
+    run = tmp_path / "many"
+    common = ["dataset=adult-many", "tasks=5", "train_size=256", "val_size=128", "test_size=256", "epochs=1"]
+    assert main(["train", str(run), "method=lorpman", *common, "--quiet"]) == 0
+    assert main(["eval", str(run)]) == 0
+    front = json.loads((run / "front_test.json").read_text())
+    assert len(front["preferences"]) == 100 and len(front["preferences"][0]) == 5
+    assert front["metric_names"][0].startswith("age>=40")
+    assert main(["train", str(tmp_path / "bad"), "dataset=adult", "tasks=5", "--quiet"]) == 2

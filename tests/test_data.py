@@ -122,3 +122,35 @@ def test_college_levels():
 def test_missing_adult_file(tmp_path):
     with pytest.raises(ParetorchError, match=r"missing data file .*adult\.data"):
         load_adult(tmp_path)
+
+
+# ----- the many-task Adult benchmark ----------------------------------------------------------------------------------
+def test_adult_many_tasks_are_the_documented_attributes_and_inputs_exclude_their_sources():
+    from paretorch.data import ADULT_COLUMNS, ADULT_MANY_GROUPS, adult_task_names, load_adult_many
+
+    names = [name for name, _, _ in adult_task_names(40)]
+    assert len(names) == len(set(names)) == 40
+    assert names[:5] == ["age>=40", "income>50K", "sex=Male", "hours>=40", "marital=Married-civ-spouse"]
+    splits = load_adult_many(num_tasks=40)
+    features = splits.feature_names
+    for source in ADULT_MANY_GROUPS:  # no input is derived from a task's column, whatever T is
+        assert not [f for f in features if f == source or f.startswith(source + "=")], source
+    assert any(f.startswith("education=") for f in features) and "capital-gain" in features
+    small = load_adult_many(num_tasks=5)
+    assert small.task_names == names[:5] and small.feature_names == features
+    _, y = small.train.tensors
+    assert y.shape[1] == 5 and set(y.unique().tolist()) == {0, 1}
+    # The targets are what their names say, on the raw rows.
+    from paretorch.data import _adult_rows
+
+    rows, col, (train, _, _) = _adult_rows("embedded", 0, 0.1, 0.2)
+    ages = torch.tensor([float(rows[i][col["age"]]) for i in train])
+    assert torch.equal(y[:, 0], (ages >= 40).long())
+    assert len(ADULT_COLUMNS) == 15
+
+
+def test_adult_many_refuses_a_task_count_outside_its_range():
+    from paretorch.data import adult_task_names
+
+    with pytest.raises(ParetorchError, match="2 to 40 tasks"):
+        adult_task_names(41)

@@ -28,11 +28,15 @@ from paretorch.errors import ParetorchError
 
 __all__ = [
     "ADULT_COLUMNS",
+    "ADULT_MANY_GROUPS",
+    "ADULT_MANY_MAX_TASKS",
     "COLLEGE_LEVELS",
     "DigitPools",
     "Splits",
+    "adult_task_names",
     "compose_multi_mnist",
     "load_adult",
+    "load_adult_many",
     "load_census_kdd",
     "load_mnist_digits",
     "multi_mnist",
@@ -216,18 +220,9 @@ def _split_indices(count: int, seed: int, val_fraction: float, test_fraction: fl
     return order[test_count + val_count :], order[test_count : test_count + val_count], order[:test_count]
 
 
-def load_adult(source: str | os.PathLike[str] = "embedded", variant: Literal["pamal", "pmtl"] = "pamal", seed: int = 0,
-               val_fraction: float = 0.1, test_fraction: float = 0.2) -> Splits:
-    """UCI Adult with PaMaL's two tasks or Pareto MTL's three.
-
-    ``variant="pamal"``: age ≥ 40 and education at college level or above (:data:`COLLEGE_LEVELS`).
-    ``variant="pmtl"``: income > 50K, education (as above), never married.
-    Inputs are every other column: categoricals one-hot, numerics standardised, with categories and
-    statistics fitted on the training split only. The columns a target is computed from are dropped
-    (``education-num`` too, since it encodes education exactly).
-    ``source``: ``"embedded"`` (the ``adult.data`` inside ``mglearn``, split train/val/test here) or a folder
-    with ``adult.data`` (and ``adult.test``, used as the test split when present).
-    """
+def _adult_rows(source: str | os.PathLike[str], seed: int, val_fraction: float, test_fraction: float
+                ) -> tuple[list[list[str]], dict[str, int], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    # The rows of UCI Adult (embedded or from a folder), the column index by name, and the split indices.
     if str(source) == "embedded":
         rows = _read_adult(_package_file("mglearn", "data/adult.data", "data"))
         test_rows: list[list[str]] = []
@@ -247,6 +242,22 @@ def load_adult(source: str | os.PathLike[str] = "embedded", variant: Literal["pa
         test_idx = np.arange(len(rows), len(all_rows))
     else:
         train_idx, val_idx, test_idx = _split_indices(len(rows), seed, val_fraction, test_fraction)
+    return all_rows, col, (train_idx, val_idx, test_idx)
+
+
+def load_adult(source: str | os.PathLike[str] = "embedded", variant: Literal["pamal", "pmtl"] = "pamal", seed: int = 0,
+               val_fraction: float = 0.1, test_fraction: float = 0.2) -> Splits:
+    """UCI Adult with PaMaL's two tasks or Pareto MTL's three.
+
+    ``variant="pamal"``: age ≥ 40 and education at college level or above (:data:`COLLEGE_LEVELS`).
+    ``variant="pmtl"``: income > 50K, education (as above), never married.
+    Inputs are every other column: categoricals one-hot, numerics standardised, with categories and
+    statistics fitted on the training split only. The columns a target is computed from are dropped
+    (``education-num`` too, since it encodes education exactly).
+    ``source``: ``"embedded"`` (the ``adult.data`` inside ``mglearn``, split train/val/test here) or a folder
+    with ``adult.data`` (and ``adult.test``, used as the test split when present).
+    """
+    all_rows, col, (train_idx, val_idx, test_idx) = _adult_rows(source, seed, val_fraction, test_fraction)
     age = np.array([float(r[col["age"]]) >= 40 for r in all_rows])
     college = np.array([r[col["education"]] in COLLEGE_LEVELS for r in all_rows])
     if variant == "pamal":
@@ -267,6 +278,74 @@ def load_adult(source: str | os.PathLike[str] = "embedded", variant: Literal["pa
                   feature_names)
 
 
+
+# The 40 binary tasks of the many-task Adult benchmark, by the column each is derived from. Tasks are taken
+# round-robin over these groups (adult_task_names), so any T mixes attributes of different kinds.
+ADULT_MANY_GROUPS: dict[str, list[tuple[str, str]]] = {
+    "age": [(f"age>={v}", str(v)) for v in (40, 30, 50, 25, 35, 45, 55, 60)],
+    "income": [("income>50K", ">50K")],
+    "sex": [("sex=Male", "Male")],
+    "hours-per-week": [(f"hours>={v}", str(v)) for v in (40, 45, 35, 50, 20)],
+    "marital-status": [(f"marital={v}", v) for v in ("Married-civ-spouse", "Never-married", "Divorced", "Separated",
+                                                      "Widowed")],
+    "relationship": [(f"relationship={v}", v) for v in ("Husband", "Own-child", "Not-in-family", "Unmarried",
+                                                         "Wife")],
+    "workclass": [(f"workclass={v}", v) for v in ("Private", "Self-emp-not-inc", "Local-gov", "State-gov",
+                                                   "Self-emp-inc", "Federal-gov")],
+    "occupation": [(f"occupation={v}", v) for v in ("Prof-specialty", "Craft-repair", "Exec-managerial",
+                                                     "Adm-clerical", "Sales", "Other-service")],
+    "race": [(f"race={v}", v) for v in ("White", "Black", "Asian-Pac-Islander")],
+}
+ADULT_MANY_MAX_TASKS = sum(len(tasks) for tasks in ADULT_MANY_GROUPS.values())
+
+
+def adult_task_names(num_tasks: int) -> list[tuple[str, str, str]]:
+    """The first ``num_tasks`` tasks of the many-task Adult benchmark as (name, column, value), round-robin
+    over the source columns (age, income, sex, hours, marital status, relationship, workclass, occupation, race).
+
+    >>> [name for name, _, _ in adult_task_names(5)]
+    ['age>=40', 'income>50K', 'sex=Male', 'hours>=40', 'marital=Married-civ-spouse']
+    """
+    if not 2 <= num_tasks <= ADULT_MANY_MAX_TASKS:
+        raise ParetorchError(f"the many-task Adult benchmark has 2 to {ADULT_MANY_MAX_TASKS} tasks, got {num_tasks}")
+    order: list[tuple[str, str, str]] = []
+    depth = max(len(tasks) for tasks in ADULT_MANY_GROUPS.values())
+    for level in range(depth):
+        for column, tasks in ADULT_MANY_GROUPS.items():
+            if level < len(tasks):
+                order.append((tasks[level][0], column, tasks[level][1]))
+    return order[:num_tasks]
+
+
+def load_adult_many(source: str | os.PathLike[str] = "embedded", num_tasks: int = 40, seed: int = 0,
+                    val_fraction: float = 0.1, test_fraction: float = 0.2) -> Splits:
+    """UCI Adult as a many-task benchmark: up to 40 binary attributes (thresholds of age and weekly hours,
+    income, sex, each main category of marital status, relationship, workclass, occupation and race).
+
+    What it is, honestly: a tabular stand-in for the papers' 20-40-task image benchmarks (CIFAR-100, CelebA)
+    that ships with ``mglearn`` and runs on a CPU. Every task is predicted from the same inputs, the columns
+    that no task is derived from (education, education-num, fnlwgt, capital gain and loss, native country),
+    whatever T is, so that fronts for different T are comparable; the tasks differ widely in base rate and
+    difficulty, and several are strongly correlated (married, husband, male), as attributes in CelebA are.
+    Splits and encoding as :func:`load_adult`.
+    """
+    tasks = adult_task_names(num_tasks)
+    all_rows, col, (train_idx, val_idx, test_idx) = _adult_rows(source, seed, val_fraction, test_fraction)
+    columns = []
+    for _, column, value in tasks:
+        cells = [r[col[column]] for r in all_rows]
+        if column in ("age", "hours-per-week"):
+            columns.append(np.array([float(cell) >= float(value) for cell in cells]))
+        elif column == "income":
+            columns.append(np.array([cell.startswith(value) for cell in cells]))
+        else:
+            columns.append(np.array([cell == value for cell in cells]))
+    drop = set(ADULT_MANY_GROUPS)
+    features, feature_names = _encode(all_rows, ADULT_COLUMNS, _ADULT_NUMERIC, drop, train_idx)
+    x, y = torch.from_numpy(features), torch.from_numpy(np.stack(columns, axis=1).astype(np.int64))
+    make = lambda idx: TensorDataset(x[idx], y[idx])  # noqa: E731
+    return Splits(make(train_idx), make(val_idx), make(test_idx), num_tasks, [name for name, _, _ in tasks],
+                  (x.shape[1],), 2, feature_names)
 
 def load_census_kdd(folder: str | os.PathLike[str], seed: int = 0, val_fraction: float = 0.1) -> Splits:
     """The KDD census-income files the PaMaL and LORPMAN papers used (``census-income.data`` and

