@@ -154,3 +154,90 @@ def test_adult_many_refuses_a_task_count_outside_its_range():
 
     with pytest.raises(ParetorchError, match="2 to 40 tasks"):
         adult_task_names(41)
+
+
+# ----- CIFAR-100 as 20 superclass tasks (a fixture in the official binary format) ---------------------------------
+def _write_cifar100(folder, per_class=3, seed=0):
+    """train.bin / test.bin with `per_class` images of each of the 100 fine classes (5 per superclass)."""
+    rng = np.random.default_rng(seed)
+    # A made-up but valid assignment: fine classes 5c..5c+4 belong to superclass c, shuffled label numbers.
+    fine_of = rng.permutation(100)
+    records = []
+    for superclass in range(20):
+        for member in range(5):
+            for _ in range(per_class):
+                pixels = rng.integers(0, 256, 3072, dtype=np.uint8)
+                records.append(np.concatenate([[superclass, fine_of[5 * superclass + member]], pixels]))
+    data = np.stack(records).astype(np.uint8)
+    folder.mkdir(parents=True, exist_ok=True)
+    data.tofile(folder / "train.bin")
+    data[::3].tofile(folder / "test.bin")
+    return data
+
+
+def test_cifar100_loader_makes_20_five_way_superclass_tasks(tmp_path):
+    from paretorch.data import CIFAR100_SUPERCLASSES, IGNORE_INDEX, load_cifar100
+
+    raw = _write_cifar100(tmp_path / "cifar")
+    splits = load_cifar100(tmp_path / "cifar", val_fraction=0.2)
+    assert splits.num_tasks == 20 and splits.task_names == list(CIFAR100_SUPERCLASSES) and splits.num_classes == 5
+    x, y = splits.test.tensors
+    assert x.shape == (len(raw[::3]), 3, 32, 32) and y.shape == (len(raw[::3]), 20)
+    # Each image has exactly one task (its superclass), with a class in 0-4; the other 19 are ignored.
+    assert ((y != IGNORE_INDEX).sum(dim=1) == 1).all()
+    coarse = torch.from_numpy(raw[::3, 0].astype(np.int64))
+    assert torch.equal((y != IGNORE_INDEX).long().argmax(dim=1), coarse)
+    labels = y[y != IGNORE_INDEX]
+    assert labels.min() == 0 and labels.max() == 4
+    # Fine classes keep their order within a superclass: the smallest fine label of a superclass is class 0.
+    fine = raw[::3, 1].astype(np.int64)
+    for superclass in range(20):
+        rows = np.nonzero(raw[::3, 0] == superclass)[0]
+        smallest = rows[fine[rows] == fine[rows].min()]
+        assert (y[torch.from_numpy(smallest), superclass] == 0).all()
+    assert len(splits.train) + len(splits.val) == len(raw)
+
+
+def test_cifar100_loader_names_missing_malformed_and_pickled_files(tmp_path):
+    from paretorch.data import load_cifar100
+
+    with pytest.raises(ParetorchError, match=r"missing data file .*train\.bin"):
+        load_cifar100(tmp_path)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "train.bin").write_bytes(b"\x00" * 100)
+    (tmp_path / "bad" / "test.bin").write_bytes(b"\x00" * 100)
+    with pytest.raises(ParetorchError, match="not a CIFAR-100 binary file: expected records of 3074 bytes"):
+        load_cifar100(tmp_path / "bad")
+    (tmp_path / "pickled").mkdir()
+    (tmp_path / "pickled" / "train").write_bytes(b"pickle")
+    with pytest.raises(ParetorchError, match="does not unpickle"):
+        load_cifar100(tmp_path / "pickled")
+
+
+def test_cifar100_trains_from_the_command_line_and_ignores_other_tasks_samples(tmp_path):
+    import json
+
+    from paretorch.cli import main
+
+    _write_cifar100(tmp_path / "cifar", per_class=2)
+    run = tmp_path / "run"
+    # ResNet-18 at a 100-point grid is slow on 2 cores: a few images suffice to run every step of the command.
+    assert main(["train", str(run), "dataset=cifar100", f"data_source={tmp_path / 'cifar'}", "method=lorpman",
+                 "epochs=1", "batch_size=16", "train_size=32", "val_size=4", "test_size=4", "--quiet"]) == 0
+    assert main(["eval", str(run)]) == 0
+    front = json.loads((run / "front_test.json").read_text())
+    assert len(front["preferences"]) == 100 and front["metric_names"][0].startswith("aquatic_mammals")
+    values = np.asarray(front["values"], dtype=float)
+    assert np.isfinite(values).all() and (values >= 0).all() and (values <= 1).all()
+
+
+def test_accuracy_and_the_run_loss_skip_samples_of_other_tasks():
+    from paretorch.runs import _cross_entropy
+    from paretorch.training import Accuracy
+
+    logits = torch.tensor([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0]])
+    accuracy = Accuracy()
+    accuracy.update(logits, torch.tensor([0, 0, -100]))
+    assert accuracy.compute() == 0.5
+    loss = _cross_entropy(logits.requires_grad_(), torch.full((3,), -100))
+    assert loss.item() == 0.0 and loss.requires_grad, "a batch without the task's samples adds nothing, not NaN"

@@ -30,7 +30,9 @@ __all__ = [
     "ADULT_COLUMNS",
     "ADULT_MANY_GROUPS",
     "ADULT_MANY_MAX_TASKS",
+    "CIFAR100_SUPERCLASSES",
     "COLLEGE_LEVELS",
+    "IGNORE_INDEX",
     "DigitPools",
     "Splits",
     "adult_task_names",
@@ -38,6 +40,7 @@ __all__ = [
     "load_adult",
     "load_adult_many",
     "load_census_kdd",
+    "load_cifar100",
     "load_mnist_digits",
     "multi_mnist",
 ]
@@ -346,6 +349,70 @@ def load_adult_many(source: str | os.PathLike[str] = "embedded", num_tasks: int 
     make = lambda idx: TensorDataset(x[idx], y[idx])  # noqa: E731
     return Splits(make(train_idx), make(val_idx), make(test_idx), num_tasks, [name for name, _, _ in tasks],
                   (x.shape[1],), 2, feature_names)
+
+# CIFAR-100's 20 superclasses in the order of their coarse labels (the official meta file's order).
+CIFAR100_SUPERCLASSES = (
+    "aquatic_mammals", "fish", "flowers", "food_containers", "fruit_and_vegetables", "household_electrical_devices",
+    "household_furniture", "insects", "large_carnivores", "large_man-made_outdoor_things",
+    "large_natural_outdoor_scenes", "large_omnivores_and_herbivores", "medium_mammals", "non-insect_invertebrates",
+    "people", "reptiles", "small_mammals", "trees", "vehicles_1", "vehicles_2",
+)
+#: The target of a task for samples that belong to another task (CIFAR-100's superclasses): ignored by the
+#: losses and metrics (``ignore_index`` of ``F.cross_entropy``).
+IGNORE_INDEX = -100
+_CIFAR_RECORD = 2 + 3 * 32 * 32
+
+
+def _read_cifar100_binary(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    raw = np.fromfile(path, dtype=np.uint8)
+    if raw.size == 0 or raw.size % _CIFAR_RECORD:
+        raise ParetorchError(f"{path} is not a CIFAR-100 binary file: expected records of {_CIFAR_RECORD} bytes "
+                             f"(coarse label, fine label, 3×32×32 pixels), got {raw.size} bytes")
+    records = raw.reshape(-1, _CIFAR_RECORD)
+    coarse, fine = records[:, 0].astype(np.int64), records[:, 1].astype(np.int64)
+    if coarse.max() >= 20 or fine.max() >= 100:
+        raise ParetorchError(f"{path} has labels outside CIFAR-100's 20 coarse / 100 fine classes; is it CIFAR-10?")
+    return records[:, 2:].reshape(-1, 3, 32, 32), coarse, fine
+
+
+def load_cifar100(folder: str | os.PathLike[str], seed: int = 0, val_fraction: float = 0.1) -> Splits:
+    """CIFAR-100 as LORPMAN's 20 tasks (App. D.6): each superclass is a task, a 5-way classification of an image
+    of that superclass into its fine classes. An image has a target for its own superclass only; the others
+    are :data:`IGNORE_INDEX` (losses and accuracies skip them).
+
+    ``folder`` holds the official binary version's ``train.bin`` and ``test.bin`` (``cifar-100-binary.tar.gz``,
+    extracted). The python version is pickled, and paretorch does not unpickle files. A validation split of
+    ``val_fraction`` is drawn from the training images with ``seed``; pixels are scaled to [0, 1] and normalised
+    per channel with the training split's statistics.
+    """
+    path = Path(folder)
+    if (path / "train").exists() and not (path / "train.bin").exists():
+        raise ParetorchError(f"{path} holds CIFAR-100's python (pickled) version, which paretorch does not unpickle; "
+                             "use the official binary version (cifar-100-binary.tar.gz: train.bin, test.bin)")
+    for name in ("train.bin", "test.bin"):
+        if not (path / name).exists():
+            raise _missing(path / name, "CIFAR-100's binary version (train.bin and test.bin)")
+    train_images, train_coarse, train_fine = _read_cifar100_binary(path / "train.bin")
+    test_images, test_coarse, test_fine = _read_cifar100_binary(path / "test.bin")
+    # Within each superclass, its fine classes in increasing label order are that task's classes 0-4.
+    position = np.full(100, -1, dtype=np.int64)
+    for superclass in range(20):
+        members = np.unique(train_fine[train_coarse == superclass])
+        position[members] = np.arange(len(members))
+
+    def targets(coarse: np.ndarray, fine: np.ndarray) -> torch.Tensor:
+        table = np.full((len(coarse), 20), IGNORE_INDEX, dtype=np.int64)
+        table[np.arange(len(coarse)), coarse] = position[fine]
+        return torch.from_numpy(table)
+
+    scale = torch.from_numpy(train_images).float().div_(255.0)
+    mean, std = scale.mean(dim=(0, 2, 3), keepdim=True), scale.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
+    normalise = lambda images: (torch.from_numpy(images).float().div_(255.0) - mean) / std  # noqa: E731
+    train_idx, val_idx, _ = _split_indices(len(train_images), seed, val_fraction, 0.0)
+    x, y = normalise(train_images), targets(train_coarse, train_fine)
+    test = TensorDataset(normalise(test_images), targets(test_coarse, test_fine))
+    return Splits(TensorDataset(x[train_idx], y[train_idx]), TensorDataset(x[val_idx], y[val_idx]), test, 20,
+                  list(CIFAR100_SUPERCLASSES), (3, 32, 32), 5)
 
 def load_census_kdd(folder: str | os.PathLike[str], seed: int = 0, val_fraction: float = 0.1) -> Splits:
     """The KDD census-income files the PaMaL and LORPMAN papers used (``census-income.data`` and

@@ -30,7 +30,8 @@ __all__ = ["DATASET_TASKS", "RUN_OPTIONS", "TRAIN_OPTIONS", "Option", "check_dev
 
 Kind = Literal["int", "float", "bool", "str", "floats", "names"]
 # The number of tasks of each built-in dataset, known before its files are read.
-DATASET_TASKS = {"multimnist": 2, "multimnist3": 3, "adult": 2, "adult3": 3, "census-kdd": 2, "adult-many": 40}
+DATASET_TASKS = {"multimnist": 2, "multimnist3": 3, "adult": 2, "adult3": 3, "census-kdd": 2, "adult-many": 40,
+                 "cifar100": 20}
 MODELS = ("auto", "lenet", "mlp", "resnet18")
 
 
@@ -152,7 +153,7 @@ RUN_OPTIONS: dict[str, Option] = option_table(
            optional=True),
     Option("data_source", "str", "embedded",
            "'embedded' (data shipped in PyPI packages) or a folder with the data set's standard files"),
-    Option("model", "str", "auto", "the network: lenet for MultiMNIST, mlp for Adult/census, or resnet18",
+    Option("model", "str", "auto", "the network: lenet for MultiMNIST, mlp for Adult/census, resnet18 (CIFAR-100)",
            choices=MODELS),
     Option("epochs", "int", 10, "training epochs", minimum=1),
     Option("batch_size", "int", 256, "training batch size", minimum=1),

@@ -20,7 +20,16 @@ from torch.utils.data import DataLoader, Subset
 
 from paretorch._files import locked, read_json, remove_stale_temporaries, write_json
 from paretorch._random import scoped_global_seed
-from paretorch.data import ADULT_MANY_MAX_TASKS, Splits, load_adult, load_adult_many, load_census_kdd, multi_mnist
+from paretorch.data import (
+    ADULT_MANY_MAX_TASKS,
+    IGNORE_INDEX,
+    Splits,
+    load_adult,
+    load_adult_many,
+    load_census_kdd,
+    load_cifar100,
+    multi_mnist,
+)
 from paretorch.errors import ParetorchError
 from paretorch.methods import MethodSetup, build_method, get_method, method_names, validate_method_options
 from paretorch.models import CensusMLP, MultiLeNet, ResNet18MTL
@@ -65,15 +74,17 @@ def validate_run_options(values: Mapping[str, Any]) -> dict[str, Any]:
         raise ParetorchError(f"adult-many has {ADULT_MANY_MAX_TASKS} tasks, got tasks={run['tasks']}")
     method_given = {key: value for key, value in values.items() if key not in RUN_OPTIONS}
     resolved = validate_method_options(run["method"], method_given, run_num_tasks(run), tuple(RUN_OPTIONS))
+    images = run["dataset"].startswith("multimnist") or run["dataset"] == "cifar100"
     if run["model"] == "auto":
-        run["model"] = "lenet" if run["dataset"].startswith("multimnist") else "mlp"
+        run["model"] = ("lenet" if run["dataset"].startswith("multimnist") else "resnet18") if images else "mlp"
     if run["model"] == "lenet" and not run["dataset"].startswith("multimnist"):
-        raise ParetorchError(f"model lenet takes images; dataset {run['dataset']} is tabular: use model=mlp")
-    if run["model"] in ("mlp",) and run["dataset"].startswith("multimnist"):
-        # An MLP on flattened digits would work, but CensusMLP expects a feature vector: say so.
+        kind = "colour images: use model=resnet18" if images else "tabular: use model=mlp"
+        raise ParetorchError(f"model lenet takes images (MultiMNIST's digits); dataset {run['dataset']} is {kind}")
+    if run["model"] == "mlp" and images:
+        # An MLP on flattened images would work, but CensusMLP expects a feature vector: say so.
         raise ParetorchError(f"model mlp takes feature vectors; dataset {run['dataset']} is images: use model=lenet "
                              "or resnet18")
-    if run["model"] == "resnet18" and not run["dataset"].startswith("multimnist"):
+    if run["model"] == "resnet18" and not images:
         raise ParetorchError(f"model resnet18 takes images; dataset {run['dataset']} is tabular: use model=mlp")
     return run | {key: resolved[key] for key in method_given}
 
@@ -109,13 +120,18 @@ def load_splits(config: RunConfig) -> Splits:
         sizes = {key: config[key] or default for key, default in _MULTIMNIST_SIZES.items()}
         return multi_mnist(source, 3 if name == "multimnist3" else 2, sizes["train_size"], sizes["val_size"],
                            sizes["test_size"], seed=seed)
-    if name == "adult-many":
+    if name == "cifar100":
+        if str(source) == "embedded":
+            raise ParetorchError("CIFAR-100 does not ship with any package; download the binary version and give "
+                                 "data_source=FOLDER (the folder with train.bin and test.bin)")
+        splits = load_cifar100(source, seed=seed)
+    elif name == "adult-many":
         splits = load_adult_many(source, run_num_tasks(config.values), seed=seed)
     elif name == "census-kdd":
         splits = load_census_kdd(source, seed=seed)
     else:
         splits = load_adult(source, "pmtl" if name == "adult3" else "pamal", seed=seed)
-    # Tabular splits are used whole unless a size is given: then their first rows (already shuffled by seed).
+    # Other splits are used whole unless a size is given: then their first rows (already shuffled by seed).
     for key, split in (("train_size", "train"), ("val_size", "val"), ("test_size", "test")):
         if config[key] is not None:
             dataset = getattr(splits, split)
@@ -161,6 +177,10 @@ def _loaders(config: RunConfig, splits: Splits) -> tuple[DataLoader, DataLoader,
 
 
 def _cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    # Samples of other tasks (CIFAR-100's superclasses) are ignored; a batch without any sample of this task
+    # contributes zero (F.cross_entropy would return NaN, the mean over nothing).
+    if target.dtype == torch.int64 and not (target != IGNORE_INDEX).any():
+        return output.sum() * 0.0
     return F.cross_entropy(output, target)
 
 

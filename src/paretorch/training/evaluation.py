@@ -51,8 +51,10 @@ class Accuracy(TaskMetric):
         self.correct, self.total = 0, 0
 
     def update(self, output: Tensor, target: Tensor) -> None:
-        self.correct += int((output.argmax(dim=-1) == target).sum())
-        self.total += target.numel()
+        # Targets of -100 (F.cross_entropy's ignore_index) mark samples of another task: they are not counted.
+        valid = target != -100
+        self.correct += int(((output.argmax(dim=-1) == target) & valid).sum())
+        self.total += int(valid.sum())
 
     def compute(self) -> float:
         return self.correct / max(self.total, 1)
