@@ -33,6 +33,7 @@ __all__ = [
     "CIFAR100_SUPERCLASSES",
     "COLLEGE_LEVELS",
     "IGNORE_INDEX",
+    "SARCOS_TASKS",
     "DigitPools",
     "Splits",
     "adult_task_names",
@@ -42,6 +43,7 @@ __all__ = [
     "load_census_kdd",
     "load_cifar100",
     "load_mnist_digits",
+    "load_sarcos",
     "multi_mnist",
 ]
 
@@ -65,6 +67,8 @@ class Splits:
     input_shape: tuple[int, ...]
     num_classes: int
     feature_names: list[str] | None = None
+    # "classification" (one class-index target per task) or "regression" (one real target per task, num_classes 1).
+    task_kind: str = "classification"
 
 
 def _package_file(package: str, relative: str, extra: str) -> Path:
@@ -413,6 +417,47 @@ def load_cifar100(folder: str | os.PathLike[str], seed: int = 0, val_fraction: f
     test = TensorDataset(normalise(test_images), targets(test_coarse, test_fine))
     return Splits(TensorDataset(x[train_idx], y[train_idx]), TensorDataset(x[val_idx], y[val_idx]), test, 20,
                   list(CIFAR100_SUPERCLASSES), (3, 32, 32), 5)
+
+SARCOS_TASKS = [f"torque{joint}" for joint in range(1, 8)]
+
+
+def load_sarcos(folder: str | os.PathLike[str], seed: int = 0, val_fraction: float = 0.1) -> Splits:
+    """SARCOS inverse dynamics: 7 regression tasks, the torque of each joint of a robot arm, from its 21
+    positions, velocities and accelerations (Vijayakumar & Schaal 2000; the multi-task benchmark of LibMTL).
+
+    ``folder`` holds the official MATLAB files ``sarcos_inv.mat`` (variable ``sarcos_inv``, 44,484 × 28) and
+    ``sarcos_inv_test.mat`` (``sarcos_inv_test``, 4,449 × 28): 21 input columns, then the 7 torques. Inputs
+    and torques are standardised with the training split's statistics, so the 7 mean squared errors share
+    one scale. Reading ``.mat`` files needs scipy (``pip install 'paretorch[epo]'``).
+    """
+    try:
+        from scipy.io import loadmat
+    except ImportError as error:  # pragma: no cover - exercised only without the extra
+        raise ParetorchError("SARCOS's .mat files need scipy: pip install 'paretorch[epo]'") from error
+    path = Path(folder)
+    arrays = []
+    for name in ("sarcos_inv", "sarcos_inv_test"):
+        file = path / f"{name}.mat"
+        if not file.exists():
+            raise _missing(file, "SARCOS's sarcos_inv.mat and sarcos_inv_test.mat")
+        try:
+            content = loadmat(file)
+        except Exception as error:  # scipy raises several types for damaged files
+            raise ParetorchError(f"{file} is not a readable MATLAB file ({type(error).__name__}); expected SARCOS's "
+                                 f"{name}.mat") from error
+        array = content.get(name)
+        if not isinstance(array, np.ndarray) or array.ndim != 2 or array.shape[1] != 28:
+            raise ParetorchError(f"{file} should hold a variable {name!r} of shape (N, 28): 21 inputs and 7 torques")
+        arrays.append(array.astype(np.float32))
+    train, test = arrays
+    train_idx, val_idx, _ = _split_indices(len(train), seed, val_fraction, 0.0)
+    mean, std = train[train_idx].mean(axis=0), train[train_idx].std(axis=0)
+    std[std == 0] = 1.0
+    scale = lambda rows: torch.from_numpy((rows - mean) / std)  # noqa: E731
+    train_all, test_all = scale(train), scale(test)
+    make = lambda rows: TensorDataset(rows[:, :21].contiguous(), rows[:, 21:].contiguous())  # noqa: E731
+    return Splits(make(train_all[train_idx]), make(train_all[val_idx]), make(test_all), 7, list(SARCOS_TASKS), (21,),
+                  1, None, "regression")
 
 def load_census_kdd(folder: str | os.PathLike[str], seed: int = 0, val_fraction: float = 0.1) -> Splits:
     """The KDD census-income files the PaMaL and LORPMAN papers used (``census-income.data`` and

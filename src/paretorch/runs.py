@@ -28,6 +28,7 @@ from paretorch.data import (
     load_adult_many,
     load_census_kdd,
     load_cifar100,
+    load_sarcos,
     multi_mnist,
 )
 from paretorch.errors import ParetorchError
@@ -35,7 +36,7 @@ from paretorch.methods import MethodSetup, build_method, get_method, method_name
 from paretorch.models import CensusMLP, MultiLeNet, ResNet18MTL
 from paretorch.options import DATASET_TASKS, RUN_OPTIONS, TRAIN_OPTIONS, check_device
 from paretorch.parameterisations import ParetoModel
-from paretorch.training import Accuracy, Front, StackedTrainer, Trainer, evaluate_front
+from paretorch.training import Accuracy, Front, MeanLoss, StackedTrainer, Trainer, evaluate_front
 
 __all__ = ["DEFAULTS", "RunConfig", "evaluate_run", "load_run", "train_run"]
 
@@ -120,7 +121,12 @@ def load_splits(config: RunConfig) -> Splits:
         sizes = {key: config[key] or default for key, default in _MULTIMNIST_SIZES.items()}
         return multi_mnist(source, 3 if name == "multimnist3" else 2, sizes["train_size"], sizes["val_size"],
                            sizes["test_size"], seed=seed)
-    if name == "cifar100":
+    if name == "sarcos":
+        if str(source) == "embedded":
+            raise ParetorchError("SARCOS does not ship with any package; give data_source=FOLDER (the folder with "
+                                 "sarcos_inv.mat and sarcos_inv_test.mat)")
+        splits = load_sarcos(source, seed=seed)
+    elif name == "cifar100":
         if str(source) == "embedded":
             raise ParetorchError("CIFAR-100 does not ship with any package; download the binary version and give "
                                  "data_source=FOLDER (the folder with train.bin and test.bin)")
@@ -184,9 +190,28 @@ def _cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(output, target)
 
 
+def _squared_error(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.mse_loss(output.reshape(target.shape), target)
+
+
+def _mse_metric() -> MeanLoss:
+    return MeanLoss(_squared_error, "mse")
+
+
+def task_losses(splits: Splits) -> list[Any]:
+    """One training loss per task: cross-entropy for classification data sets, squared error for regression."""
+    loss = _squared_error if splits.task_kind == "regression" else _cross_entropy
+    return [loss] * splits.num_tasks
+
+
+def task_metrics(splits: Splits) -> list[Any]:
+    """One metric factory per task: accuracy (maximised) or mean squared error (minimised)."""
+    return [_mse_metric if splits.task_kind == "regression" else Accuracy] * splits.num_tasks
+
+
 def _trainer(config: RunConfig, splits: Splits, setup: MethodSetup, target: Path, progress: bool = False
              ) -> Trainer:
-    return setup.trainer([_cross_entropy] * splits.num_tasks, run_dir=target, metrics=[Accuracy] * splits.num_tasks,
+    return setup.trainer(task_losses(splits), run_dir=target, metrics=task_metrics(splits),
                          progress=progress)
 
 
@@ -277,7 +302,7 @@ def _train_stacked(config: RunConfig, splits: Splits, directory: Path, train_loa
     for setup in setups:
         setup.pm.to(config["device"])
     objectives = [setup.objective for setup in setups if setup.objective is not None]
-    trained = StackedTrainer([setup.pm.model for setup in setups], [_cross_entropy] * splits.num_tasks, objectives,
+    trained = StackedTrainer([setup.pm.model for setup in setups], task_losses(splits), objectives,
                              setups[0].config).fit(train_loader)
     for setup, model, target, member in zip(setups, trained, targets, members, strict=True):
         setup.pm.model.load_state_dict(model.state_dict())
@@ -324,8 +349,9 @@ def evaluate_run(run: LoadedRun, split: str = "test") -> Front:
         raise ParetorchError(f"split must be 'val' or 'test', got {split!r}")
     dataset = run.splits.test if split == "test" else run.splits.val
     loader = DataLoader(dataset, batch_size=1024)
-    front = evaluate_front(run.models, loader, [Accuracy] * run.splits.num_tasks)
-    front.metric_names = [f"{name} acc" for name in run.splits.task_names]
+    front = evaluate_front(run.models, loader, task_metrics(run.splits))
+    unit = "mse" if run.splits.task_kind == "regression" else "acc"
+    front.metric_names = [f"{name} {unit}" for name in run.splits.task_names]
     models = run.models.values() if isinstance(run.models, dict) else [run.models]
     report = [pm.parameter_report() for pm in models]
     training = run.directory / "training.json"
