@@ -299,3 +299,73 @@ def test_sarcos_trains_and_evaluates_a_regression_front_from_the_command_line(tm
     values = np.asarray(front["values"], dtype=float)
     # Standardised targets: predicting the mean scores an MSE of about 1; the learnt map does better.
     assert np.isfinite(values).all() and values.mean() < 0.9, values.mean()
+
+
+# ----- CelebA (a fixture in the official layout, with real JPEG files) ----------------------------------------------
+def _write_celeba(folder, count=12, seed=0):
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    (folder / "img_align_celeba").mkdir(parents=True)
+    names = [f"attribute_{k}" for k in range(40)]
+    values = rng.choice([-1, 1], size=(count, 40))
+    lines = [str(count), " ".join(names)]
+    partition = []
+    for i in range(count):
+        name = f"{i + 1:06d}.jpg"
+        Image.fromarray(rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)).save(folder / "img_align_celeba" / name)
+        lines.append(name + "  " + " ".join(f"{v:2d}" for v in values[i]))  # the file pads with double spaces
+        partition.append(f"{name} {0 if i < 8 else 1 if i < 10 else 2}")
+    (folder / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
+    (folder / "list_eval_partition.txt").write_text("\n".join(partition) + "\n")
+    return names, values
+
+
+def test_celeba_loader_reads_the_official_files_lazily_with_40_binary_tasks(tmp_path):
+    import torch.nn.functional as F
+    from torch.utils.data import DataLoader
+
+    from paretorch import ParetoLoss, lowrank
+    from paretorch.data import load_celeba
+    from paretorch.preferences import Dirichlet
+
+    names, values = _write_celeba(tmp_path / "celeba")
+    splits = load_celeba(tmp_path / "celeba", image_size=32)
+    assert splits.num_tasks == 40 and splits.task_names == names and splits.num_classes == 2
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (8, 2, 2)
+    x, y = splits.val[1]
+    assert x.shape == (3, 32, 32) and x.min() >= -1 and x.max() <= 1
+    assert torch.equal(y, torch.from_numpy((values[9] == 1).astype(np.int64)))
+
+    class TinyFaces(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, stride=4), torch.nn.ReLU(),
+                                               torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+            self.heads = torch.nn.ModuleList(torch.nn.Linear(4, 2) for _ in range(40))
+
+        def forward(self, images):
+            z = self.encoder(images)
+            return [head(z) for head in self.heads]
+
+    loss = ParetoLoss(lowrank(TinyFaces(), 40, exclude=["heads"]), [F.cross_entropy] * 40, Dirichlet(40, m=2))
+    out = loss(next(iter(DataLoader(splits.train, batch_size=4))))
+    out.loss.backward()
+    assert out.losses.shape == (2, 40) and torch.isfinite(out.loss)
+
+
+def test_celeba_loader_names_missing_and_malformed_files(tmp_path):
+    from paretorch.data import load_celeba
+
+    with pytest.raises(ParetorchError, match=r"missing data file .*list_attr_celeba\.txt"):
+        load_celeba(tmp_path)
+    _write_celeba(tmp_path / "celeba", count=3)
+    attributes = tmp_path / "celeba" / "list_attr_celeba.txt"
+    lines = attributes.read_text().splitlines()
+    attributes.write_text("\n".join([*lines[:3], lines[3].replace(" 1", " 2", 1), *lines[4:]]) + "\n")
+    with pytest.raises(ParetorchError, match="line 4: expected an image name and 40 values of 1 or -1"):
+        load_celeba(tmp_path / "celeba")
+    (tmp_path / "celeba" / "img_align_celeba" / "000002.jpg").write_bytes(b"truncated")
+    attributes.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ParetorchError, match=r"cannot read CelebA image .*000002\.jpg"):
+        load_celeba(tmp_path / "celeba").train[1]

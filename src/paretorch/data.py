@@ -34,12 +34,14 @@ __all__ = [
     "COLLEGE_LEVELS",
     "IGNORE_INDEX",
     "SARCOS_TASKS",
+    "CelebAImages",
     "DigitPools",
     "Splits",
     "adult_task_names",
     "compose_multi_mnist",
     "load_adult",
     "load_adult_many",
+    "load_celeba",
     "load_census_kdd",
     "load_cifar100",
     "load_mnist_digits",
@@ -458,6 +460,76 @@ def load_sarcos(folder: str | os.PathLike[str], seed: int = 0, val_fraction: flo
     make = lambda rows: TensorDataset(rows[:, :21].contiguous(), rows[:, 21:].contiguous())  # noqa: E731
     return Splits(make(train_all[train_idx]), make(train_all[val_idx]), make(test_all), 7, list(SARCOS_TASKS), (21,),
                   1, None, "regression")
+
+class CelebAImages(Dataset):
+    """CelebA's aligned face images, read one by one from disk (about 200k JPEGs do not fit in memory), resized
+    to ``size`` × ``size`` and scaled to [-1, 1], with the 40 binary attributes as targets (1 = present)."""
+
+    def __init__(self, folder: Path, files: list[str], targets: torch.Tensor, size: int) -> None:
+        self.folder, self.files, self.targets, self.size = folder, files, targets, size
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        from PIL import Image
+
+        path = self.folder / self.files[index]
+        try:
+            with Image.open(path) as image:
+                pixels = np.asarray(image.convert("RGB").resize((self.size, self.size), Image.BILINEAR))
+        except (OSError, ValueError) as error:
+            raise ParetorchError(f"cannot read CelebA image {path} ({error}); is the download complete?") from error
+        x = torch.from_numpy(pixels.copy()).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+        return x, self.targets[index]
+
+
+def load_celeba(folder: str | os.PathLike[str], image_size: int = 64) -> Splits:
+    """CelebA with its 40 binary attributes as 40 tasks (LORPMAN's largest benchmark), on the official split.
+
+    ``folder`` holds the official files: ``list_attr_celeba.txt`` (the image count, the 40 attribute names, then
+    one line per image with 40 values of ±1), ``list_eval_partition.txt`` (image and 0 = train, 1 = validation,
+    2 = test) and the aligned images in ``img_align_celeba/``. Images are read lazily and resized to
+    ``image_size`` (default 64). Reading JPEGs needs Pillow (``pip install 'paretorch[images]'``).
+    """
+    try:
+        import PIL  # noqa: F401
+    except ImportError as error:  # pragma: no cover - exercised only without the extra
+        raise ParetorchError("CelebA's JPEG images need Pillow: pip install 'paretorch[images]'") from error
+    path = Path(folder)
+    attributes, partition, images = (path / "list_attr_celeba.txt", path / "list_eval_partition.txt",
+                                     path / "img_align_celeba")
+    for file, what in ((attributes, "CelebA's attribute file list_attr_celeba.txt"),
+                       (partition, "CelebA's partition file list_eval_partition.txt"),
+                       (images, "CelebA's aligned images (the folder img_align_celeba)")):
+        if not file.exists():
+            raise _missing(file, what)
+    lines = attributes.read_text().splitlines()
+    names = lines[1].split() if len(lines) > 1 else []
+    if len(names) != 40:
+        raise ParetorchError(f"{attributes} should name 40 attributes on its second line, found {len(names)}")
+    files, values = [], []
+    for number, line in enumerate(lines[2:], start=3):
+        fields = line.split()
+        if len(fields) != 41 or any(v not in ("1", "-1") for v in fields[1:]):
+            raise ParetorchError(f"{attributes} line {number}: expected an image name and 40 values of 1 or -1")
+        files.append(fields[0])
+        values.append([v == "1" for v in fields[1:]])
+    split_of = {}
+    for number, line in enumerate(partition.read_text().splitlines(), start=1):
+        fields = line.split()
+        if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
+            raise ParetorchError(f"{partition} line {number}: expected an image name and 0, 1 or 2")
+        split_of[fields[0]] = int(fields[1])
+    missing = [name for name in files if name not in split_of]
+    if missing:
+        raise ParetorchError(f"{partition} has no split for {len(missing)} images of {attributes}, e.g. {missing[0]}")
+    targets = torch.tensor(values, dtype=torch.int64)
+    parts = []
+    for split in range(3):
+        index = [i for i, name in enumerate(files) if split_of[name] == split]
+        parts.append(CelebAImages(images, [files[i] for i in index], targets[index], image_size))
+    return Splits(parts[0], parts[1], parts[2], 40, names, (3, image_size, image_size), 2)
 
 def load_census_kdd(folder: str | os.PathLike[str], seed: int = 0, val_fraction: float = 0.1) -> Splits:
     """The KDD census-income files the PaMaL and LORPMAN papers used (``census-income.data`` and

@@ -31,7 +31,8 @@ __all__ = ["DATASET_TASKS", "RUN_OPTIONS", "TRAIN_OPTIONS", "Option", "check_dev
 Kind = Literal["int", "float", "bool", "str", "floats", "names"]
 # The number of tasks of each built-in dataset, known before its files are read.
 DATASET_TASKS = {"multimnist": 2, "multimnist3": 3, "adult": 2, "adult3": 3, "census-kdd": 2, "adult-many": 40,
-                 "cifar100": 20, "sarcos": 7}
+                 "cifar100": 20, "sarcos": 7,
+                 "celeba": 40}
 MODELS = ("auto", "lenet", "mlp", "resnet18")
 
 

@@ -26,6 +26,7 @@ from paretorch.data import (
     Splits,
     load_adult,
     load_adult_many,
+    load_celeba,
     load_census_kdd,
     load_cifar100,
     load_sarcos,
@@ -75,7 +76,7 @@ def validate_run_options(values: Mapping[str, Any]) -> dict[str, Any]:
         raise ParetorchError(f"adult-many has {ADULT_MANY_MAX_TASKS} tasks, got tasks={run['tasks']}")
     method_given = {key: value for key, value in values.items() if key not in RUN_OPTIONS}
     resolved = validate_method_options(run["method"], method_given, run_num_tasks(run), tuple(RUN_OPTIONS))
-    images = run["dataset"].startswith("multimnist") or run["dataset"] == "cifar100"
+    images = run["dataset"].startswith("multimnist") or run["dataset"] in ("cifar100", "celeba")
     if run["model"] == "auto":
         run["model"] = ("lenet" if run["dataset"].startswith("multimnist") else "resnet18") if images else "mlp"
     if run["model"] == "lenet" and not run["dataset"].startswith("multimnist"):
@@ -121,7 +122,12 @@ def load_splits(config: RunConfig) -> Splits:
         sizes = {key: config[key] or default for key, default in _MULTIMNIST_SIZES.items()}
         return multi_mnist(source, 3 if name == "multimnist3" else 2, sizes["train_size"], sizes["val_size"],
                            sizes["test_size"], seed=seed)
-    if name == "sarcos":
+    if name == "celeba":
+        if str(source) == "embedded":
+            raise ParetorchError("CelebA does not ship with any package; give data_source=FOLDER (with "
+                                 "list_attr_celeba.txt, list_eval_partition.txt and img_align_celeba/)")
+        splits = load_celeba(source)
+    elif name == "sarcos":
         if str(source) == "embedded":
             raise ParetorchError("SARCOS does not ship with any package; give data_source=FOLDER (the folder with "
                                  "sarcos_inv.mat and sarcos_inv_test.mat)")
