@@ -369,3 +369,71 @@ def test_celeba_loader_names_missing_and_malformed_files(tmp_path):
     attributes.write_text("\n".join(lines) + "\n")
     with pytest.raises(ParetorchError, match=r"cannot read CelebA image .*000002\.jpg"):
         load_celeba(tmp_path / "celeba").train[1]
+
+
+# ----- UTKFace (labels in the file names; a fixture with real JPEG files) -------------------------------------------
+def _write_utkface(folder, count=20, seed=0):
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    labels = []
+    for i in range(count):
+        age, gender, race = int(rng.integers(1, 90)), int(rng.integers(0, 2)), int(rng.integers(0, 5))
+        image = Image.fromarray(rng.integers(0, 256, (200, 200, 3), dtype=np.uint8))
+        image.save(folder / f"{age}_{gender}_{race}_2017011{i:04d}.jpg.chip.jpg")
+        labels.append((age, gender, race))
+    Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(folder / "39_1_20170116174525125.jpg.chip.jpg")
+    return labels
+
+
+def test_utkface_reads_age_gender_and_race_from_file_names_and_trains_with_mixed_task_kinds(tmp_path):
+    from torch.utils.data import DataLoader
+
+    from paretorch import ParetoLoss, evaluate_front, lowrank
+    from paretorch.data import load_utkface
+    from paretorch.preferences import Dirichlet
+    from paretorch.runs import task_losses, task_metrics
+
+    labels = _write_utkface(tmp_path / "UTKFace")
+    splits = load_utkface(tmp_path / "UTKFace", image_size=32)
+    assert splits.task_names == ["age", "gender", "race"] and splits.kinds()[0] == "regression"
+    assert len(splits.train) + len(splits.val) + len(splits.test) == 20, "the misnamed file is skipped"
+    everything = [splits.train[i] for i in range(len(splits.train))]
+    ages = torch.stack([target[0] for _, target in everything])
+    torch.testing.assert_close(ages.mean(), torch.tensor(0.0), atol=1e-5, rtol=0)  # standardised on train
+    genders = sorted(int(target[1]) for _, target in everything)
+    assert set(genders) <= {0, 1} and all(0 <= int(t[2]) < 5 for _, t in everything)
+    assert everything[0][0].shape == (3, 32, 32)
+    for index, (_, target) in enumerate(everything):  # the labels are the file name's
+        age, gender, race = (int(part) for part in splits.train.files[index].name.split("_")[:3])
+        assert (int(target[1]), int(target[2])) == (gender, race) and (age, gender, race) in labels
+
+    class TinyFaces(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, stride=4), torch.nn.ReLU(),
+                                               torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+            self.heads = torch.nn.ModuleList([torch.nn.Linear(4, 1), torch.nn.Linear(4, 2), torch.nn.Linear(4, 5)])
+
+        def forward(self, images):
+            z = self.encoder(images)
+            return [head(z) for head in self.heads]
+
+    pm = lowrank(TinyFaces(), 3)
+    loss = ParetoLoss(pm, task_losses(splits), Dirichlet(3, m=2))
+    out = loss(next(iter(DataLoader(splits.train, batch_size=8))))
+    out.loss.backward()
+    assert torch.isfinite(out.loss)
+    front = evaluate_front(pm, DataLoader(splits.test, batch_size=8), task_metrics(splits))
+    assert front.higher_is_better == [False, True, True] and front.values.shape == (66, 3)
+
+
+def test_utkface_needs_its_images(tmp_path):
+    from paretorch.data import load_utkface
+
+    with pytest.raises(ParetorchError, match="missing data file"):
+        load_utkface(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ParetorchError, match=r"has 0 UTKFace images named \[age\]_\[gender\]_\[race\]"):
+        load_utkface(tmp_path / "empty")

@@ -34,6 +34,7 @@ __all__ = [
     "COLLEGE_LEVELS",
     "IGNORE_INDEX",
     "SARCOS_TASKS",
+    "UTKFACE_RACES",
     "CelebAImages",
     "DigitPools",
     "Splits",
@@ -46,6 +47,7 @@ __all__ = [
     "load_cifar100",
     "load_mnist_digits",
     "load_sarcos",
+    "load_utkface",
     "multi_mnist",
 ]
 
@@ -67,10 +69,15 @@ class Splits:
     num_tasks: int
     task_names: list[str]
     input_shape: tuple[int, ...]
-    num_classes: int
+    num_classes: int | list[int]
     feature_names: list[str] | None = None
-    # "classification" (one class-index target per task) or "regression" (one real target per task, num_classes 1).
-    task_kind: str = "classification"
+    # "classification" (one class-index target per task) or "regression" (one real target per task, num_classes 1),
+    # for all tasks or per task.
+    task_kind: str | list[str] = "classification"
+
+    def kinds(self) -> list[str]:
+        """The kind of each task."""
+        return list(self.task_kind) if isinstance(self.task_kind, list) else [self.task_kind] * self.num_tasks
 
 
 def _package_file(package: str, relative: str, extra: str) -> Path:
@@ -530,6 +537,69 @@ def load_celeba(folder: str | os.PathLike[str], image_size: int = 64) -> Splits:
         index = [i for i, name in enumerate(files) if split_of[name] == split]
         parts.append(CelebAImages(images, [files[i] for i in index], targets[index], image_size))
     return Splits(parts[0], parts[1], parts[2], 40, names, (3, image_size, image_size), 2)
+
+UTKFACE_RACES = ("White", "Black", "Asian", "Indian", "Others")
+
+
+class UTKFaceImages(Dataset):
+    """UTKFace's aligned and cropped faces, read lazily, resized to ``size`` and scaled to [-1, 1]; targets are
+    the standardised age (a real number), the gender (0 male, 1 female) and the race (0-4)."""
+
+    def __init__(self, files: list[Path], age: torch.Tensor, gender: torch.Tensor, race: torch.Tensor,
+                 size: int) -> None:
+        self.files, self.age, self.gender, self.race, self.size = files, age, gender, race, size
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        from PIL import Image
+
+        try:
+            with Image.open(self.files[index]) as image:
+                pixels = np.asarray(image.convert("RGB").resize((self.size, self.size), Image.BILINEAR))
+        except (OSError, ValueError) as error:
+            raise ParetorchError(f"cannot read UTKFace image {self.files[index]} ({error})") from error
+        x = torch.from_numpy(pixels.copy()).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+        return x, [self.age[index], self.gender[index], self.race[index]]
+
+
+def load_utkface(folder: str | os.PathLike[str], seed: int = 0, image_size: int = 64, val_fraction: float = 0.1,
+                 test_fraction: float = 0.2) -> Splits:
+    """UTKFace with its three tasks read from the file names ``[age]_[gender]_[race]_[date&time].jpg…``: age
+    (regression, standardised with the training split's mean and deviation), gender (2 classes) and race (5).
+
+    ``folder`` holds the images (the aligned and cropped ``UTKFace`` folder; names that do not follow the
+    pattern, a few in the official release, are skipped and counted). Train/validation/test are drawn with
+    ``seed`` (70/10/20 by default). Reading JPEGs needs Pillow (``pip install 'paretorch[images]'``).
+    """
+    path = Path(folder)
+    if not path.is_dir():
+        raise _missing(path / "UTKFace", "UTKFace's images, named [age]_[gender]_[race]_[date&time].jpg")
+    files, labels = [], []
+    for file in sorted(path.iterdir()):
+        parts = file.name.split("_")
+        if not file.name.lower().endswith(".jpg") or len(parts) < 4 or not all(p.isdigit() for p in parts[:3]):
+            continue
+        age, gender, race = (int(p) for p in parts[:3])
+        if gender in (0, 1) and 0 <= race < len(UTKFACE_RACES):
+            files.append(file)
+            labels.append((age, gender, race))
+    if len(files) < 10:
+        raise ParetorchError(f"{path} has {len(files)} UTKFace images named [age]_[gender]_[race]_[date&time].jpg; "
+                             "expected the UTKFace folder")
+    table = torch.tensor(labels, dtype=torch.int64)
+    train_idx, val_idx, test_idx = _split_indices(len(files), seed, val_fraction, test_fraction)
+    ages = table[:, 0].float()
+    mean, std = ages[train_idx].mean(), ages[train_idx].std().clamp_min(1e-6)
+    age = (ages - mean) / std
+
+    def part(index: np.ndarray) -> UTKFaceImages:
+        chosen = torch.from_numpy(index)
+        return UTKFaceImages([files[i] for i in index], age[chosen], table[chosen, 1], table[chosen, 2], image_size)
+
+    return Splits(part(train_idx), part(val_idx), part(test_idx), 3, ["age", "gender", "race"],
+                  (3, image_size, image_size), [1, 2, 5], None, ["regression", "classification", "classification"])
 
 def load_census_kdd(folder: str | os.PathLike[str], seed: int = 0, val_fraction: float = 0.1) -> Splits:
     """The KDD census-income files the PaMaL and LORPMAN papers used (``census-income.data`` and

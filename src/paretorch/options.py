@@ -32,7 +32,7 @@ Kind = Literal["int", "float", "bool", "str", "floats", "names"]
 # The number of tasks of each built-in dataset, known before its files are read.
 DATASET_TASKS = {"multimnist": 2, "multimnist3": 3, "adult": 2, "adult3": 3, "census-kdd": 2, "adult-many": 40,
                  "cifar100": 20, "sarcos": 7,
-                 "celeba": 40}
+                 "celeba": 40, "utkface": 3}
 MODELS = ("auto", "lenet", "mlp", "resnet18")
 
 

@@ -30,6 +30,7 @@ from paretorch.data import (
     load_census_kdd,
     load_cifar100,
     load_sarcos,
+    load_utkface,
     multi_mnist,
 )
 from paretorch.errors import ParetorchError
@@ -76,7 +77,7 @@ def validate_run_options(values: Mapping[str, Any]) -> dict[str, Any]:
         raise ParetorchError(f"adult-many has {ADULT_MANY_MAX_TASKS} tasks, got tasks={run['tasks']}")
     method_given = {key: value for key, value in values.items() if key not in RUN_OPTIONS}
     resolved = validate_method_options(run["method"], method_given, run_num_tasks(run), tuple(RUN_OPTIONS))
-    images = run["dataset"].startswith("multimnist") or run["dataset"] in ("cifar100", "celeba")
+    images = run["dataset"].startswith("multimnist") or run["dataset"] in ("cifar100", "celeba", "utkface")
     if run["model"] == "auto":
         run["model"] = ("lenet" if run["dataset"].startswith("multimnist") else "resnet18") if images else "mlp"
     if run["model"] == "lenet" and not run["dataset"].startswith("multimnist"):
@@ -122,7 +123,11 @@ def load_splits(config: RunConfig) -> Splits:
         sizes = {key: config[key] or default for key, default in _MULTIMNIST_SIZES.items()}
         return multi_mnist(source, 3 if name == "multimnist3" else 2, sizes["train_size"], sizes["val_size"],
                            sizes["test_size"], seed=seed)
-    if name == "celeba":
+    if name == "utkface":
+        if str(source) == "embedded":
+            raise ParetorchError("UTKFace does not ship with any package; give data_source=FOLDER (its images)")
+        splits = load_utkface(source, seed=seed)
+    elif name == "celeba":
         if str(source) == "embedded":
             raise ParetorchError("CelebA does not ship with any package; give data_source=FOLDER (with "
                                  "list_attr_celeba.txt, list_eval_partition.txt and img_align_celeba/)")
@@ -206,13 +211,12 @@ def _mse_metric() -> MeanLoss:
 
 def task_losses(splits: Splits) -> list[Any]:
     """One training loss per task: cross-entropy for classification data sets, squared error for regression."""
-    loss = _squared_error if splits.task_kind == "regression" else _cross_entropy
-    return [loss] * splits.num_tasks
+    return [_squared_error if kind == "regression" else _cross_entropy for kind in splits.kinds()]
 
 
 def task_metrics(splits: Splits) -> list[Any]:
     """One metric factory per task: accuracy (maximised) or mean squared error (minimised)."""
-    return [_mse_metric if splits.task_kind == "regression" else Accuracy] * splits.num_tasks
+    return [_mse_metric if kind == "regression" else Accuracy for kind in splits.kinds()]
 
 
 def _trainer(config: RunConfig, splits: Splits, setup: MethodSetup, target: Path, progress: bool = False
@@ -356,8 +360,8 @@ def evaluate_run(run: LoadedRun, split: str = "test") -> Front:
     dataset = run.splits.test if split == "test" else run.splits.val
     loader = DataLoader(dataset, batch_size=1024)
     front = evaluate_front(run.models, loader, task_metrics(run.splits))
-    unit = "mse" if run.splits.task_kind == "regression" else "acc"
-    front.metric_names = [f"{name} {unit}" for name in run.splits.task_names]
+    units = ["mse" if kind == "regression" else "acc" for kind in run.splits.kinds()]
+    front.metric_names = [f"{name} {unit}" for name, unit in zip(run.splits.task_names, units, strict=True)]
     models = run.models.values() if isinstance(run.models, dict) else [run.models]
     report = [pm.parameter_report() for pm in models]
     training = run.directory / "training.json"
