@@ -216,11 +216,13 @@ class ParetoModel(nn.Module):
         finally:
             self._state.value = previous
 
-    def multi_forward(self, x: Any, prefs: Any, *args: Any, **kwargs: Any) -> Any:
+    def multi_forward(self, x: Any, prefs: Any, *args: Any, via: nn.Module | None = None, **kwargs: Any) -> Any:
         """Evaluate the batch at each of M preferences ``(M, T)`` in one pass.
 
         The batch is repeated M times (preference-major: rows ``m·B … (m+1)·B − 1`` use ``prefs[m]``), so each
-        output has leading size ``M·B``; :func:`split_outputs` reshapes them to ``(M, B, …)``.
+        output has leading size ``M·B``; :func:`split_outputs` reshapes them to ``(M, B, …)``. ``via`` is a
+        wrapper of this model to call instead of the model itself (a ``DistributedDataParallel``, whose forward
+        must run for its gradient synchronisation).
         """
         prefs = self._prepare(prefs, _first_tensor(x), self.allow_outside_simplex)
         if prefs.dim() != 2:
@@ -233,7 +235,7 @@ class ParetoModel(nn.Module):
         previous = self._state.blocks
         self._state.blocks = prefs
         try:
-            return self(repeated, prefs.repeat_interleave(batch, dim=0), *args, **kwargs)
+            return (via or self)(repeated, prefs.repeat_interleave(batch, dim=0), *args, **kwargs)
         finally:
             self._state.blocks = previous
 

@@ -74,6 +74,10 @@ class ParetoLoss:
       ``gradient_balancing``: rescale every task gradient on the shared parameters to unit norm (PaMaL §4.2).
       The returned scalar then carries a term whose value is 0 and whose gradient turns the plain gradient on
       the shared parameters into the balanced one, so ``loss.backward()`` is still all a loop does.
+    - ``distributed``: the ``DistributedDataParallel`` wrapper of ``pm`` when training on several processes;
+      the forward then runs through it, so that it synchronises the gradients. Every rank draws the same
+      preferences (the streams depend only on ``seed`` and the epoch), so each process computes the loss of
+      its own share of the batch at the same M preferences.
     - ``seed``: the loss's random streams (preference draws, the objective's and the regularisers' draws) are
       derived from ``(seed, stream, epoch)``; call :meth:`start_epoch` at each epoch for runs that resume
       exactly (the Trainer does). The process-wide generator is never touched.
@@ -116,6 +120,7 @@ class ParetoLoss:
         gradient_balancing: bool = False,
         seed: int = 0,
         total_steps: int | None = None,
+        distributed: nn.Module | None = None,
     ) -> None:
         self.tasks, self.loss_fns = TaskOrder.of(losses, len(losses))
         self.pm, self.sampler = pm, sampler
@@ -139,6 +144,7 @@ class ParetoLoss:
         self.balancer = LossBalancer(pm.num_tasks, loss_balancing_window) if loss_balancing_window > 0 else None
         self.gradient_balancing = gradient_balancing
         self.seed, self.total_steps = seed, total_steps
+        self.distributed = distributed
         self._calls = 0
         self._shared: list[nn.Parameter] | None = None
         self.start_epoch(0)
@@ -195,7 +201,7 @@ class ParetoLoss:
         hook = (module.register_forward_hook(lambda _module, _args, out: captured.append(out))
                 if module is not None else None)
         try:
-            raw = split_outputs(self.pm.multi_forward(inputs, prefs), count)
+            raw = split_outputs(self.pm.multi_forward(inputs, prefs, via=self.distributed), count)
         finally:
             if hook is not None:
                 hook.remove()
