@@ -468,6 +468,25 @@ def load_sarcos(folder: str | os.PathLike[str], seed: int = 0, val_fraction: flo
     return Splits(make(train_all[train_idx]), make(train_all[val_idx]), make(test_all), 7, list(SARCOS_TASKS), (21,),
                   1, None, "regression")
 
+def _require_pillow(dataset: str) -> None:
+    try:
+        import PIL  # noqa: F401
+    except ImportError as error:  # pragma: no cover - exercised only without the extra
+        raise ParetorchError(f"{dataset}'s JPEG images need Pillow: pip install 'paretorch[images]'") from error
+
+
+def _read_image(path: Path, size: int, dataset: str) -> torch.Tensor:
+    """One image file as a (3, size, size) tensor scaled to [-1, 1] (RGB, bilinear resize)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            pixels = np.asarray(image.convert("RGB").resize((size, size), Image.BILINEAR))
+    except (OSError, ValueError) as error:
+        raise ParetorchError(f"cannot read {dataset} image {path} ({error}); is the download complete?") from error
+    return torch.from_numpy(pixels.copy()).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+
+
 class CelebAImages(Dataset):
     """CelebA's aligned face images, read one by one from disk (about 200k JPEGs do not fit in memory), resized
     to ``size`` × ``size`` and scaled to [-1, 1], with the 40 binary attributes as targets (1 = present)."""
@@ -479,16 +498,7 @@ class CelebAImages(Dataset):
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        from PIL import Image
-
-        path = self.folder / self.files[index]
-        try:
-            with Image.open(path) as image:
-                pixels = np.asarray(image.convert("RGB").resize((self.size, self.size), Image.BILINEAR))
-        except (OSError, ValueError) as error:
-            raise ParetorchError(f"cannot read CelebA image {path} ({error}); is the download complete?") from error
-        x = torch.from_numpy(pixels.copy()).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
-        return x, self.targets[index]
+        return _read_image(self.folder / self.files[index], self.size, "CelebA"), self.targets[index]
 
 
 def load_celeba(folder: str | os.PathLike[str], image_size: int = 64) -> Splits:
@@ -499,10 +509,7 @@ def load_celeba(folder: str | os.PathLike[str], image_size: int = 64) -> Splits:
     2 = test) and the aligned images in ``img_align_celeba/``. Images are read lazily and resized to
     ``image_size`` (default 64). Reading JPEGs needs Pillow (``pip install 'paretorch[images]'``).
     """
-    try:
-        import PIL  # noqa: F401
-    except ImportError as error:  # pragma: no cover - exercised only without the extra
-        raise ParetorchError("CelebA's JPEG images need Pillow: pip install 'paretorch[images]'") from error
+    _require_pillow("CelebA")
     path = Path(folder)
     attributes, partition, images = (path / "list_attr_celeba.txt", path / "list_eval_partition.txt",
                                      path / "img_align_celeba")
@@ -553,14 +560,7 @@ class UTKFaceImages(Dataset):
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        from PIL import Image
-
-        try:
-            with Image.open(self.files[index]) as image:
-                pixels = np.asarray(image.convert("RGB").resize((self.size, self.size), Image.BILINEAR))
-        except (OSError, ValueError) as error:
-            raise ParetorchError(f"cannot read UTKFace image {self.files[index]} ({error})") from error
-        x = torch.from_numpy(pixels.copy()).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+        x = _read_image(self.files[index], self.size, "UTKFace")
         return x, [self.age[index], self.gender[index], self.race[index]]
 
 
@@ -570,9 +570,10 @@ def load_utkface(folder: str | os.PathLike[str], seed: int = 0, image_size: int 
     (regression, standardised with the training split's mean and deviation), gender (2 classes) and race (5).
 
     ``folder`` holds the images (the aligned and cropped ``UTKFace`` folder; names that do not follow the
-    pattern, a few in the official release, are skipped and counted). Train/validation/test are drawn with
+    pattern, a few in the official release, are skipped). Train/validation/test are drawn with
     ``seed`` (70/10/20 by default). Reading JPEGs needs Pillow (``pip install 'paretorch[images]'``).
     """
+    _require_pillow("UTKFace")
     path = Path(folder)
     if not path.is_dir():
         raise _missing(path / "UTKFace", "UTKFace's images, named [age]_[gender]_[race]_[date&time].jpg")

@@ -33,7 +33,7 @@ from paretorch.parameterisations import ParetoModel, conditioned, ensemble, film
 from paretorch.preferences import AnnealedGrid, Dirichlet, Fixed, PreferenceSampler, simplex_grid, unit_vectors
 from paretorch.training.loss import ParetoLoss, TaskLoss
 from paretorch.training.regularisers import CosineAlignment, MultiForwardOrdering, Orthogonality, Regulariser
-from paretorch.training.trainer import TrainConfig, Trainer
+from paretorch.training.trainer import TrainConfig, Trainer, configured_loss
 
 __all__ = [
     "MethodPreset",
@@ -200,11 +200,8 @@ class MethodSetup:
 
     def loss(self, losses: Sequence[TaskLoss], total_steps: int | None = None) -> ParetoLoss:
         """The method's :class:`~paretorch.ParetoLoss` for your own training loop."""
-        cfg = self.config
-        return ParetoLoss(self.pm, losses, self.sampler, self.objective, self.regularisers,
-                          gradients=cfg.objective_parameters, representation=cfg.representation,
-                          loss_balancing_window=cfg.loss_balancing_window,
-                          gradient_balancing=cfg.gradient_balancing, seed=cfg.seed, total_steps=total_steps)
+        return configured_loss(self.pm, losses, self.sampler, self.config, self.objective, self.regularisers,
+                               total_steps)
 
     def trainer(self, losses: Sequence[TaskLoss], **kwargs: Any) -> Trainer:
         """A :class:`~paretorch.Trainer` of this method (keyword arguments go to the Trainer and may replace the

@@ -117,30 +117,30 @@ def _stored_config(directory: Path) -> dict[str, Any]:
     return values
 
 
+# Data sets that no package ships, and what their folder must hold.
+_LOCAL_FILES = {
+    "cifar100": "the folder with CIFAR-100's binary version, train.bin and test.bin",
+    "sarcos": "the folder with sarcos_inv.mat and sarcos_inv_test.mat",
+    "celeba": "the folder with list_attr_celeba.txt, list_eval_partition.txt and img_align_celeba/",
+    "utkface": "the folder of UTKFace's images",
+}
+
+
 def load_splits(config: RunConfig) -> Splits:
     name, source, seed = config["dataset"], config["data_source"], config["seed"]
     if name.startswith("multimnist"):
         sizes = {key: config[key] or default for key, default in _MULTIMNIST_SIZES.items()}
         return multi_mnist(source, 3 if name == "multimnist3" else 2, sizes["train_size"], sizes["val_size"],
                            sizes["test_size"], seed=seed)
+    if name in _LOCAL_FILES and str(source) == "embedded":
+        raise ParetorchError(f"{name} does not ship with any package; give data_source=FOLDER ({_LOCAL_FILES[name]})")
     if name == "utkface":
-        if str(source) == "embedded":
-            raise ParetorchError("UTKFace does not ship with any package; give data_source=FOLDER (its images)")
         splits = load_utkface(source, seed=seed)
     elif name == "celeba":
-        if str(source) == "embedded":
-            raise ParetorchError("CelebA does not ship with any package; give data_source=FOLDER (with "
-                                 "list_attr_celeba.txt, list_eval_partition.txt and img_align_celeba/)")
         splits = load_celeba(source)
     elif name == "sarcos":
-        if str(source) == "embedded":
-            raise ParetorchError("SARCOS does not ship with any package; give data_source=FOLDER (the folder with "
-                                 "sarcos_inv.mat and sarcos_inv_test.mat)")
         splits = load_sarcos(source, seed=seed)
     elif name == "cifar100":
-        if str(source) == "embedded":
-            raise ParetorchError("CIFAR-100 does not ship with any package; download the binary version and give "
-                                 "data_source=FOLDER (the folder with train.bin and test.bin)")
         splits = load_cifar100(source, seed=seed)
     elif name == "adult-many":
         splits = load_adult_many(source, run_num_tasks(config.values), seed=seed)

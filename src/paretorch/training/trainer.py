@@ -23,7 +23,7 @@ from paretorch.training.evaluation import Front, TaskMetric, evaluate_front
 from paretorch.training.loss import ParetoLoss, TaskLoss
 from paretorch.training.regularisers import Regulariser
 
-__all__ = ["TrainConfig", "Trainer"]
+__all__ = ["TrainConfig", "Trainer", "configured_loss"]
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -64,6 +64,16 @@ def build_optimizer(params: Iterable[Any], config: TrainConfig) -> torch.optim.O
     raise ParetorchError(f"unknown optimizer {config.optimizer!r}; use 'adam' or 'sgd'")
 
 
+def configured_loss(pm: ParetoModel, losses: Sequence[TaskLoss] | Mapping[str, TaskLoss], sampler: PreferenceSampler,
+                    config: TrainConfig, objective: Objective | None = None, regularisers: Iterable[Regulariser] = (),
+                    total_steps: int | None = None) -> ParetoLoss:
+    """The :class:`~paretorch.ParetoLoss` that ``config``'s loss settings describe (gradients, representation,
+    loss and gradient balancing, seed): the one a :class:`Trainer` with this config trains with."""
+    return ParetoLoss(pm, losses, sampler, objective, regularisers, gradients=config.objective_parameters,
+                      representation=config.representation, loss_balancing_window=config.loss_balancing_window,
+                      gradient_balancing=config.gradient_balancing, seed=config.seed, total_steps=total_steps)
+
+
 class Trainer:
     """Train a :class:`ParetoModel` with per-task losses on a ``DataLoader`` of ``(inputs, targets)`` batches.
 
@@ -98,10 +108,7 @@ class Trainer:
         self.config = config or TrainConfig()
         if objective_parameters is not None:  # the argument overrides the config's field
             self.config = replace(self.config, objective_parameters=objective_parameters)
-        cfg = self.config
-        self.loss = ParetoLoss(pm, losses, sampler, objective, regularisers, gradients=cfg.objective_parameters,
-                               representation=cfg.representation, loss_balancing_window=cfg.loss_balancing_window,
-                               gradient_balancing=cfg.gradient_balancing, seed=cfg.seed)
+        self.loss = configured_loss(pm, losses, sampler, self.config, objective, regularisers)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         if self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
