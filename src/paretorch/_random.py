@@ -63,10 +63,15 @@ def epoch_scope(seed: int, epoch: int, loader: object = None, device: str | torc
                 ) -> Iterator[None]:
     """The random streams of one training epoch, derived from ``(seed, epoch)``.
 
-    A loader with a ``generator`` (a ``DataLoader(shuffle=True, generator=g)``) has it re-seeded; a loader
-    without one draws its order from the process-wide generator, seeded here for the body of the ``with`` (and
-    restored afterwards), as are dropout and any other layer that uses it.
+    A loader whose sampler has ``set_epoch`` (a ``DistributedSampler``, which draws its order from its own seed
+    and the epoch) is told the epoch; a loader with a ``generator`` (a ``DataLoader(shuffle=True,
+    generator=g)``) has it re-seeded; a loader with neither draws its order from the process-wide generator,
+    seeded here for the body of the ``with`` (and restored afterwards), as are dropout and any other layer
+    that uses it.
     """
+    set_epoch = getattr(getattr(loader, "sampler", None), "set_epoch", None)
+    if callable(set_epoch):
+        set_epoch(epoch)
     generator = getattr(loader, "generator", None)
     if isinstance(generator, torch.Generator):
         generator.manual_seed(derive_seed(seed, "data", epoch))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -64,7 +65,8 @@ def _train(args: argparse.Namespace) -> int:
 
     values = _read_config(args.config) | parse_overrides(args.overrides)
     directory = train_run(values, args.run_dir, resume=args.resume, progress=not args.quiet)
-    print(f"trained: {directory}  (next: paretorch eval {directory})")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0, not one per process
+        print(f"trained: {directory}  (next: paretorch eval {directory})")
     return 0
 
 

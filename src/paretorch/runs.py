@@ -7,19 +7,22 @@ weightings (``ls_points``, default 5), ``stl`` one model per task.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from paretorch._files import locked, read_json, remove_stale_temporaries, write_json
-from paretorch._random import scoped_global_seed
+from paretorch._random import derive_seed, scoped_global_seed
 from paretorch.data import (
     ADULT_MANY_MAX_TASKS,
     IGNORE_INDEX,
@@ -39,6 +42,7 @@ from paretorch.models import CensusMLP, MultiLeNet, ResNet18MTL
 from paretorch.options import DATASET_TASKS, RUN_OPTIONS, TRAIN_OPTIONS, check_device
 from paretorch.parameterisations import ParetoModel
 from paretorch.training import Accuracy, Front, MeanLoss, StackedTrainer, Trainer, evaluate_front
+from paretorch.training import distributed as dist_state
 
 __all__ = ["DEFAULTS", "RunConfig", "evaluate_run", "load_run", "train_run"]
 
@@ -186,10 +190,14 @@ def _member_dir(config: RunConfig, directory: Path, index: int) -> Path:
 
 
 def _loaders(config: RunConfig, splits: Splits) -> tuple[DataLoader, DataLoader, DataLoader]:
-    # The Trainer re-seeds this generator every epoch from the run's seed, so a resumed run sees the same order.
-    generator = torch.Generator().manual_seed(config["seed"])
-    size = config["batch_size"]
-    return (DataLoader(splits.train, batch_size=size, shuffle=True, generator=generator),
+    # The order of an epoch is a permutation drawn from (seed, epoch) alone (the Trainer sets the sampler's
+    # epoch), dealt out to the processes: process r of W takes every W-th sample of it, so the W batches of a
+    # step together hold the samples one process would take in its batch of batch_size. Runs on any number of
+    # processes therefore see the same batches, and a run may resume on another number of processes.
+    world = dist_state.world_size()
+    order = DistributedSampler(splits.train, num_replicas=world, rank=dist_state.rank(), shuffle=True,
+                               seed=derive_seed(config["seed"], "data"))
+    return (DataLoader(splits.train, batch_size=config["batch_size"] // world, sampler=order),
             DataLoader(splits.val, batch_size=1024), DataLoader(splits.test, batch_size=1024))
 
 
@@ -222,7 +230,34 @@ def task_metrics(splits: Splits) -> list[Any]:
 def _trainer(config: RunConfig, splits: Splits, setup: MethodSetup, target: Path, progress: bool = False
              ) -> Trainer:
     return setup.trainer(task_losses(splits), run_dir=target, metrics=task_metrics(splits),
-                         progress=progress)
+                         progress=progress, distributed=dist_state.active())
+
+
+@contextlib.contextmanager
+def _processes(config: RunConfig) -> Iterator[str]:
+    """Join torchrun's process group when this process was launched by ``torchrun`` (gloo on CPU, NCCL on
+    GPUs, one GPU per process by ``LOCAL_RANK``); yields the device this process trains on."""
+    device = config["device"]
+    if not dist_state.launched_by_torchrun() or dist_state.active():
+        yield device
+        return
+    cuda = str(device).startswith("cuda")
+    if cuda:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if cuda else "gloo")
+    try:
+        world = dist_state.world_size()
+        if config["batch_size"] % world:
+            raise ParetorchError(f"batch_size={config['batch_size']} is the batch of all {world} processes together "
+                                 f"and must divide among them: use a multiple of {world}")
+        if config.method_options.get("stacked", False) and world > 1:
+            raise ParetorchError("stacked Pareto MTL trains in one process; drop stacked=true or run without torchrun")
+        yield device
+        # No process leaves while another still writes or talks to it (rank 0 writes the last files alone).
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
 
 
 def _resume_config(directory: Path, values: dict[str, Any]) -> RunConfig:
@@ -274,27 +309,34 @@ def train_run(values: dict[str, Any], run_dir: str | Path, resume: bool = False,
     if not resume and ((directory / "checkpoint.pt").exists() or any(directory.glob("member_*/checkpoint.pt"))):
         raise ParetorchError(f"{directory} already holds a run; use --resume or choose another directory")
     splits = load_splits(config)
-    with locked(directory):
-        remove_stale_temporaries(directory)
-        if resume:
-            _check_resumable(config, splits, directory)
-        write_json(directory / "config.json", config.values)
-        train_loader, val_loader, _ = _loaders(config, splits)
-        started = time.perf_counter()
-        if config.method_options.get("stacked", False):  # Pareto MTL's K subproblems, vmapped
-            _train_stacked(config, splits, directory, train_loader, resume)
-        else:
-            for index, member in enumerate(_members(config, splits.num_tasks)):
-                target = _member_dir(config, directory, index)
-                setup = build_setup(config, splits, member)
-                setup.pm.to(config["device"])
-                trainer = _trainer(config, splits, setup, target, progress)
-                # A discrete member is one point, no front: only continuous methods are validated per epoch.
-                trainer.fit(train_loader, None if _discrete(config) else val_loader,
-                            resume=resume and (target / "checkpoint.pt").exists())
-                write_json(target / "member.json", {"options": member})
-        summary = {"train_seconds": time.perf_counter() - started, "epochs": config["epochs"]}
-        write_json(directory / "training.json", summary)
+    with _processes(config) as device:
+        main = dist_state.is_main()  # under torchrun, rank 0 alone locks and writes the run directory
+        with locked(directory) if main else contextlib.nullcontext():
+            if main:
+                remove_stale_temporaries(directory)
+            if resume:
+                _check_resumable(config, splits, directory)
+            if main:
+                write_json(directory / "config.json", config.values)
+            train_loader, val_loader, _ = _loaders(config, splits)
+            started = time.perf_counter()
+            if config.method_options.get("stacked", False):  # Pareto MTL's K subproblems, vmapped
+                _train_stacked(config, splits, directory, train_loader, resume)
+            else:
+                for index, member in enumerate(_members(config, splits.num_tasks)):
+                    target = _member_dir(config, directory, index)
+                    setup = build_setup(config, splits, member)
+                    setup.pm.to(device)
+                    trainer = _trainer(config, splits, setup, target, progress)
+                    # A discrete member is one point, no front: only continuous methods are validated per epoch.
+                    trainer.fit(train_loader, None if _discrete(config) else val_loader,
+                                resume=resume and (target / "checkpoint.pt").exists())
+                    if main:
+                        write_json(target / "member.json", {"options": member})
+            if main:
+                summary = {"train_seconds": time.perf_counter() - started, "epochs": config["epochs"],
+                           "processes": dist_state.world_size()}
+                write_json(directory / "training.json", summary)
     return directory
 
 

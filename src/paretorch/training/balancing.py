@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -23,7 +23,15 @@ class LossBalancer:
 
     def __call__(self, losses: Tensor) -> Tensor:
         """Record this step's task losses (mean over preferences) and return ``losses`` normalised."""
+        self.record(losses)
+        return self.normalise(losses)
+
+    def record(self, losses: Tensor) -> None:
+        """Add this step's task losses ``(M, T)`` (their mean over preferences) to the window."""
         self.history.append(losses.detach().mean(dim=0).tolist())
+
+    def normalise(self, losses: Tensor) -> Tensor:
+        """``losses`` divided by the window's running means (unchanged until the window is full)."""
         if len(self.history) < self.window:
             return losses
         scale = torch.tensor(list(self.history), dtype=losses.dtype, device=losses.device).mean(dim=0)
@@ -36,11 +44,14 @@ class LossBalancer:
         self.history = deque(state["history"], maxlen=self.window)  # type: ignore[arg-type]
 
 
-def balanced_shared_gradients(losses: Tensor, prefs: Tensor, shared: Sequence[nn.Parameter]) -> list[Tensor]:
+def balanced_shared_gradients(losses: Tensor, prefs: Tensor, shared: Sequence[nn.Parameter],
+                              reduce: Callable[[Tensor], Tensor] | None = None) -> list[Tensor]:
     """The gradient on the shared parameters with every task gradient rescaled to unit ℓ2 norm.
 
     ``losses`` (M, T) at preferences ``prefs`` (M, T): returns Σ_j Σ_t λ_{j,t} g_{j,t} / ‖g_{j,t}‖ with
     g_{j,t} = ∇_shared L_t(θ(λ_j)), one tensor per shared parameter. Costs one backward per (j, t).
+    ``reduce`` maps each task gradient before its norm is taken (on several processes, the mean over them:
+    the norm of the whole batch's gradient).
     """
     total = [torch.zeros_like(p) for p in shared]
     for row in range(losses.shape[0]):
@@ -49,6 +60,8 @@ def balanced_shared_gradients(losses: Tensor, prefs: Tensor, shared: Sequence[nn
                 continue
             grads = torch.autograd.grad(losses[row, task], shared, retain_graph=True, allow_unused=True)
             grads = [torch.zeros_like(p) if g is None else g for g, p in zip(grads, shared, strict=True)]
+            if reduce is not None:
+                grads = [reduce(g) for g in grads]
             norm = torch.sqrt(sum((g.double() ** 2).sum() for g in grads)).clamp_min(1e-12)
             for accumulated, grad in zip(total, grads, strict=True):
                 accumulated.add_(grad, alpha=float(prefs[row, task] / norm))

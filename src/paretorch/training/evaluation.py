@@ -17,9 +17,11 @@ from paretorch.errors import ParetorchError
 from paretorch.metrics import hypervolume, nondominated, spearman_monotonicity
 from paretorch.parameterisations import ParetoModel, move_to, split_outputs
 from paretorch.preferences import simplex_grid
+from paretorch.training import distributed as dist_state
 from paretorch.training.tasks import TaskOrder
 
-__all__ = ["Accuracy", "Front", "MeanLoss", "TaskMetric", "evaluate_front", "split_batch"]
+__all__ = ["Accuracy", "Front", "MeanLoss", "TaskMetric", "evaluate_front", "evaluate_front_across_processes",
+           "split_batch"]
 
 
 class TaskMetric:
@@ -268,4 +270,33 @@ def evaluate_front(
     example = [factory() for factory in factories]
     names = [f"{tasks.label(t)}_{metric.name}" for t, metric in enumerate(example)]
     return Front(prefs.numpy().astype(np.float64), values, names, [m.higher_is_better for m in example],
+                 ref=list(ref) if ref is not None else None)
+
+
+def evaluate_front_across_processes(
+    pm: ParetoModel,
+    loader: Iterable[Any],
+    metrics: Sequence[Callable[[], TaskMetric]] | Mapping[str, Callable[[], TaskMetric]],
+    grid: Tensor | None = None,
+    ref: Sequence[float] | None = None,
+) -> Front:
+    """:func:`evaluate_front` with the grid split across the processes of a ``torch.distributed`` run.
+
+    Each process evaluates a contiguous share of the preferences on the whole of ``loader``; the shares are
+    summed into one table, so every process returns the same front as one process would (with one process,
+    this is :func:`evaluate_front`).
+    """
+    prefs = simplex_grid(pm.num_tasks) if grid is None else grid
+    world, rank = dist_state.world_size(), dist_state.rank()
+    bounds = [len(prefs) * index // world for index in range(world + 1)]
+    start, stop = bounds[rank], bounds[rank + 1]
+    # A process with no preference of its own (more processes than points) evaluates the first one for the
+    # metric names and contributes zeros.
+    own = evaluate_front(pm, loader, metrics, prefs[start:stop] if stop > start else prefs[:1], ref)
+    device = next(pm.parameters()).device
+    table = torch.zeros(len(prefs), own.values.shape[1], dtype=torch.float64, device=device)
+    if stop > start:
+        table[start:stop] = torch.as_tensor(own.values, dtype=torch.float64, device=device)
+    values = dist_state.sum_across(table).cpu().numpy()
+    return Front(prefs.cpu().numpy().astype(np.float64), values, own.metric_names, own.higher_is_better,
                  ref=list(ref) if ref is not None else None)

@@ -4,7 +4,7 @@ free of parameters and layers."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -18,8 +18,11 @@ def _flat(grads: Sequence[Tensor | None], params: Sequence[Tensor], rows: int = 
                       for g, p in zip(grads, params, strict=True)], dim=1)
 
 
-def task_gram(losses: Tensor, params: Sequence[Tensor]) -> Tensor:
+def task_gram(losses: Tensor, params: Sequence[Tensor], reduce: Callable[[Tensor], Tensor] | None = None) -> Tensor:
     """The Gram matrix ``(T, T)`` of the task gradients ``∇_params L_t``, keeping the graph for the update.
+
+    ``reduce`` maps the task Jacobian ``(T, P)`` before the product: on several processes, the mean over them,
+    so that the Gram matrix is that of the whole batch's gradients.
 
     >>> w = torch.tensor([1.0, 2.0], requires_grad=True)
     >>> task_gram(torch.stack([w[0] * 3, w[1] ** 2]), [w])
@@ -29,12 +32,14 @@ def task_gram(losses: Tensor, params: Sequence[Tensor]) -> Tensor:
     rows = [_flat(torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True), params)[0]
             for loss in losses]
     jacobian = torch.stack(rows).double()
+    if reduce is not None:
+        jacobian = reduce(jacobian)
     return jacobian @ jacobian.T
 
 
-def task_grams(losses: Tensor, params: Sequence[Tensor]) -> Tensor:
+def task_grams(losses: Tensor, params: Sequence[Tensor], reduce: Callable[[Tensor], Tensor] | None = None) -> Tensor:
     """One Gram matrix per row of ``losses`` ``(M, T)``: ``(M, T, T)`` (M·T backward passes)."""
-    return torch.stack([task_gram(row, params) for row in losses])
+    return torch.stack([task_gram(row, params, reduce) for row in losses])
 
 
 def independent_task_grams(losses: Tensor, params: Sequence[Tensor]) -> Tensor:

@@ -24,6 +24,7 @@ from paretorch.objectives import GradientSource, LinearScalarisation, Objective
 from paretorch.parameterisations import ParetoModel, move_to, shared_parameters, split_outputs
 from paretorch.preferences import PreferenceSampler
 from paretorch.training.balancing import LossBalancer, balanced_shared_gradients
+from paretorch.training.distributed import average, sum_across, world_size
 from paretorch.training.evaluation import as_task_list, split_batch
 from paretorch.training.gradients import task_gram, task_grams
 from paretorch.training.regularisers import Regulariser, StepOutputs
@@ -77,7 +78,11 @@ class ParetoLoss:
     - ``distributed``: the ``DistributedDataParallel`` wrapper of ``pm`` when training on several processes;
       the forward then runs through it, so that it synchronises the gradients. Every rank draws the same
       preferences (the streams depend only on ``seed`` and the epoch), so each process computes the loss of
-      its own share of the batch at the same M preferences.
+      its own share of the batch at the same M preferences. What sets the weights is that of the whole batch:
+      the task losses, the loss balancer's running means, the Gram matrices of gradient-based objectives and
+      the task gradients of gradient balancing are averaged over the processes first, and the regularisers
+      see the whole batch's loss values (with this process's gradients); shares of equal size then give the
+      weights and the gradient of one process with the combined batch (``tests/test_distributed.py``).
     - ``seed``: the loss's random streams (preference draws, the objective's and the regularisers' draws) are
       derived from ``(seed, stream, epoch)``; call :meth:`start_epoch` at each epoch for runs that resume
       exactly (the Trainer does). The process-wide generator is never touched.
@@ -173,17 +178,27 @@ class ParetoLoss:
         if prefs.shape[0] != 1 and not self.objective.per_preference:
             raise ParetorchError(f"{type(self.objective).__name__} trains one preference per step; set m=1")
         losses, captured = self._task_losses(inputs, targets, prefs)
-        weighted = self.balancer(losses) if self.balancer is not None else losses
+        # On several processes, what decides the weights (the losses, the balancer's running means, the Gram
+        # matrices) is that of the whole batch, so every rank weights alike and as one process would.
+        whole = average(losses) if self.distributed is not None else losses.detach()
+        # The regularisers see the whole batch's loss values with this process's gradients: a penalty that is
+        # not linear in the losses (PaMaL's ordering, COSMOS's cosine) then has the whole batch's value, and
+        # DDP's mean of the processes' gradients is the gradient one process would compute.
+        seen = losses if self.distributed is None else whole + (losses - losses.detach())
+        observed, weighted = whole, losses
+        if self.balancer is not None:
+            self.balancer.record(observed)
+            weighted, observed = self.balancer.normalise(losses), self.balancer.normalise(observed)
         grams = self._grams(weighted, inputs, captured) if self.gradients is not None else None
-        weights = self.objective.step_weights(weighted.detach(), grams, prefs, self._generators["objective"])
-        self.objective.update(weighted.detach(), grams, prefs)
+        weights = self.objective.step_weights(observed, grams, prefs, self._generators["objective"])
+        self.objective.update(observed, grams, prefs)
         objective = (weights.to(weighted) * weighted).sum()
         regularisers = losses.new_zeros(())
         parts: dict[str, Tensor] = {}
         for regulariser in self.regularisers:
             if regulariser.coefficient == 0:
                 continue
-            value = regulariser(StepOutputs(prefs, losses, self.pm, self._generators.get(regulariser.stream)))
+            value = regulariser(StepOutputs(prefs, seen, self.pm, self._generators.get(regulariser.stream)))
             regularisers = regularisers + value
             parts[regulariser.name] = value.detach()
         total_loss = objective + regularisers
@@ -191,8 +206,13 @@ class ParetoLoss:
             raise NonFiniteLossError(step, losses.detach().tolist())
         if self.gradient_balancing:
             total_loss = total_loss + self._balancing_term(objective, weighted, prefs, inputs)
-        return LossOutput(total_loss, objective.detach(), regularisers.detach(), losses.detach(), prefs,
+        return LossOutput(total_loss, objective.detach(), regularisers.detach(), whole, prefs,
                           weights.detach(), parts)
+
+    @property
+    def _reduce(self) -> Callable[[Tensor], Tensor] | None:
+        # How a per-process statistic becomes the whole batch's: the mean over the processes.
+        return average if self.distributed is not None else None
 
     def _task_losses(self, inputs: Any, targets: list[Tensor], prefs: Tensor) -> tuple[Tensor, list[Any]]:
         count = prefs.shape[0]
@@ -223,14 +243,19 @@ class ParetoLoss:
                 raise ParetorchError(f"the representation module {self.representation!r} must return one tensor per "
                                      f"forward pass (got {len(captured)} for {weighted.shape[0]} preferences); the "
                                      "plain parameterisation is needed")
-            return torch.stack([task_gram(row, [z]) for row, z in zip(weighted, captured, strict=True)])
+            grams = torch.stack([task_gram(row, [z]) for row, z in zip(weighted, captured, strict=True)])
+            if self.distributed is not None:
+                # Each rank differentiates its own samples' representations, each scaled by 1/W too much
+                # (its loss is the mean over its share): the whole batch's Gram is Σ_ranks Gram / W².
+                grams = sum_across(grams) / world_size() ** 2
+            return grams
         params = self._shared_parameters(inputs) if self.gradients == "shared" else list(self.pm.parameters())
-        return task_grams(weighted, [p for p in params if p.requires_grad])
+        return task_grams(weighted, [p for p in params if p.requires_grad], self._reduce)
 
     def _balancing_term(self, objective: Tensor, weighted: Tensor, prefs: Tensor, inputs: Any) -> Tensor:
         # Value 0; gradient (balanced − plain) on the shared parameters, so that backward gives the balanced one.
         shared = [p for p in self._shared_parameters(inputs) if p.requires_grad]
-        balanced = balanced_shared_gradients(weighted, prefs, shared)
+        balanced = balanced_shared_gradients(weighted, prefs, shared, self._reduce)
         plain = torch.autograd.grad(objective, shared, retain_graph=True, allow_unused=True)
         term = objective.new_zeros(())
         for param, target, current in zip(shared, balanced, plain, strict=True):

@@ -19,7 +19,8 @@ from paretorch.errors import NonFiniteLossError, ParetorchError
 from paretorch.objectives import GradientSource, Objective
 from paretorch.parameterisations import ParetoModel
 from paretorch.preferences import PreferenceSampler
-from paretorch.training.evaluation import Front, TaskMetric, evaluate_front
+from paretorch.training import distributed as dist_state
+from paretorch.training.evaluation import Front, TaskMetric, evaluate_front, evaluate_front_across_processes
 from paretorch.training.loss import ParetoLoss, TaskLoss
 from paretorch.training.regularisers import Regulariser
 
@@ -66,12 +67,13 @@ def build_optimizer(params: Iterable[Any], config: TrainConfig) -> torch.optim.O
 
 def configured_loss(pm: ParetoModel, losses: Sequence[TaskLoss] | Mapping[str, TaskLoss], sampler: PreferenceSampler,
                     config: TrainConfig, objective: Objective | None = None, regularisers: Iterable[Regulariser] = (),
-                    total_steps: int | None = None) -> ParetoLoss:
+                    total_steps: int | None = None, distributed: nn.Module | None = None) -> ParetoLoss:
     """The :class:`~paretorch.ParetoLoss` that ``config``'s loss settings describe (gradients, representation,
     loss and gradient balancing, seed): the one a :class:`Trainer` with this config trains with."""
     return ParetoLoss(pm, losses, sampler, objective, regularisers, gradients=config.objective_parameters,
                       representation=config.representation, loss_balancing_window=config.loss_balancing_window,
-                      gradient_balancing=config.gradient_balancing, seed=config.seed, total_steps=total_steps)
+                      gradient_balancing=config.gradient_balancing, seed=config.seed, total_steps=total_steps,
+                      distributed=distributed)
 
 
 class Trainer:
@@ -89,6 +91,12 @@ class Trainer:
     ``generator`` has that generator re-seeded each epoch; one without draws its order from the process-wide
     generator, which each epoch sees seeded (and restored afterwards, so the caller's own stream is not
     disturbed).
+
+    ``distributed=True`` trains on the processes of an initialised ``torch.distributed`` process group (one per
+    GPU under ``torchrun``): the Trainer wraps ``pm`` in ``DistributedDataParallel`` (again when a freeze epoch
+    changes what trains), each process feeds its own share of every batch (a ``DistributedSampler``, whose
+    epoch the Trainer sets), every process draws the same preferences, the evaluation grid is split across
+    the processes, and only rank 0 writes the run directory.
     """
 
     def __init__(
@@ -103,14 +111,19 @@ class Trainer:
         objective: Objective | None = None,
         objective_parameters: GradientSource | None = None,
         regularisers: Iterable[Regulariser] = (),
+        distributed: bool = False,
     ) -> None:
+        if distributed and not dist_state.active():
+            raise ParetorchError("distributed=True needs an initialised process group: launch with torchrun and "
+                                 "call torch.distributed.init_process_group() first")
         self.pm = pm
+        self.distributed = distributed
         self.config = config or TrainConfig()
         if objective_parameters is not None:  # the argument overrides the config's field
             self.config = replace(self.config, objective_parameters=objective_parameters)
         self.loss = configured_loss(pm, losses, sampler, self.config, objective, regularisers)
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        if self.run_dir is not None:
+        if self.run_dir is not None and dist_state.is_main():
             self.run_dir.mkdir(parents=True, exist_ok=True)
         self.metrics = metrics
         self.progress = progress
@@ -118,6 +131,7 @@ class Trainer:
         self.scheduler = self._build_scheduler()
         self.history: list[dict[str, Any]] = []
         self.epoch = 0
+        self._wrapped_trainable: frozenset[int] | None = None
 
     @property
     def objective(self) -> Objective:
@@ -154,8 +168,9 @@ class Trainer:
         return None if self.run_dir is None else self.run_dir / CHECKPOINT
 
     def save_checkpoint(self) -> None:
-        """Write the run's state atomically (a kill or a full disk keeps the previous checkpoint)."""
-        if self.checkpoint_path is None:
+        """Write the run's state atomically (a kill or a full disk keeps the previous checkpoint); on several
+        processes rank 0 writes it (all hold the same state)."""
+        if self.checkpoint_path is None or not dist_state.is_main():
             return
         atomic_torch_save({
             "epoch": self.epoch, "model": self.pm.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -221,8 +236,11 @@ class Trainer:
     def _train_epoch(self, train_loader: Iterable[Any], val_loader: Iterable[Any] | None, steps_per_epoch: int,
                      total_steps: int) -> None:
         cfg = self.config
+        device = next(self.pm.parameters()).device
         if cfg.freeze_epoch is not None and self.epoch >= cfg.freeze_epoch:
             self.pm.freeze_base()
+        if self.distributed:
+            self._wrap_for_processes()
         # Everything random in an epoch derives from (seed, epoch): where a run resumed makes no difference.
         self.loss.start_epoch(self.epoch)
         self.pm.train()
@@ -230,7 +248,7 @@ class Trainer:
         running = 0.0
         batches = enumerate(train_loader)
         bar = None
-        if self.progress:
+        if self.progress and dist_state.is_main():
             try:
                 from tqdm import tqdm
 
@@ -251,7 +269,9 @@ class Trainer:
             bar.close()
         if self.scheduler is not None:
             self.scheduler.step()
-        record: dict[str, Any] = {"epoch": self.epoch + 1, "train_loss": running / max(steps_per_epoch, 1),
+        # Every process logs the mean over all of them (each saw its own share of the data).
+        train_loss = float(dist_state.average(torch.tensor(running / max(steps_per_epoch, 1), device=device)))
+        record: dict[str, Any] = {"epoch": self.epoch + 1, "train_loss": train_loss,
                                   "seconds": time.perf_counter() - start}
         self.epoch += 1
         if val_loader is not None and self.metrics is not None and (
@@ -265,8 +285,21 @@ class Trainer:
         self.save_checkpoint()
         self._write_metrics()
 
+    def _wrap_for_processes(self) -> None:
+        """(Re)build the ``DistributedDataParallel`` wrapper over the parameters that train now: DDP fixes the
+        set it synchronises when built, and a freeze epoch changes it."""
+        trainable = frozenset(id(p) for p in self.pm.parameters() if p.requires_grad)
+        if trainable == self._wrapped_trainable:
+            return
+        from torch.nn.parallel import DistributedDataParallel
+
+        device = next(self.pm.parameters()).device
+        self.loss.distributed = DistributedDataParallel(
+            self.pm, device_ids=[device.index] if device.type == "cuda" else None)
+        self._wrapped_trainable = trainable
+
     def _write_metrics(self) -> None:
-        if self.run_dir is None:
+        if self.run_dir is None or not dist_state.is_main():
             return
         lines = "".join(json.dumps(to_strict_json(record), allow_nan=False) + "\n" for record in self.history)
         atomic_write_text(self.run_dir / "metrics.jsonl", lines)
@@ -275,8 +308,9 @@ class Trainer:
         """The front on ``loader`` (saved as ``stem``.json/.csv in the run directory when given)."""
         if self.metrics is None:
             raise ParetorchError("evaluation needs metrics=[...] (one factory per task) on the Trainer")
-        front = evaluate_front(self.pm, loader, self.metrics, grid)
-        if stem is not None and self.run_dir is not None:
+        front = (evaluate_front_across_processes(self.pm, loader, self.metrics, grid) if self.distributed
+                 else evaluate_front(self.pm, loader, self.metrics, grid))
+        if stem is not None and self.run_dir is not None and dist_state.is_main():
             front.save(self.run_dir, stem)
         return front
 
