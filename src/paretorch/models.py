@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["CensusMLP", "MultiLeNet", "ResNet18MTL"]
+__all__ = ["CensusMLP", "MultiLeNet", "ResNet18MTL", "SegNetMTL"]
 
 
 class MultiLeNet(nn.Module):
@@ -99,6 +99,68 @@ class ResNet18MTL(nn.Module):
             channels = width
         self.encoder = nn.Sequential(*stem, *stages, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.heads = nn.ModuleList(nn.Linear(512, count) for count in classes)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.encoder(x)
+        return [head(features) for head in self.heads]
+
+
+def _conv_block(in_channels: int, out_channels: int, count: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for index in range(count):
+        layers += [nn.Conv2d(in_channels if index == 0 else out_channels, out_channels, 3, padding=1),
+                   nn.BatchNorm2d(out_channels), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+class _SegNetTrunk(nn.Module):
+    """SegNet's encoder and decoder (Badrinarayanan et al. 2017): VGG-16 stages of 3×3 conv-BN-ReLU layers,
+    max-pooling whose indices the decoder's un-pooling reuses; the output has the input's resolution."""
+
+    def __init__(self, in_channels: int, channels: list[int], convs: list[int]) -> None:
+        super().__init__()
+        inputs = [in_channels, *channels[:-1]]
+        self.down = nn.ModuleList(_conv_block(i, o, n) for i, o, n in zip(inputs, channels, convs, strict=True))
+        # Decoder stage k undoes encoder stage k: from channels[k] back to channels[k - 1] (channels[0] at the top).
+        self.up = nn.ModuleList(_conv_block(channels[k], channels[max(k - 1, 0)], convs[k]) for k in range(len(convs)))
+        self.pool, self.unpool = nn.MaxPool2d(2, return_indices=True), nn.MaxUnpool2d(2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        indices, sizes = [], []
+        for stage in self.down:
+            x = stage(x)
+            sizes.append(x.shape)
+            x, index = self.pool(x)
+            indices.append(index)
+        for stage, index, size in zip(reversed(self.up), reversed(indices), reversed(sizes), strict=True):
+            x = stage(self.unpool(x, index, output_size=size))
+        return x
+
+
+class SegNetMTL(nn.Module):
+    """The dense multi-task network of the NYUv2/CityScapes literature (MTAN's "split" SegNet, Liu et al.
+    2019): one shared SegNet encoder-decoder (``encoder``, whose output MGDA-UB differentiates) and, per task,
+    a 3×3 conv, ReLU and a 1×1 conv to that task's channels (13 class logits, 1 depth, 3 normal components).
+
+    ``width`` is the first stage's channels (64 in SegNet: 64-128-256-512-512); ``stages`` how many pooling
+    stages (5 in SegNet; the input's height and width must divide by 2^stages).
+
+    >>> import torch
+    >>> net = SegNetMTL([13, 1, 3], width=4, stages=3)
+    >>> [o.shape for o in net(torch.zeros(2, 3, 16, 24))]
+    [torch.Size([2, 13, 16, 24]), torch.Size([2, 1, 16, 24]), torch.Size([2, 3, 16, 24])]
+    """
+
+    def __init__(self, outputs: list[int], in_channels: int = 3, width: int = 64, stages: int = 5) -> None:
+        super().__init__()
+        if not 1 <= stages <= 5:
+            raise ValueError(f"SegNetMTL has 1 to 5 stages, got {stages}")
+        channels = [width * factor for factor in (1, 2, 4, 8, 8)][:stages]
+        convs = [2, 2, 3, 3, 3][:stages]
+        self.encoder = _SegNetTrunk(in_channels, channels, convs)
+        self.heads = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, count, 1))
+            for count in outputs)
 
     def forward(self, x: Tensor) -> list[Tensor]:
         features = self.encoder(x)

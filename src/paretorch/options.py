@@ -31,9 +31,8 @@ __all__ = ["DATASET_TASKS", "RUN_OPTIONS", "TRAIN_OPTIONS", "Option", "check_dev
 Kind = Literal["int", "float", "bool", "str", "floats", "names"]
 # The number of tasks of each built-in dataset, known before its files are read.
 DATASET_TASKS = {"multimnist": 2, "multimnist3": 3, "adult": 2, "adult3": 3, "census-kdd": 2, "adult-many": 40,
-                 "cifar100": 20, "sarcos": 7,
-                 "celeba": 40, "utkface": 3}
-MODELS = ("auto", "lenet", "mlp", "resnet18")
+                 "cifar100": 20, "sarcos": 7, "celeba": 40, "utkface": 3, "nyuv2": 3, "cityscapes": 2}
+MODELS = ("auto", "lenet", "mlp", "resnet18", "segnet")
 
 
 @dataclass(frozen=True)
@@ -154,8 +153,10 @@ RUN_OPTIONS: dict[str, Option] = option_table(
            optional=True),
     Option("data_source", "str", "embedded",
            "'embedded' (data shipped in PyPI packages) or a folder with the data set's standard files"),
-    Option("model", "str", "auto", "the network: lenet for MultiMNIST, mlp for Adult/census, resnet18 (CIFAR-100)",
-           choices=MODELS),
+    Option("model", "str", "auto", "the network: lenet for MultiMNIST, mlp for tabular data, resnet18 for colour "
+           "images, segnet for NYUv2/CityScapes", choices=MODELS),
+    Option("model_width", "int", 64, "segnet: channels of its first stage (SegNet: 64; smaller for a quick run)",
+           minimum=1),
     Option("epochs", "int", 10, "training epochs", minimum=1),
     Option("batch_size", "int", 256, "training batch size", minimum=1),
     Option("seed", "int", 0, "the run's seed: data split, initialisation and every random stream", minimum=0),

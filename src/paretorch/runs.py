@@ -38,9 +38,10 @@ from paretorch.data import (
 )
 from paretorch.errors import ParetorchError
 from paretorch.methods import MethodSetup, build_method, get_method, method_names, validate_method_options
-from paretorch.models import CensusMLP, MultiLeNet, ResNet18MTL
+from paretorch.models import CensusMLP, MultiLeNet, ResNet18MTL, SegNetMTL
 from paretorch.options import DATASET_TASKS, RUN_OPTIONS, TRAIN_OPTIONS, check_device
 from paretorch.parameterisations import ParetoModel
+from paretorch.scenes import SCENE_DATASETS, SCENE_LOSSES, load_scenes, scene_metric
 from paretorch.training import Accuracy, Front, MeanLoss, StackedTrainer, Trainer, evaluate_front
 from paretorch.training import distributed as dist_state
 
@@ -81,9 +82,15 @@ def validate_run_options(values: Mapping[str, Any]) -> dict[str, Any]:
         raise ParetorchError(f"adult-many has {ADULT_MANY_MAX_TASKS} tasks, got tasks={run['tasks']}")
     method_given = {key: value for key, value in values.items() if key not in RUN_OPTIONS}
     resolved = validate_method_options(run["method"], method_given, run_num_tasks(run), tuple(RUN_OPTIONS))
+    dense = run["dataset"] in SCENE_DATASETS
     images = run["dataset"].startswith("multimnist") or run["dataset"] in ("cifar100", "celeba", "utkface")
     if run["model"] == "auto":
-        run["model"] = ("lenet" if run["dataset"].startswith("multimnist") else "resnet18") if images else "mlp"
+        run["model"] = "segnet" if dense else (
+            ("lenet" if run["dataset"].startswith("multimnist") else "resnet18") if images else "mlp")
+    if dense != (run["model"] == "segnet"):
+        raise ParetorchError(f"dataset {run['dataset']} needs model=segnet (one output per pixel)" if dense else
+                             f"model segnet predicts per pixel (nyuv2, cityscapes); dataset {run['dataset']} has one "
+                             "target per example: use model=auto")
     if run["model"] == "lenet" and not run["dataset"].startswith("multimnist"):
         kind = "colour images: use model=resnet18" if images else "tabular: use model=mlp"
         raise ParetorchError(f"model lenet takes images (MultiMNIST's digits); dataset {run['dataset']} is {kind}")
@@ -127,6 +134,8 @@ _LOCAL_FILES = {
     "sarcos": "the folder with sarcos_inv.mat and sarcos_inv_test.mat",
     "celeba": "the folder with list_attr_celeba.txt, list_eval_partition.txt and img_align_celeba/",
     "utkface": "the folder of UTKFace's images",
+    "nyuv2": "the folder of MTAN's preprocessed NYUv2 arrays, train/ and val/",
+    "cityscapes": "the folder of MTAN's preprocessed CityScapes arrays, train/ and val/",
 }
 
 
@@ -138,7 +147,9 @@ def load_splits(config: RunConfig) -> Splits:
                            sizes["test_size"], seed=seed)
     if name in _LOCAL_FILES and str(source) == "embedded":
         raise ParetorchError(f"{name} does not ship with any package; give data_source=FOLDER ({_LOCAL_FILES[name]})")
-    if name == "utkface":
+    if name in SCENE_DATASETS:
+        splits = load_scenes(name, source, seed=seed)
+    elif name == "utkface":
         splits = load_utkface(source, seed=seed)
     elif name == "celeba":
         splits = load_celeba(source)
@@ -165,6 +176,13 @@ def build_model(config: RunConfig, splits: Splits) -> nn.Module:
         return MultiLeNet(splits.num_tasks, splits.num_classes)
     if config["model"] == "mlp":
         return CensusMLP(splits.input_shape[0], splits.num_tasks, num_classes=splits.num_classes)
+    if config["model"] == "segnet":
+        height, width = splits.input_shape[1:]
+        stages = max(k for k in range(1, 6) if height % 2**k == 0 and width % 2**k == 0) if (
+            height % 2 == 0 and width % 2 == 0) else 0
+        if stages == 0:
+            raise ParetorchError(f"segnet pools by 2: images of {height} × {width} need an even height and width")
+        return SegNetMTL(list(splits.num_classes), splits.input_shape[0], config["model_width"], stages)
     return ResNet18MTL(splits.num_tasks, splits.num_classes, in_channels=splits.input_shape[0])
 
 
@@ -197,8 +215,9 @@ def _loaders(config: RunConfig, splits: Splits) -> tuple[DataLoader, DataLoader,
     world = dist_state.world_size()
     order = DistributedSampler(splits.train, num_replicas=world, rank=dist_state.rank(), shuffle=True,
                                seed=derive_seed(config["seed"], "data"))
+    evaluation = _evaluation_batch(config)
     return (DataLoader(splits.train, batch_size=config["batch_size"] // world, sampler=order),
-            DataLoader(splits.val, batch_size=1024), DataLoader(splits.test, batch_size=1024))
+            DataLoader(splits.val, batch_size=evaluation), DataLoader(splits.test, batch_size=evaluation))
 
 
 def _cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -218,19 +237,33 @@ def _mse_metric() -> MeanLoss:
 
 
 def task_losses(splits: Splits) -> list[Any]:
-    """One training loss per task: cross-entropy for classification data sets, squared error for regression."""
-    return [_squared_error if kind == "regression" else _cross_entropy for kind in splits.kinds()]
+    """One training loss per task, by its kind: cross-entropy (classification), squared error (regression), or
+    the pixel-wise losses of :mod:`paretorch.scenes` (segmentation, depth, normals)."""
+    plain = {"classification": _cross_entropy, "regression": _squared_error}
+    return [plain.get(kind) or SCENE_LOSSES[kind] for kind in splits.kinds()]
 
 
 def task_metrics(splits: Splits) -> list[Any]:
-    """One metric factory per task: accuracy (maximised) or mean squared error (minimised)."""
-    return [_mse_metric if kind == "regression" else Accuracy for kind in splits.kinds()]
+    """One metric factory per task, by its kind: accuracy, mean squared error, mean IoU, depth error or normal
+    angle error."""
+    classes = splits.num_classes if isinstance(splits.num_classes, list) else [splits.num_classes] * splits.num_tasks
+    plain = {"classification": Accuracy, "regression": _mse_metric}
+    return [plain.get(kind) or scene_metric(kind, count) for kind, count in zip(splits.kinds(), classes, strict=True)]
+
+
+# Dense targets are large: evaluate them a few images and preferences at a time.
+def _evaluation_batch(config: RunConfig) -> int:
+    return config["batch_size"] if config["dataset"] in SCENE_DATASETS else 1024
+
+
+def _evaluation_chunk(config: RunConfig) -> int:
+    return 2 if config["dataset"] in SCENE_DATASETS else 16
 
 
 def _trainer(config: RunConfig, splits: Splits, setup: MethodSetup, target: Path, progress: bool = False
              ) -> Trainer:
     return setup.trainer(task_losses(splits), run_dir=target, metrics=task_metrics(splits),
-                         progress=progress, distributed=dist_state.active())
+                         progress=progress, distributed=dist_state.active(), eval_chunk=_evaluation_chunk(config))
 
 
 @contextlib.contextmanager
@@ -364,6 +397,10 @@ def _train_stacked(config: RunConfig, splits: Splits, directory: Path, train_loa
         write_json(target / "member.json", {"options": member, "stacked": True})
 
 
+_UNITS = {"classification": "acc", "regression": "mse", "segmentation": "mIoU", "depth": "abs err",
+          "normals": "angle°"}
+
+
 @dataclass
 class LoadedRun:
     config: RunConfig
@@ -400,9 +437,9 @@ def evaluate_run(run: LoadedRun, split: str = "test") -> Front:
     if split not in ("val", "test"):
         raise ParetorchError(f"split must be 'val' or 'test', got {split!r}")
     dataset = run.splits.test if split == "test" else run.splits.val
-    loader = DataLoader(dataset, batch_size=1024)
-    front = evaluate_front(run.models, loader, task_metrics(run.splits))
-    units = ["mse" if kind == "regression" else "acc" for kind in run.splits.kinds()]
+    loader = DataLoader(dataset, batch_size=_evaluation_batch(run.config))
+    front = evaluate_front(run.models, loader, task_metrics(run.splits), chunk=_evaluation_chunk(run.config))
+    units = [_UNITS[kind] for kind in run.splits.kinds()]
     front.metric_names = [f"{name} {unit}" for name, unit in zip(run.splits.task_names, units, strict=True)]
     models = run.models.values() if isinstance(run.models, dict) else [run.models]
     report = [pm.parameter_report() for pm in models]

@@ -279,6 +279,7 @@ def evaluate_front_across_processes(
     metrics: Sequence[Callable[[], TaskMetric]] | Mapping[str, Callable[[], TaskMetric]],
     grid: Tensor | None = None,
     ref: Sequence[float] | None = None,
+    chunk: int = 16,
 ) -> Front:
     """:func:`evaluate_front` with the grid split across the processes of a ``torch.distributed`` run.
 
@@ -292,7 +293,7 @@ def evaluate_front_across_processes(
     start, stop = bounds[rank], bounds[rank + 1]
     # A process with no preference of its own (more processes than points) evaluates the first one for the
     # metric names and contributes zeros.
-    own = evaluate_front(pm, loader, metrics, prefs[start:stop] if stop > start else prefs[:1], ref)
+    own = evaluate_front(pm, loader, metrics, prefs[start:stop] if stop > start else prefs[:1], ref, chunk)
     device = next(pm.parameters()).device
     table = torch.zeros(len(prefs), own.values.shape[1], dtype=torch.float64, device=device)
     if stop > start:

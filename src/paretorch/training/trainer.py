@@ -112,12 +112,14 @@ class Trainer:
         objective_parameters: GradientSource | None = None,
         regularisers: Iterable[Regulariser] = (),
         distributed: bool = False,
+        eval_chunk: int = 16,
     ) -> None:
         if distributed and not dist_state.active():
             raise ParetorchError("distributed=True needs an initialised process group: launch with torchrun and "
                                  "call torch.distributed.init_process_group() first")
         self.pm = pm
         self.distributed = distributed
+        self.eval_chunk = eval_chunk  # preferences per forward pass in evaluation (fewer for large outputs)
         self.config = config or TrainConfig()
         if objective_parameters is not None:  # the argument overrides the config's field
             self.config = replace(self.config, objective_parameters=objective_parameters)
@@ -308,8 +310,8 @@ class Trainer:
         """The front on ``loader`` (saved as ``stem``.json/.csv in the run directory when given)."""
         if self.metrics is None:
             raise ParetorchError("evaluation needs metrics=[...] (one factory per task) on the Trainer")
-        front = (evaluate_front_across_processes(self.pm, loader, self.metrics, grid) if self.distributed
-                 else evaluate_front(self.pm, loader, self.metrics, grid))
+        front = (evaluate_front_across_processes(self.pm, loader, self.metrics, grid, chunk=self.eval_chunk)
+                 if self.distributed else evaluate_front(self.pm, loader, self.metrics, grid, chunk=self.eval_chunk))
         if stem is not None and self.run_dir is not None and dist_state.is_main():
             front.save(self.run_dir, stem)
         return front

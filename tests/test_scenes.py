@@ -1,0 +1,207 @@
+"""NYUv2 and CityScapes from MTAN's preprocessed arrays: fixtures written in that format, the pixel losses and
+metrics against hand computations, the SegNet, and training and evaluation through the command line."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from paretorch import ParetorchError, build_method
+from paretorch.cli import main
+from paretorch.models import SegNetMTL
+from paretorch.runs import validate_run_options
+from paretorch.scenes import (
+    IGNORE_INDEX,
+    DepthError,
+    MeanIoU,
+    NormalAngleError,
+    depth_loss,
+    load_scenes,
+    normal_loss,
+    segmentation_loss,
+)
+from paretorch.training import ParetoLoss
+
+HEIGHT, WIDTH = 16, 32
+
+
+def _write_split(folder, count, dataset, seed):
+    rng = np.random.default_rng(seed)
+    classes = 13 if dataset == "nyuv2" else 7
+    label_folder = "label" if dataset == "nyuv2" else "label_7"
+    for name in ("image", label_folder, "depth", *(["normal"] if dataset == "nyuv2" else [])):
+        (folder / name).mkdir(parents=True)
+    for index in range(count):
+        np.save(folder / "image" / f"{index}.npy", rng.random((HEIGHT, WIDTH, 3)).astype(np.float32))
+        labels = rng.integers(0, classes, (HEIGHT, WIDTH)).astype(np.float32)
+        labels[0, :4] = -1  # unlabelled pixels, as in the files
+        np.save(folder / label_folder / f"{index}.npy", labels)
+        depth = rng.uniform(0.5, 5.0, (HEIGHT, WIDTH, 1)).astype(np.float32)
+        depth[1, :3] = 0  # unknown depth
+        np.save(folder / "depth" / f"{index}.npy", depth)
+        if dataset == "nyuv2":
+            normals = rng.normal(size=(HEIGHT, WIDTH, 3))
+            normals /= np.linalg.norm(normals, axis=-1, keepdims=True)
+            normals[2, 0] = 0  # unknown normal
+            normals[2, 1] = [2 ** -0.5, -(2 ** -0.5), 0]  # a known normal whose components sum to zero
+            np.save(folder / "normal" / f"{index}.npy", normals.astype(np.float32))
+
+
+def write_scenes(root, dataset="nyuv2", counts=(10, 4)):
+    _write_split(root / "train", counts[0], dataset, seed=1)
+    _write_split(root / "val", counts[1], dataset, seed=2)
+    return root
+
+
+# ----- the loader --------------------------------------------------------------------------------------------------
+def test_nyuv2_loader_reads_the_arrays_as_three_dense_tasks(tmp_path):
+    root = write_scenes(tmp_path / "nyuv2")
+    splits = load_scenes("nyuv2", root, seed=0)
+    assert splits.task_names == ["segmentation", "depth", "normals"]
+    assert splits.kinds() == ["segmentation", "depth", "normals"]
+    assert splits.num_classes == [13, 1, 3] and splits.input_shape == (3, HEIGHT, WIDTH)
+    # val/ is the literature's test split; the validation share is held out of train/.
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (9, 1, 4)
+    image, (labels, depth, normals) = splits.test[0]
+    stored = np.load(root / "val" / "image" / "0.npy")
+    assert torch.equal(image, torch.from_numpy(stored).permute(2, 0, 1))
+    assert labels.dtype == torch.int64 and labels.shape == (HEIGHT, WIDTH)
+    assert (labels[0, :4] == IGNORE_INDEX).all() and (labels[1:] >= 0).all()
+    assert torch.equal(labels[1:].float(), torch.from_numpy(np.load(root / "val" / "label" / "0.npy"))[1:])
+    assert depth.shape == (1, HEIGHT, WIDTH) and normals.shape == (3, HEIGHT, WIDTH)
+    train_images = {tuple(splits.train[i][0][0, 0, :3].tolist()) for i in range(9)}
+    assert tuple(splits.val[0][0][0, 0, :3].tolist()) not in train_images, "validation is held out of training"
+    again = load_scenes("nyuv2", root, seed=0)
+    assert torch.equal(again.val[0][0], splits.val[0][0]), "the held-out share depends only on the seed"
+
+
+def test_cityscapes_loader_reads_label_7_and_depth(tmp_path):
+    splits = load_scenes("cityscapes", write_scenes(tmp_path / "cs", "cityscapes"))
+    assert splits.task_names == ["segmentation", "depth"] and splits.num_classes == [7, 1]
+    _, targets = splits.train[0]
+    assert len(targets) == 2 and targets[0].max() < 7
+
+
+def test_scene_loader_names_the_missing_or_malformed_file(tmp_path):
+    root = write_scenes(tmp_path / "nyuv2", counts=(3, 2))
+    with pytest.raises(ParetorchError, match="not a folder"):
+        load_scenes("nyuv2", tmp_path / "nowhere")
+    (root / "val" / "normal" / "1.npy").unlink()
+    with pytest.raises(ParetorchError, match=r"normal holds 1 \.npy files but .*image holds 2"):
+        load_scenes("nyuv2", root)
+    np.save(root / "val" / "normal" / "1.npy", np.zeros((HEIGHT, WIDTH, 2), dtype=np.float32))
+    with pytest.raises(ParetorchError, match=r"1\.npy has shape \(16, 32, 2\); a normals array must be \(H, W, 3\)"):
+        load_scenes("nyuv2", root).test[1]
+    # A pickled object array is refused, never unpickled.
+    np.save(root / "val" / "normal" / "1.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ParetorchError, match=r"not a readable \.npy array"):
+        load_scenes("nyuv2", root).test[1]
+    (root / "val" / "normal" / "1.npy").write_bytes(b"not numpy")
+    with pytest.raises(ParetorchError, match=r"not a readable \.npy array"):
+        load_scenes("nyuv2", root).test[1]
+    shutil.rmtree(root / "train" / "depth")
+    with pytest.raises(ParetorchError, match=r"missing folder .*train/depth: the depth targets of nyuv2"):
+        load_scenes("nyuv2", root)
+
+
+# ----- losses and metrics --------------------------------------------------------------------------------------------
+def test_pixel_losses_leave_out_unknown_pixels():
+    target_depth = torch.tensor([[[[1.0, 0.0], [2.0, 4.0]]]])  # (1, 1, 2, 2), one unknown pixel
+    prediction = torch.tensor([[[[2.0, 100.0], [2.0, 1.0]]]])
+    assert depth_loss(prediction, target_depth).item() == pytest.approx((1 + 0 + 3) / 3)
+    normals = torch.zeros(1, 3, 1, 3)
+    normals[0, :, 0, 0] = torch.tensor([1.0, 0.0, 0.0])
+    normals[0, :, 0, 1] = torch.tensor([2**-0.5, -(2**-0.5), 0.0])  # sums to zero, yet known
+    # The prediction is normalised by the loss: a scaled copy of the target is perfect.
+    assert normal_loss(3 * normals, normals).item() == pytest.approx(0, abs=1e-6)
+    assert normal_loss(-normals, normals).item() == pytest.approx(2.0)
+    logits = torch.randn(2, 4, 3, 3)
+    labels = torch.randint(0, 4, (2, 3, 3))
+    labels[0, 0, 0] = IGNORE_INDEX
+    keep = labels != IGNORE_INDEX
+    expected = F.cross_entropy(logits.permute(0, 2, 3, 1)[keep], labels[keep])
+    assert segmentation_loss(logits, labels).item() == pytest.approx(expected.item(), rel=1e-6)
+    nothing = torch.full((2, 3, 3), IGNORE_INDEX)
+    assert segmentation_loss(logits, nothing).item() == 0.0
+
+
+def test_mean_iou_is_the_whole_splits_and_independent_of_the_batching():
+    torch.manual_seed(0)
+    logits, labels = torch.randn(6, 5, 4, 4), torch.randint(0, 5, (6, 4, 4))
+    labels[0, 0] = IGNORE_INDEX
+    whole, halves = MeanIoU(5), MeanIoU(5)
+    whole.update(logits, labels)
+    halves.update(logits[:3], labels[:3])
+    halves.update(logits[3:], labels[3:])
+    predicted, keep = logits.argmax(1), labels != IGNORE_INDEX
+    ious = []
+    for c in range(5):
+        inter = ((predicted == c) & (labels == c) & keep).sum().item()
+        union = (((predicted == c) | (labels == c)) & keep).sum().item()
+        if union:
+            ious.append(inter / union)
+    assert whole.compute() == pytest.approx(np.mean(ious)) == halves.compute()
+
+
+def test_depth_and_normal_errors_against_hand_computation():
+    depth = DepthError()
+    depth.update(torch.tensor([[[[2.0, 9.0]]]]), torch.tensor([[[[1.0, 0.0]]]]))
+    depth.update(torch.tensor([[[[1.0, 1.0]]]]), torch.tensor([[[[4.0, 1.0]]]]))
+    assert depth.compute() == pytest.approx((1 + 3 + 0) / 3)
+    angle = NormalAngleError()
+    target = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 0.0]]).view(1, 3, 1, 2)  # second pixel unknown
+    angle.update(torch.tensor([[0.0, 5.0], [2.0, 5.0], [0.0, 5.0]]).view(1, 3, 1, 2), target)
+    assert angle.compute() == pytest.approx(90.0)
+
+
+# ----- the network, training and the command line ---------------------------------------------------------------------
+def test_segnet_keeps_the_resolution_and_has_segnets_size():
+    outputs = SegNetMTL([13, 1, 3], width=4, stages=4)(torch.zeros(2, 3, HEIGHT, WIDTH))
+    assert [tuple(o.shape) for o in outputs] == [(2, 13, HEIGHT, WIDTH), (2, 1, HEIGHT, WIDTH), (2, 3, HEIGHT, WIDTH)]
+    # SegNet's VGG-16 encoder-decoder at width 64 with MTAN's three split heads: about 25 M parameters.
+    assert 24e6 < sum(p.numel() for p in SegNetMTL([13, 1, 3]).parameters()) < 26e6
+
+
+def test_a_lorpman_front_on_nyuv2_learns_all_three_tasks(tmp_path):
+    splits = load_scenes("nyuv2", write_scenes(tmp_path / "nyuv2", counts=(8, 2)))
+    torch.manual_seed(0)
+    setup = build_method("lorpman", SegNetMTL([13, 1, 3], width=4, stages=3), 3, epochs=1, rank=2, lr=1e-2)
+    loss = ParetoLoss(setup.pm, [segmentation_loss, depth_loss, normal_loss], setup.sampler, setup.objective,
+                      setup.regularisers, seed=0)
+    optimizer = torch.optim.Adam(setup.pm.parameters(), lr=1e-2)
+    batch = torch.utils.data.default_collate([splits.train[i] for i in range(len(splits.train))])
+    first = None
+    for _ in range(30):
+        out = loss(batch)
+        optimizer.zero_grad()
+        out.loss.backward()
+        optimizer.step()
+        first = out.losses.mean(0) if first is None else first
+    assert (out.losses.mean(0) < first).all(), (first, out.losses.mean(0))
+
+
+@pytest.mark.parametrize("dataset", ["nyuv2", "cityscapes"])
+def test_scenes_train_and_evaluate_from_the_command_line(tmp_path, dataset):
+    root = write_scenes(tmp_path / dataset, dataset, counts=(8, 4))
+    run = tmp_path / "run"
+    assert main(["train", str(run), f"dataset={dataset}", f"data_source={root}", "method=lorpman", "model_width=4",
+                 "epochs=1", "batch_size=4", "--quiet"]) == 0
+    assert main(["eval", str(run)]) == 0
+    front = json.loads((run / "front_test.json").read_text())
+    names = ["segmentation mIoU", "depth abs err", "normals angle°"][: 3 if dataset == "nyuv2" else 2]
+    assert front["metric_names"] == names
+    assert front["higher_is_better"] == [True, False, False][: len(names)]
+    values = np.asarray(front["values"], dtype=float)
+    assert np.isfinite(values).all() and (values[:, 0] >= 0).all() and (values[:, 0] <= 1).all()
+    assert front["hypervolume"]["value"] is not None
+
+
+def test_scenes_refuse_a_model_without_per_pixel_outputs(tmp_path):
+    root = write_scenes(tmp_path / "nyuv2", counts=(3, 2))
+    assert main(["train", str(tmp_path / "run"), "dataset=nyuv2", f"data_source={root}", "model=resnet18"]) == 2
+    with pytest.raises(ParetorchError, match="dataset nyuv2 needs model=segnet"):
+        validate_run_options({"dataset": "nyuv2", "model": "mlp"})
+    assert main(["train", str(tmp_path / "run2"), "dataset=nyuv2"]) == 2  # embedded: no package ships NYUv2
