@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -198,20 +200,67 @@ def test_cifar100_loader_makes_20_five_way_superclass_tasks(tmp_path):
     assert len(splits.train) + len(splits.val) == len(raw)
 
 
-def test_cifar100_loader_names_missing_malformed_and_pickled_files(tmp_path):
+def _write_cifar100_python(folder, records):
+    """The python version's train/test: dicts pickled with protocol 2, as the official files are."""
+    import pickle
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, rows in (("train", records), ("test", records[::3])):
+        content = {b"filenames": [b"img%d.png" % i for i in range(len(rows))], b"batch_label": name.encode(),
+                   b"fine_labels": rows[:, 1].astype(int).tolist(), b"coarse_labels": rows[:, 0].astype(int).tolist(),
+                   b"data": np.ascontiguousarray(rows[:, 2:])}
+        (folder / name).write_bytes(pickle.dumps(content, protocol=2))
+
+
+def test_cifar100_python_version_gives_the_binary_versions_tasks(tmp_path):
     from paretorch.data import load_cifar100
 
-    with pytest.raises(ParetorchError, match=r"missing data file .*train\.bin"):
+    raw = _write_cifar100(tmp_path / "binary")
+    _write_cifar100_python(tmp_path / "python", raw)
+    binary, python = load_cifar100(tmp_path / "binary", seed=4), load_cifar100(tmp_path / "python", seed=4)
+    for split in ("train", "val", "test"):
+        for mine, theirs in zip(getattr(python, split).tensors, getattr(binary, split).tensors, strict=True):
+            assert torch.equal(mine, theirs), split
+
+
+def test_cifar100_loader_names_missing_malformed_and_hostile_files(tmp_path):
+    import pickle
+
+    from paretorch.data import load_cifar100
+
+    with pytest.raises(ParetorchError, match=r"missing data file .*train"):
         load_cifar100(tmp_path)
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "train.bin").write_bytes(b"\x00" * 100)
     (tmp_path / "bad" / "test.bin").write_bytes(b"\x00" * 100)
     with pytest.raises(ParetorchError, match="not a CIFAR-100 binary file: expected records of 3074 bytes"):
         load_cifar100(tmp_path / "bad")
-    (tmp_path / "pickled").mkdir()
-    (tmp_path / "pickled" / "train").write_bytes(b"pickle")
-    with pytest.raises(ParetorchError, match="does not unpickle"):
-        load_cifar100(tmp_path / "pickled")
+    (tmp_path / "garbage").mkdir()
+    (tmp_path / "garbage" / "train").write_bytes(b"pickle")
+    (tmp_path / "garbage" / "test").write_bytes(b"pickle")
+    with pytest.raises(ParetorchError, match="is not CIFAR-100's python-version file"):
+        load_cifar100(tmp_path / "garbage")
+
+    # A pickle that would run a command on load is refused before anything runs.
+    marker = tmp_path / "ran"
+
+    class Hostile:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    (tmp_path / "hostile").mkdir()
+    for name in ("train", "test"):
+        (tmp_path / "hostile" / name).write_bytes(pickle.dumps({b"data": Hostile()}, protocol=2))
+    with pytest.raises(ParetorchError, match=r"is not allowed\); nothing in it was run"):
+        load_cifar100(tmp_path / "hostile")
+    assert not marker.exists()
+    # The loader reads only what it checks: a dict of uint8 pixels and one label pair per image.
+    raw = _write_cifar100(tmp_path / "binary")
+    _write_cifar100_python(tmp_path / "short", raw)
+    content = {b"data": raw[:4, 2:], b"coarse_labels": [0, 1], b"fine_labels": [0, 1]}
+    (tmp_path / "short" / "train").write_bytes(pickle.dumps(content, protocol=2))
+    with pytest.raises(ParetorchError, match="has 4 images but 2 coarse and 2 fine labels"):
+        load_cifar100(tmp_path / "short")
 
 
 def test_cifar100_trains_from_the_command_line_and_ignores_other_tasks_samples(tmp_path):

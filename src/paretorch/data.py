@@ -11,13 +11,15 @@ Nothing is ever downloaded. Every loader is deterministic given its seed.
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import importlib.util
 import os
+import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -388,25 +390,78 @@ def _read_cifar100_binary(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return records[:, 2:].reshape(-1, 3, 32, 32), coarse, fine
 
 
+class _ArrayUnpickler(pickle.Unpickler):
+    """An unpickler that rebuilds numpy arrays, numbers, strings, bytes and containers and nothing else: any
+    other global a file names (the way a pickle runs code) is refused. The idea of torch's ``weights_only``
+    loader, for the pickled files of CIFAR-100's python version."""
+
+    _ALLOWED = frozenset({("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                          ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")})
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not allowed")
+        if module == "_codecs":
+            return codecs.encode
+        if name == "_reconstruct":
+            return _reconstruct_array
+        return getattr(np, name)
+
+
+def _reconstruct_array(subtype: type, shape: Any, dtype: Any) -> np.ndarray:
+    # What numpy's own _reconstruct does for a plain ndarray: an empty array whose state the pickle then sets.
+    if subtype is not np.ndarray:
+        raise pickle.UnpicklingError("only plain numpy arrays are allowed")
+    return np.ndarray.__new__(subtype, shape, dtype)
+
+
+def _read_cifar100_python(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    try:
+        with path.open("rb") as stream:
+            content = _ArrayUnpickler(stream, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as error:
+        raise ParetorchError(f"{path} is not CIFAR-100's python-version file, or holds more than arrays and labels "
+                             f"({str(error)[:120]}); nothing in it was run") from None
+    if not isinstance(content, dict):
+        raise ParetorchError(f"{path} should hold a dict of data, coarse_labels and fine_labels")
+    items = {(key.decode() if isinstance(key, bytes) else key): value for key, value in content.items()}
+    data = items.get("data")
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        raise ParetorchError(f"{path} should hold 'data', a uint8 array of shape (N, 3072): CIFAR-100's pixels")
+    try:
+        coarse = np.asarray(items["coarse_labels"], dtype=np.int64)
+        fine = np.asarray(items["fine_labels"], dtype=np.int64)
+    except (KeyError, TypeError, ValueError):
+        raise ParetorchError(f"{path} should hold 'coarse_labels' and 'fine_labels', one integer per image") from None
+    if coarse.shape != (len(data),) or fine.shape != (len(data),):
+        raise ParetorchError(f"{path} has {len(data)} images but {coarse.size} coarse and {fine.size} fine labels")
+    if coarse.min() < 0 or coarse.max() >= 20 or fine.min() < 0 or fine.max() >= 100:
+        raise ParetorchError(f"{path} has labels outside CIFAR-100's 20 coarse / 100 fine classes; is it CIFAR-10?")
+    return data.reshape(-1, 3, 32, 32), coarse, fine
+
+
 def load_cifar100(folder: str | os.PathLike[str], seed: int = 0, val_fraction: float = 0.1) -> Splits:
     """CIFAR-100 as LORPMAN's 20 tasks (App. D.6): each superclass is a task, a 5-way classification of an image
     of that superclass into its fine classes. An image has a target for its own superclass only; the others
     are :data:`IGNORE_INDEX` (losses and accuracies skip them).
 
-    ``folder`` holds the official binary version's ``train.bin`` and ``test.bin`` (``cifar-100-binary.tar.gz``,
-    extracted). The python version is pickled, and paretorch does not unpickle files. A validation split of
-    ``val_fraction`` is drawn from the training images with ``seed``; pixels are scaled to [0, 1] and normalised
-    per channel with the training split's statistics.
+    ``folder`` holds either official version, extracted: the python version's ``train`` and ``test``
+    (``cifar-100-python.tar.gz``; pickled dicts, read by an unpickler that rebuilds arrays and labels and
+    refuses anything else, so a file cannot run code) or the binary version's ``train.bin`` and ``test.bin``.
+    A validation split of ``val_fraction`` is drawn from the training images with ``seed``; pixels are scaled
+    to [0, 1] and normalised per channel with the training split's statistics.
     """
     path = Path(folder)
-    if (path / "train").exists() and not (path / "train.bin").exists():
-        raise ParetorchError(f"{path} holds CIFAR-100's python (pickled) version, which paretorch does not unpickle; "
-                             "use the official binary version (cifar-100-binary.tar.gz: train.bin, test.bin)")
-    for name in ("train.bin", "test.bin"):
+    if (path / "train.bin").exists():
+        names, read = ("train.bin", "test.bin"), _read_cifar100_binary
+    else:
+        names, read = ("train", "test"), _read_cifar100_python
+    for name in names:
         if not (path / name).exists():
-            raise _missing(path / name, "CIFAR-100's binary version (train.bin and test.bin)")
-    train_images, train_coarse, train_fine = _read_cifar100_binary(path / "train.bin")
-    test_images, test_coarse, test_fine = _read_cifar100_binary(path / "test.bin")
+            raise _missing(path / name, "CIFAR-100's python version (train and test) or binary version (train.bin "
+                           "and test.bin)")
+    train_images, train_coarse, train_fine = read(path / names[0])
+    test_images, test_coarse, test_fine = read(path / names[1])
     # Within each superclass, its fine classes in increasing label order are that task's classes 0-4.
     position = np.full(100, -1, dtype=np.int64)
     for superclass in range(20):

@@ -130,7 +130,7 @@ def _stored_config(directory: Path) -> dict[str, Any]:
 
 # Data sets that no package ships, and what their folder must hold.
 _LOCAL_FILES = {
-    "cifar100": "the folder with CIFAR-100's binary version, train.bin and test.bin",
+    "cifar100": "the folder with CIFAR-100's python version (train, test) or binary version (train.bin, test.bin)",
     "sarcos": "the folder with sarcos_inv.mat and sarcos_inv_test.mat",
     "celeba": "the folder with list_attr_celeba.txt, list_eval_partition.txt and img_align_celeba/",
     "utkface": "the folder of UTKFace's images",
