@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_PIN)"
 	# The pin again: what the integrations ask for must be met by the CPU wheel, never by a CUDA build.
-	$(PY) -m pip install --quiet -e ".[all,dev,hf,lightning,accelerate]" "$(TORCH_PIN)"
+	$(PY) -m pip install --quiet -e ".[all,dev,hf,lightning,accelerate,tensorboard]" "$(TORCH_PIN)"
 	touch $(STAMP)
 
 install: $(STAMP)

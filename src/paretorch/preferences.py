@@ -239,8 +239,14 @@ class AnnealedGrid:
 
     ``m`` base rays λ̃ evenly spread on the simplex (``simplex_grid(T, m)``) are annealed at progress
     τ ∈ [0, 1] as ``λ_m(τ) = λ̃_m^{τ'} / Σ_t λ̃_{m,t}^{τ'}`` with ``τ' = τ / Q`` (``temperature`` = Q).
-    At τ = 0 every ray is the centre of the simplex; at τ = 1 and Q = 1 they are the base rays, vertices
-    included; a larger Q keeps them nearer the centre. No randomness.
+    At τ = 0 every ray is the centre of the simplex; at τ = 1 and Q = 1 they are the base rays; a larger Q
+    keeps them nearer the centre, a Q below 1 pushes them past the base rays towards the vertices (the
+    official code's power 5τ is Q = 0.2). No randomness.
+
+    ``margin`` moves the base rays off the faces, ``λ̃ ← margin + (1 − T·margin)·λ̃`` (the official code's
+    ``linspace(0.01, 0.99)`` is margin 0.01): a base ray on a face has a zero weight, and 0^τ' = 0 for every
+    τ' > 0, so without a margin such a ray jumps to the face at the first step instead of moving there as
+    training proceeds.
 
     >>> AnnealedGrid(2, m=3, temperature=1.0).sample(0, 100).tolist()
     [[0.5, 0.5], [0.5, 0.5], [0.5, 0.5]]
@@ -248,18 +254,20 @@ class AnnealedGrid:
 
     annealed = True  # its preferences depend on the progress step / total_steps
 
-    def __init__(self, num_tasks: int, m: int = 5, temperature: float = 1.0) -> None:
+    def __init__(self, num_tasks: int, m: int = 5, temperature: float = 1.0, margin: float = 0.0) -> None:
         if temperature <= 0:
             raise ParetorchError(f"AnnealedGrid temperature must be > 0, got {temperature}")
+        if not 0 <= margin < 1 / num_tasks:
+            raise ParetorchError(f"AnnealedGrid margin must be in [0, 1/T) = [0, {1 / num_tasks:.3g}), got {margin}")
         if m < 1:
             raise ParetorchError(f"AnnealedGrid needs m >= 1 rays, got {m}")
         self.num_tasks = num_tasks
         self.m = m
         self.temperature = temperature
         # With fewer rays than tasks the grid cannot hold every vertex: fall back to the first m vertices.
-        self.base = (
-            simplex_grid(num_tasks, m).double() if m >= num_tasks else torch.eye(num_tasks, dtype=torch.float64)[:m]
-        )
+        grid = simplex_grid(num_tasks, m).double() if m >= num_tasks else torch.eye(num_tasks, dtype=torch.float64)[:m]
+        self.margin = margin
+        self.base = margin + (1 - num_tasks * margin) * grid
 
     def sample(self, step: int, total_steps: int, generator: torch.Generator | None = None) -> Tensor:
         exponent = _progress(step, total_steps) / self.temperature

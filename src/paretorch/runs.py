@@ -44,6 +44,7 @@ from paretorch.parameterisations import ParetoModel
 from paretorch.scenes import SCENE_DATASETS, SCENE_LOSSES, load_scenes, scene_metric
 from paretorch.training import Accuracy, Front, MeanLoss, StackedTrainer, Trainer, evaluate_front
 from paretorch.training import distributed as dist_state
+from paretorch.training.epoch_logs import check_log_kinds
 
 __all__ = ["DEFAULTS", "RunConfig", "evaluate_run", "load_run", "train_run"]
 
@@ -75,6 +76,7 @@ def validate_run_options(values: Mapping[str, Any]) -> dict[str, Any]:
     run = {name: option.check(values[name]) if name in values else option.default
            for name, option in RUN_OPTIONS.items()}
     check_device(run["device"])
+    check_log_kinds([] if run["log"] is None else [run["log"]] if isinstance(run["log"], str) else run["log"])
     if run["tasks"] is not None and run["dataset"] != "adult-many":
         raise ParetorchError(f"tasks= picks the tasks of dataset adult-many; dataset {run['dataset']} has a fixed "
                              f"{DATASET_TASKS[run['dataset']]}: remove tasks=")
@@ -262,8 +264,17 @@ def _evaluation_chunk(config: RunConfig) -> int:
 
 def _trainer(config: RunConfig, splits: Splits, setup: MethodSetup, target: Path, progress: bool = False
              ) -> Trainer:
-    return setup.trainer(task_losses(splits), run_dir=target, metrics=task_metrics(splits),
-                         progress=progress, distributed=dist_state.active(), eval_chunk=_evaluation_chunk(config))
+    # By task name: the logs, the fronts and the saved model carry the data set's task names.
+    names = splits.task_names
+    return setup.trainer(dict(zip(names, task_losses(splits), strict=True)), run_dir=target,
+                         metrics=dict(zip(names, task_metrics(splits), strict=True)),
+                         progress=progress, distributed=dist_state.active(), eval_chunk=_evaluation_chunk(config),
+                         logs=_log_kinds(config))
+
+
+def _log_kinds(config: RunConfig) -> list[str]:
+    value = config["log"]
+    return [] if value is None else [value] if isinstance(value, str) else list(value)
 
 
 @contextlib.contextmanager

@@ -53,8 +53,11 @@ class LossOutput:
     parts: dict[str, Tensor] = field(default_factory=dict)
 
     def logs(self) -> dict[str, float]:
-        """Plain numbers for a logger: the objective, the regularisers' sum and each regulariser."""
-        return {"loss": float(self.objective), "regulariser": float(self.regularisers)} | {
+        """Plain numbers for a logger: the weighted task loss per preference (the objective divided by the M
+        preferences of the step, so that its scale does not depend on M), the regularisers' sum and each
+        regulariser."""
+        count = max(self.prefs.shape[0], 1)
+        return {"loss": float(self.objective) / count, "regulariser": float(self.regularisers)} | {
             name: float(value) for name, value in self.parts.items()}
 
 

@@ -20,6 +20,7 @@ from paretorch.objectives import GradientSource, Objective
 from paretorch.parameterisations import ParetoModel
 from paretorch.preferences import PreferenceSampler
 from paretorch.training import distributed as dist_state
+from paretorch.training.epoch_logs import EpochLog, check_log_kinds, make_logs
 from paretorch.training.evaluation import Front, TaskMetric, evaluate_front, evaluate_front_across_processes
 from paretorch.training.loss import ParetoLoss, TaskLoss
 from paretorch.training.regularisers import Regulariser
@@ -113,6 +114,7 @@ class Trainer:
         regularisers: Iterable[Regulariser] = (),
         distributed: bool = False,
         eval_chunk: int = 16,
+        logs: Sequence[str] = (),
     ) -> None:
         if distributed and not dist_state.active():
             raise ParetorchError("distributed=True needs an initialised process group: launch with torchrun and "
@@ -120,6 +122,11 @@ class Trainer:
         self.pm = pm
         self.distributed = distributed
         self.eval_chunk = eval_chunk  # preferences per forward pass in evaluation (fewer for large outputs)
+        self.log_kinds = list(logs)
+        if self.log_kinds and run_dir is None:
+            raise ParetorchError("logs=[...] write into the run directory: give run_dir too")
+        check_log_kinds(self.log_kinds)
+        self._logs: list[EpochLog] = []
         self.config = config or TrainConfig()
         if objective_parameters is not None:  # the argument overrides the config's field
             self.config = replace(self.config, objective_parameters=objective_parameters)
@@ -134,6 +141,9 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.epoch = 0
         self._wrapped_trainable: frozenset[int] | None = None
+        # The hypervolume reference of every validation front of the run, fixed at the first one (for metrics
+        # to minimise it is 1.1 × the worst value then), so that validation hypervolumes compare across epochs.
+        self.val_reference: list[float] | None = None
 
     @property
     def objective(self) -> Objective:
@@ -178,6 +188,7 @@ class Trainer:
             "epoch": self.epoch, "model": self.pm.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "history": self.history, "config": asdict(self.config), "model_config": self.pm.config,
+            "val_reference": self.val_reference,
         } | self.loss.state_dict(), self.checkpoint_path)
 
     def load_checkpoint(self, path: str | os.PathLike[str] | None = None) -> None:
@@ -197,6 +208,8 @@ class Trainer:
                 self.scheduler.load_state_dict(state["scheduler"])
             self.loss.load_state_dict(state)
             self.epoch, self.history = int(state["epoch"]), list(state.get("history", []))
+            reference = state.get("val_reference")
+            self.val_reference = None if reference is None else [float(value) for value in reference]
         except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as error:
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise ParetorchError(f"checkpoint {target} does not match this model and settings ({first_line[:200]}); "
@@ -217,7 +230,8 @@ class Trainer:
         if self.config.clip_grad_norm is not None:
             nn.utils.clip_grad_norm_(self.pm.parameters(), self.config.clip_grad_norm)
         self.optimizer.step()
-        return out.logs()
+        per_task = out.losses.mean(dim=0).tolist()  # each task's loss, averaged over the step's preferences
+        return out.logs() | {f"loss_{self.loss.tasks.label(t)}": value for t, value in enumerate(per_task)}
 
     # ----- epochs -------------------------------------------------------------------------------------------------
     def fit(self, train_loader: Iterable[Any], val_loader: Iterable[Any] | None = None, resume: bool = False
@@ -227,12 +241,19 @@ class Trainer:
         if resume:
             self.load_checkpoint()
             self._write_metrics()  # drop lines a kill left beyond the checkpoint
+        if self.run_dir is not None and dist_state.is_main():
+            self._logs = make_logs(self.log_kinds, self.run_dir, self.epoch)
         steps_per_epoch = len(train_loader)  # type: ignore[arg-type]
         total_steps = cfg.epochs * steps_per_epoch
         device = next(self.pm.parameters()).device
-        while self.epoch < cfg.epochs:
-            with epoch_scope(cfg.seed, self.epoch, train_loader, device):
-                self._train_epoch(train_loader, val_loader, steps_per_epoch, total_steps)
+        try:
+            while self.epoch < cfg.epochs:
+                with epoch_scope(cfg.seed, self.epoch, train_loader, device):
+                    self._train_epoch(train_loader, val_loader, steps_per_epoch, total_steps)
+        finally:
+            for log in self._logs:
+                log.close()
+            self._logs = []
         return self.history
 
     def _train_epoch(self, train_loader: Iterable[Any], val_loader: Iterable[Any] | None, steps_per_epoch: int,
@@ -247,7 +268,7 @@ class Trainer:
         self.loss.start_epoch(self.epoch)
         self.pm.train()
         start = time.perf_counter()
-        running = 0.0
+        sums: dict[str, float] = {}
         batches = enumerate(train_loader)
         bar = None
         if self.progress and dist_state.is_main():
@@ -262,23 +283,31 @@ class Trainer:
         for index, batch in batches:
             step = self.epoch * steps_per_epoch + index
             logs = self.training_step(batch, step, total_steps)
-            running += logs["loss"]
+            for key, value in logs.items():
+                sums[key] = sums.get(key, 0.0) + value
             if bar is not None:
                 last_hv = self.history[-1].get("val_hypervolume") if self.history else None
-                bar.set_postfix(loss=f"{running / (index + 1):.4f}", hv=last_hv)
+                bar.set_postfix(loss=f"{sums['loss'] / (index + 1):.4f}", hv=last_hv)
                 bar.update()
         if bar is not None:
             bar.close()
         if self.scheduler is not None:
             self.scheduler.step()
-        # Every process logs the mean over all of them (each saw its own share of the data).
-        train_loss = float(dist_state.average(torch.tensor(running / max(steps_per_epoch, 1), device=device)))
-        record: dict[str, Any] = {"epoch": self.epoch + 1, "train_loss": train_loss,
+        # Epoch means of the step logs: the loss per preference, each task's loss and each regulariser; every
+        # process logs the mean over all of them (each saw its own share of the data).
+        names = sorted(sums)
+        means = dist_state.average(torch.tensor([sums[name] / max(steps_per_epoch, 1) for name in names],
+                                                dtype=torch.float64, device=device)).tolist() if names else []
+        epoch_means = dict(zip(names, means, strict=True))
+        record: dict[str, Any] = {"epoch": self.epoch + 1, "train_loss": epoch_means.pop("loss", float("nan")),
                                   "seconds": time.perf_counter() - start}
+        record |= {f"train_{name}": value for name, value in epoch_means.items()}
         self.epoch += 1
         if val_loader is not None and self.metrics is not None and (
                 self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs):
-            front = self.evaluate(val_loader, stem=f"front_val_epoch{self.epoch}")
+            front = self.evaluate(val_loader, stem=f"front_val_epoch{self.epoch}", ref=self.val_reference)
+            if self.val_reference is None:
+                self.val_reference = [float(value) for value in front.ref or []] or None
             record["val_hypervolume"] = front.hypervolume["value"]
             record["val_nondominated"] = front.num_nondominated
         self.history.append(record)
@@ -286,6 +315,10 @@ class Trainer:
         # resumed run rewrites from the checkpoint's history, never duplicates one.
         self.save_checkpoint()
         self._write_metrics()
+        for log in self._logs:
+            log.write(self.history)
+        if self.progress and dist_state.is_main():
+            print(_summary(record, cfg.epochs), flush=True)
 
     def _wrap_for_processes(self) -> None:
         """(Re)build the ``DistributedDataParallel`` wrapper over the parameters that train now: DDP fixes the
@@ -306,14 +339,27 @@ class Trainer:
         lines = "".join(json.dumps(to_strict_json(record), allow_nan=False) + "\n" for record in self.history)
         atomic_write_text(self.run_dir / "metrics.jsonl", lines)
 
-    def evaluate(self, loader: Iterable[Any], grid: Tensor | None = None, stem: str | None = None) -> Front:
-        """The front on ``loader`` (saved as ``stem``.json/.csv in the run directory when given)."""
+    def evaluate(self, loader: Iterable[Any], grid: Tensor | None = None, stem: str | None = None,
+                 ref: Sequence[float] | None = None) -> Front:
+        """The front on ``loader`` (saved as ``stem``.json/.csv in the run directory when given); ``ref`` fixes the
+        hypervolume's reference point (default: 0 for metrics to maximise, 1.1 × the worst value otherwise)."""
         if self.metrics is None:
             raise ParetorchError("evaluation needs metrics=[...] (one factory per task) on the Trainer")
-        front = (evaluate_front_across_processes(self.pm, loader, self.metrics, grid, chunk=self.eval_chunk)
-                 if self.distributed else evaluate_front(self.pm, loader, self.metrics, grid, chunk=self.eval_chunk))
+        front = (evaluate_front_across_processes(self.pm, loader, self.metrics, grid, ref, chunk=self.eval_chunk)
+                 if self.distributed else evaluate_front(self.pm, loader, self.metrics, grid, ref, self.eval_chunk))
         if stem is not None and self.run_dir is not None and dist_state.is_main():
             front.save(self.run_dir, stem)
         return front
 
 
+
+
+def _summary(record: Mapping[str, Any], epochs: int) -> str:
+    """One line per epoch for logs and terminals: the loss per preference, validation front and time."""
+    parts = [f"epoch {record['epoch']}/{epochs}", f"train_loss {record['train_loss']:.4f}"]
+    if record.get("val_hypervolume") is not None:
+        parts.append(f"val_hypervolume {record['val_hypervolume']:.4g}")
+    if "val_nondominated" in record:
+        parts.append(f"non-dominated {record['val_nondominated']}")
+    parts.append(f"{record['seconds']:.1f} s")
+    return "  ".join(parts)

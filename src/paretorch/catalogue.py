@@ -1,0 +1,65 @@
+"""Everything a run can be told, in words: the methods with their options, the data sets, the models and
+the keys of a run (``paretorch list`` and ``paretorch train --help`` print it)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from paretorch.errors import ParetorchError
+from paretorch.methods import get_method, method_names
+from paretorch.options import DATASET_HELP, DATASET_TASKS, MODEL_HELP, RUN_OPTIONS, TRAIN_OPTIONS, Option
+
+__all__ = ["SECTIONS", "catalogue", "option_lines"]
+
+SECTIONS = ("methods", "datasets", "models", "keys")
+
+
+def _default(option: Option) -> str:
+    if option.default is None:
+        return "unset"
+    if isinstance(option.default, bool):
+        return str(option.default).lower()
+    return repr(option.default) if isinstance(option.default, str) else f"{option.default:g}" if isinstance(
+        option.default, float) else str(option.default)
+
+
+def option_lines(options: Iterable[Option], indent: str = "  ") -> list[str]:
+    """One line per option: ``name = default``, its meaning, and when it applies.
+
+    >>> from paretorch.options import RUN_OPTIONS
+    >>> option_lines([RUN_OPTIONS["epochs"]])[0].split()[:3]
+    ['epochs', '=', '10']
+    """
+    lines = []
+    for option in options:
+        when = f" [{option.when}]" if option.when else ""
+        lines.append(f"{indent}{option.name} = {_default(option)}".ljust(34) + f" {option.help}{when}")
+    return lines
+
+
+def catalogue(section: str | None = None) -> str:
+    """The text of ``paretorch list`` (all sections, or one of :data:`SECTIONS`)."""
+    if section is not None and section not in SECTIONS:
+        raise ParetorchError(f"unknown section {section!r}; choose one of {', '.join(SECTIONS)}")
+    parts: list[str] = []
+    if section in (None, "methods"):
+        parts.append("methods (method=NAME; their own options below each, as key=value):")
+        for name in method_names():
+            preset = get_method(name)
+            kind = "one model per preference" if preset.discrete else "one steerable model"
+            parts.append(f"  {name}: {preset.summary} ({kind})")
+            parts += option_lines(preset.options.values(), indent="    ")
+    if section in (None, "datasets"):
+        parts.append("datasets (dataset=NAME; local ones read data_source=FOLDER, nothing is downloaded):")
+        parts += [f"  {name} ({DATASET_TASKS[name]} tasks)".ljust(28) + f" {DATASET_HELP[name]}"
+                  for name in DATASET_TASKS]
+    if section in (None, "models"):
+        parts.append("models (model=NAME):")
+        parts += [f"  {name}".ljust(12) + f" {text}" for name, text in MODEL_HELP.items()]
+    if section in (None, "keys"):
+        parts.append("run keys (any method):")
+        parts += option_lines(RUN_OPTIONS.values())
+        parts.append("training keys (any method, where the condition in brackets holds; the preset sets its own "
+                     "defaults, e.g. lr):")
+        parts += option_lines(TRAIN_OPTIONS.values())
+    return "\n".join(parts)

@@ -1,0 +1,200 @@
+"""What a new user meets first: the listing and help of every key, key validation, TOML configs with tables,
+the example config, the per-epoch line, CSV and TensorBoard logs, and `compare` on one reference point."""
+
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from paretorch import ParetorchError, build_method
+from paretorch.cli import flatten_tables, main
+from paretorch.methods import get_method, method_names
+from paretorch.options import DATASET_TASKS, MODELS, RUN_OPTIONS, TRAIN_OPTIONS
+from paretorch.preferences import AnnealedGrid
+from paretorch.runs import validate_run_options
+from paretorch.training import Front, MeanLoss, ParetoLoss
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["dataset=adult", "train_size=256", "val_size=128", "test_size=128", "batch_size=64"]
+
+
+def test_list_names_every_method_option_dataset_model_and_key_with_its_default(capsys):
+    assert main(["list"]) == 0
+    text = capsys.readouterr().out
+    for name in method_names():
+        assert f"  {name}: " in text
+        for option in get_method(name).options:
+            assert f"    {option} = " in text
+    for name in (*DATASET_TASKS, *MODELS):
+        assert f"  {name}" in text
+    for option in (*RUN_OPTIONS, *TRAIN_OPTIONS):
+        assert f"  {option} = " in text
+    assert "temperature = 0.2" in text and "batch_size = 256" in text
+    assert main(["list", "models"]) == 0
+    assert "segnet" in capsys.readouterr().out
+
+
+def test_train_help_shows_every_key_with_its_default(capsys):
+    assert main(["train", "--help"]) == 0
+    text = capsys.readouterr().out
+    for option in (*RUN_OPTIONS, *TRAIN_OPTIONS):
+        assert f"  {option} = " in text, option
+    assert "epochs = 10" in text and "paretorch list methods" in text
+
+
+@pytest.mark.parametrize(("override", "suggestion"), [("batch_sise=64", "batch_size"), ("methd=pamal", "method"),
+                                                      ("method=palroa", "palora"), ("dataset=adultt", "adult")])
+def test_a_misspelt_key_or_value_is_refused_with_the_closest_name(tmp_path, capsys, override, suggestion):
+    assert main(["train", str(tmp_path / "run"), *TINY, override]) == 2
+    error = capsys.readouterr().err
+    assert f"did you mean '{suggestion}'?" in error and error.count("\n") == 1
+    assert not (tmp_path / "run").exists(), "nothing is written for a refused run"
+
+
+def test_config_tables_are_flattened_and_a_key_given_twice_is_refused(tmp_path):
+    assert flatten_tables({"method": "ls", "data": {"dataset": "adult", "sub": {"seed": 3}}}) == \
+        {"method": "ls", "dataset": "adult", "seed": 3}
+    with pytest.raises(ParetorchError, match=r"sets 'epochs' twice \(\[training\] and \[more\]\)"):
+        flatten_tables({"training": {"epochs": 1}, "more": {"epochs": 2}})
+    config = tmp_path / "run.toml"
+    config.write_text('method = "lorpman"\n[data]\ndataset = "adult"\ntrain_size = 256\nval_size = 128\n'
+                      'test_size = 128\nbatch_size = 64\n[training]\nepochs = 1\nlr = 3e-3\n')
+    assert main(["train", str(tmp_path / "run"), "--config", str(config), "--quiet"]) == 0
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert stored["method"] == "lorpman" and stored["lr"] == 3e-3 and stored["train_size"] == 256
+
+
+def test_the_example_config_is_valid_and_trains(tmp_path):
+    example = ROOT / "examples" / "palora_multimnist.toml"
+    from paretorch.cli import _read_config
+
+    values = _read_config(str(example))
+    resolved = validate_run_options(values)
+    assert resolved["method"] == "palora" and resolved["epochs"] == 10 and resolved["log"] == ["csv"]
+    run = tmp_path / "run"
+    assert main(["train", str(run), "--config", str(example), "epochs=1", "train_size=64", "val_size=32",
+                 "test_size=32", "--quiet"]) == 0
+    assert (run / "metrics.csv").exists()
+
+
+def test_a_run_not_on_a_terminal_prints_one_line_per_epoch(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "paretorch", "train", str(tmp_path / "run"), *TINY, "epochs=2",
+                           "method=lorpman"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in lines] == ["1/2", "2/2"]
+    assert all("train_loss" in line and "val_hypervolume" in line for line in lines)
+
+
+def test_csv_and_tensorboard_logs_hold_each_epoch_once_after_a_resume(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "run"
+    assert main(["train", str(run), *TINY, "method=lorpman", "epochs=1", 'log=["csv", "tensorboard"]',
+                 "--quiet"]) == 0
+    assert main(["train", str(run), "--resume", "epochs=3", "--quiet"]) == 0
+    rows = (run / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    assert header[:2] == ["epoch", "train_loss"] and "val_hypervolume" in header
+    assert [row.split(",")[0] for row in rows[1:]] == ["1", "2", "3"]
+    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    scalars = events.Scalars("train/loss")
+    assert [event.step for event in scalars] == [1, 2, 3]
+    assert [event.value for event in scalars] == pytest.approx([record["train_loss"] for record in history])
+    assert main(["train", str(tmp_path / "bad"), *TINY, "log=wandb"]) == 2
+
+
+def _front(values, names=("a_mse", "b_mse"), hib=(False, False), method="x"):
+    values = np.asarray(values, dtype=float)
+    prefs = np.linspace(0, 1, len(values))
+    return Front(np.stack([prefs, 1 - prefs], axis=1), values, list(names), list(hib), extra={"method": method})
+
+
+def test_compare_takes_every_hypervolume_from_one_reference_and_refuses_other_tasks(tmp_path, capsys):
+    first, second = tmp_path / "first", tmp_path / "second"
+    _front([[1.0, 3.0], [2.0, 2.0], [3.0, 1.0]]).save(first, "front_test")
+    _front([[2.0, 6.0], [6.0, 2.0]]).save(second, "front_test")  # worse: its own 1.1 × worst reference flatters it
+    assert main(["compare", str(first), str(second)]) == 0
+    out = capsys.readouterr().out
+    reference = [6.6, 6.6]  # 1.1 × the worst value of both runs, per task
+    assert "hypervolume reference [6.6, 6.6]" in out.replace("6.6000000000000005", "6.6")
+    for run, values in ((first, [[1.0, 3.0], [2.0, 2.0], [3.0, 1.0]]), (second, [[2.0, 6.0], [6.0, 2.0]])):
+        expected = Front(np.zeros((len(values), 2)), np.asarray(values), ["a_mse", "b_mse"], [False, False],
+                         ref=reference).hypervolume["value"]
+        line = next(line for line in out.splitlines() if line.startswith(run.name))
+        assert f"{expected:.4f}" in line
+    other = tmp_path / "other"
+    _front([[1.0, 3.0], [3.0, 1.0]], names=("c_acc", "d_acc"), hib=(True, True)).save(other, "front_test")
+    assert main(["compare", str(first), str(other)]) == 2
+    assert "compare runs of the same tasks and metrics only" in capsys.readouterr().err
+
+
+class _Regression(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Linear(4, 16)
+        self.heads = torch.nn.ModuleList([torch.nn.Linear(16, 1), torch.nn.Linear(16, 1)])
+
+    def forward(self, x):
+        z = torch.tanh(self.body(x))
+        return [head(z).squeeze(-1) for head in self.heads]
+
+
+def _regression_data():
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(128, 4, generator=generator)
+    y = torch.stack([x[:, 0] - x[:, 1], x[:, 2] * x[:, 3]], dim=1)
+    return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=32)
+
+
+def test_validation_hypervolume_keeps_the_first_epochs_reference_through_a_resume(tmp_path):
+    def trainer(epochs):
+        torch.manual_seed(0)
+        setup = build_method("lorpman", _Regression(), 2, epochs=epochs, rank=2, lr=1e-2)
+        metric = lambda: MeanLoss(F.mse_loss, "mse")  # noqa: E731
+        return setup.trainer([F.mse_loss, F.mse_loss], run_dir=tmp_path / "run", metrics=[metric, metric])
+
+    data = _regression_data()
+    trainer(2).fit(data, data)
+    trainer(4).fit(data, data, resume=True)
+    fronts = [json.loads((tmp_path / "run" / f"front_val_epoch{k}.json").read_text()) for k in range(1, 5)]
+    references = [front["hypervolume"]["ref"] for front in fronts]
+    assert all(reference == references[0] for reference in references)
+    worst = np.max(np.asarray(fronts[0]["values"]), axis=0)
+    assert references[0] == pytest.approx((1.1 * worst).tolist())
+    # Losses fall, so a later front's own worst value would have given another reference.
+    assert np.max(np.asarray(fronts[-1]["values"]), axis=0).max() < worst.max()
+
+
+def test_train_loss_is_per_preference_whatever_the_number_of_preferences():
+    x, y = torch.randn(16, 4), torch.randn(16, 2)
+    logs = []
+    for m in (1, 4):
+        torch.manual_seed(0)
+        setup = build_method("palora", _Regression(), 2, epochs=1, m=m)
+        loss = ParetoLoss(setup.pm, [F.mse_loss, F.mse_loss], setup.sampler, total_steps=10)
+        logs.append(loss((x, y), step=0).logs()["loss"])  # at step 0 every annealed ray is the centre
+    assert logs[0] == pytest.approx(logs[1], rel=1e-6)
+
+
+def test_annealed_rays_with_a_margin_start_inside_the_simplex_and_sharpen_gradually():
+    sampler = AnnealedGrid(2, m=5, temperature=0.2, margin=0.01)
+    torch.testing.assert_close(sampler.base[:, 0], torch.linspace(0.01, 0.99, 5, dtype=torch.float64))
+    edges = [float(sampler.sample(step, 100)[0, 0]) for step in (0, 10, 50, 100)]
+    assert edges[0] == pytest.approx(0.5) and all(a > b > 0 for a, b in itertools.pairwise(edges))
+    # Without a margin, the edge ray is a vertex from the first step on.
+    assert float(AnnealedGrid(2, m=5, temperature=0.2).sample(1, 100)[0, 0]) == 0.0
+    with pytest.raises(ParetorchError, match="margin must be in"):
+        AnnealedGrid(3, margin=0.4)
+    # The official code's power 5τ: Q = 0.2 gives λ̃^(5τ) normalised.
+    tau = 50 / 99  # step 50 of 100: τ runs from 0 at the first step to 1 at the last
+    base = sampler.base.pow(5 * tau)
+    torch.testing.assert_close(sampler.sample(50, 100), (base / base.sum(1, keepdim=True)).float())
