@@ -32,60 +32,155 @@ def _pyplot():  # type: ignore[no-untyped-def]
 
 
 def _simplex_xy(prefs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    corners = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, np.sqrt(3) / 2]])
-    xy = prefs @ corners
+    xy = prefs @ _CORNERS
     return xy[:, 0], xy[:, 1]
+
+
+_CORNERS = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, np.sqrt(3) / 2]])
+
+
+def _axis_label(name: str, higher_is_better: bool, vertical: bool = False) -> str:
+    arrow = ("↑" if higher_is_better else "↓") if vertical else ("→" if higher_is_better else "←")
+    return f"{name}  ({'higher' if higher_is_better else 'lower'} is better {arrow})"
+
+
+def _is_discrete(front: Front) -> bool:
+    """Whether a front is a set of separately trained models (LS, STL, MGDA…) rather than one steerable model."""
+    if "discrete" in front.extra:
+        return bool(front.extra["discrete"])
+    from paretorch.methods import get_method, method_names
+
+    method = front.extra.get("method")
+    return method in method_names() and get_method(method).discrete
+
+
+def _legend_label(front: Front, label: str) -> str:
+    method = front.extra.get("method")
+    named = label if method is None or method == label else f"{label} ({method})"
+    return f"{named}, HV {front.hypervolume_text()}"
+
+
+def _common_reference(fronts: Sequence[Front]) -> list[Front]:
+    """The fronts with one hypervolume reference (0 for maximised metrics, 1.1 × the worst value of all fronts
+    for minimised ones), so that the hypervolumes in the legend compare; fronts of other metrics are refused."""
+    first = fronts[0]
+    for front in fronts[1:]:
+        if front.metric_names != first.metric_names or front.higher_is_better != first.higher_is_better:
+            raise ParetorchError(f"cannot draw fronts of {front.metric_names} and {first.metric_names} together: "
+                                 "plot runs of the same tasks and metrics")
+    worst = np.nanmax(np.concatenate([front.values for front in fronts]), axis=0)
+    reference = [0.0 if higher else float(1.1 * bad) for higher, bad in zip(first.higher_is_better, worst,
+                                                                              strict=True)]
+    return [Front(f.preferences, f.values, f.metric_names, f.higher_is_better, ref=reference, extra=f.extra)
+            for f in fronts]
+
+
+def _better_arrow(axis, higher: Sequence[bool]) -> None:  # type: ignore[no-untyped-def]
+    # An arrow towards the corner where both metrics improve.
+    x = 0.92 if higher[0] else 0.08
+    y = 0.92 if higher[1] else 0.08
+    axis.annotate("better", xy=(x, y), xytext=(0.5 + (x - 0.5) * 0.55, 0.5 + (y - 0.5) * 0.55),
+                  xycoords="axes fraction", textcoords="axes fraction", ha="center", va="center", fontsize=8,
+                  color="0.35", arrowprops={"arrowstyle": "->", "color": "0.35"})
+
+
+def _plot_two(plt, fronts: Sequence[Front], labels: Sequence[str]):  # type: ignore[no-untyped-def]
+    figure, axis = plt.subplots(figsize=(7, 5.5))
+    names, higher = fronts[0].metric_names, fronts[0].higher_is_better
+    for index, (front, label) in enumerate(zip(fronts, labels, strict=True)):
+        colour = f"C{index}"
+        order = np.argsort(front.preferences[:, 0])
+        values, keep = front.values[order], front.nondominated[order]
+        if _is_discrete(front):  # separate models: points, not a curve
+            axis.scatter(values[:, 0], values[:, 1], marker="s", s=36, color=colour, label=_legend_label(front, label))
+        else:
+            axis.plot(values[:, 0], values[:, 1], "-o", color=colour, alpha=0.85, markersize=4,
+                      label=_legend_label(front, label))
+        axis.scatter(values[keep, 0], values[keep, 1], s=90, facecolors="none", edgecolors=colour, linewidths=1.2)
+        # The weight on the first task at the ends and every other point, alternately above and below.
+        step = max(1, len(values) // 5)
+        for position, (pref, value) in enumerate(zip(front.preferences[order], values, strict=True)):
+            if position % step and position != len(values) - 1:
+                continue
+            offset = (6, 6) if (position // step + index) % 2 == 0 else (6, -11)
+            axis.annotate(f"{pref[0]:.2g}", value, textcoords="offset points", xytext=offset, fontsize=7,
+                          color=colour)
+    axis.set_xlabel(_axis_label(names[0], higher[0]))
+    axis.set_ylabel(_axis_label(names[1], higher[1], vertical=True))
+    _better_arrow(axis, higher)
+    axis.legend(title=f"circled: non-dominated; numbers: weight on {names[0]}", fontsize=8, title_fontsize=8)
+    axis.grid(alpha=0.25)
+    return figure
+
+
+def _plot_three(plt, fronts: Sequence[Front], labels: Sequence[str]):  # type: ignore[no-untyped-def]
+    names, higher = fronts[0].metric_names, fronts[0].higher_is_better
+    figure = plt.figure(figsize=(16, 4.6 * len(fronts)))
+    everything = np.concatenate([front.values for front in fronts])
+    # One colour scale per task, shared by every run: the same colour means the same value in every triangle.
+    limits = [(np.nanmin(everything[:, t]), np.nanmax(everything[:, t])) for t in range(3)]
+    corner_names = [name.rsplit("_", 1)[0] for name in names]
+    for row, (front, label) in enumerate(zip(fronts, labels, strict=True)):
+        x, y = _simplex_xy(front.preferences)
+        for task in range(3):
+            axis = figure.add_subplot(len(fronts), 4, 4 * row + task + 1)
+            points = axis.scatter(x, y, c=front.values[:, task], cmap="viridis" if higher[task] else "viridis_r",
+                                  vmin=limits[task][0], vmax=limits[task][1], s=40)
+            # Yellow is the better end of every scale (a reversed map for metrics to minimise).
+            figure.colorbar(points, ax=axis, fraction=0.046,
+                            label=f"{'higher' if higher[task] else 'lower'} is better (yellow)")
+            axis.plot(*np.vstack([_CORNERS, _CORNERS[:1]]).T, color="0.6", linewidth=0.8)
+            for corner, name, (dx, dy) in zip(_CORNERS, corner_names, ((-0.02, -0.07), (0.02, -0.07), (0, 0.04)),
+                                              strict=True):
+                axis.text(corner[0] + dx, corner[1] + dy, name, ha="center", fontsize=7)
+            axis.set_title(f"{_legend_label(front, label)}\n{names[task]}", fontsize=8)
+            axis.set_xlim(-0.15, 1.15)
+            axis.set_ylim(-0.12, 0.98)
+            axis.set_axis_off()
+        axis3d = figure.add_subplot(len(fronts), 4, 4 * row + 4, projection="3d")
+        keep = front.nondominated
+        axis3d.scatter(*front.values[keep].T, c="tab:blue", label="non-dominated")
+        axis3d.scatter(*front.values[~keep].T, c="tab:red", label="dominated")
+        for setter, name, better in zip((axis3d.set_xlabel, axis3d.set_ylabel, axis3d.set_zlabel), names, higher,
+                                        strict=True):
+            setter(f"{name} ({'↑' if better else '↓'})", fontsize=7)
+        axis3d.legend(fontsize=7)
+    return figure
+
+
+def _plot_many(plt, fronts: Sequence[Front], labels: Sequence[str]):  # type: ignore[no-untyped-def]
+    names, higher = fronts[0].metric_names, fronts[0].higher_is_better
+    tasks = len(names)
+    figure, axis = plt.subplots(figsize=(max(8, tasks * 0.4), 5.5))
+    for index, (front, label) in enumerate(zip(fronts, labels, strict=True)):
+        for row, value in enumerate(front.values):
+            axis.plot(range(tasks), value, alpha=0.3, color=f"C{index}",
+                      label=_legend_label(front, label) if row == 0 else None)
+    axis.set_xticks(range(tasks), [f"{name} {'↑' if better else '↓'}" for name, better in zip(names, higher,
+                                                                                           strict=True)],
+                    rotation=90, fontsize=7)
+    axis.set_ylabel("metric (↑: higher is better, ↓: lower)")
+    axis.legend(fontsize=8)
+    return figure
 
 
 def plot_fronts(fronts: Sequence[Front], labels: Sequence[str], path: str | os.PathLike[str],
                 title: str = "") -> Path:
-    """Draw one or more fronts (same tasks) into a PNG at ``path``."""
+    """Draw one or more fronts of the same tasks into a PNG at ``path``.
+
+    Axes and legend carry the task names and which way is better; the legend gives each run's method and its
+    hypervolume, all from one reference point; discrete methods (separately trained models) are points, not
+    a curve. 2 tasks: the front in metric space, labelled by the weight on the first task. 3 tasks: one
+    simplex triangle per task coloured by its metric on a scale shared by every run (PaMaL Fig. 5), corners
+    named, and a 3-D scatter. More tasks: parallel coordinates.
+    """
     plt = _pyplot()
     if not fronts:
         raise ParetorchError("nothing to plot: give at least one front")
+    fronts = _common_reference(fronts)
     tasks = fronts[0].values.shape[1]
-    names = fronts[0].metric_names
-    if tasks == 2:
-        figure, axis = plt.subplots(figsize=(6.5, 5.5))
-        for front, label in zip(fronts, labels, strict=True):
-            order = np.argsort(front.preferences[:, 0])
-            values = front.values[order]
-            line = axis.plot(values[:, 0], values[:, 1], "-o", alpha=0.8, label=label, markersize=4)[0]
-            keep = front.nondominated[order]
-            axis.scatter(values[keep, 0], values[keep, 1], s=60, facecolors="none",
-                         edgecolors=line.get_color())
-            for pref, value in zip(front.preferences[order], values, strict=True):
-                axis.annotate(f"{pref[0]:.1f}", value, textcoords="offset points", xytext=(4, 4), fontsize=7,
-                              color=line.get_color())
-        axis.set_xlabel(names[0])
-        axis.set_ylabel(names[1])
-        axis.legend(title="circled: non-dominated; labels: weight on task 1", fontsize=8, title_fontsize=8)
-    elif tasks == 3:
-        figure = plt.figure(figsize=(16, 4.5 * len(fronts)))
-        for row, (front, label) in enumerate(zip(fronts, labels, strict=True)):
-            x, y = _simplex_xy(front.preferences)
-            for task in range(3):
-                axis = figure.add_subplot(len(fronts), 4, 4 * row + task + 1)
-                points = axis.scatter(x, y, c=front.values[:, task], cmap="viridis", s=40)
-                figure.colorbar(points, ax=axis, fraction=0.046)
-                axis.set_title(f"{label}: {names[task]}", fontsize=9)
-                axis.set_axis_off()
-            axis3d = figure.add_subplot(len(fronts), 4, 4 * row + 4, projection="3d")
-            keep = front.nondominated
-            axis3d.scatter(*front.values[keep].T, c="tab:blue", label="non-dominated")
-            axis3d.scatter(*front.values[~keep].T, c="tab:red", label="dominated")
-            axis3d.set_xlabel(names[0], fontsize=7)
-            axis3d.set_ylabel(names[1], fontsize=7)
-            axis3d.set_zlabel(names[2], fontsize=7)
-            axis3d.legend(fontsize=7)
-    else:
-        figure, axis = plt.subplots(figsize=(max(8, tasks * 0.4), 5))
-        for front, label in zip(fronts, labels, strict=True):
-            for index, value in enumerate(front.values):
-                axis.plot(range(tasks), value, alpha=0.3, color=f"C{labels.index(label)}",
-                          label=label if index == 0 else None)
-        axis.set_xticks(range(tasks), names, rotation=90, fontsize=7)
-        axis.legend()
+    draw = _plot_two if tasks == 2 else _plot_three if tasks == 3 else _plot_many
+    figure = draw(plt, fronts, labels)
     if title:
         figure.suptitle(title)
     figure.tight_layout()

@@ -457,6 +457,7 @@ def evaluate_run(run: LoadedRun, split: str = "test") -> Front:
     training = run.directory / "training.json"
     front.extra = {
         "method": run.config["method"], "dataset": run.config["dataset"], "split": split,
+        "discrete": _discrete(run.config),
         "parameters": sum(r.base_total + r.added_total for r in report),
         "base_parameters": report[0].base_total,
         "overhead_percent": 100.0 * (sum(r.base_total + r.added_total for r in report) / report[0].base_total - 1),

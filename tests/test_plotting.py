@@ -1,0 +1,42 @@
+"""Plots: every task count draws, the legend's hypervolumes share one reference, discrete runs are points and
+fronts of other tasks are refused."""
+
+import numpy as np
+import pytest
+
+from paretorch import ParetorchError
+from paretorch.plotting import _common_reference, _is_discrete, plot_fronts
+from paretorch.preferences import simplex_grid
+from paretorch.training import Front
+
+
+def _front(tasks, shift=0.0, method="palora", higher=True, discrete=None):
+    prefs = simplex_grid(tasks).numpy() if tasks <= 3 else np.full((5, tasks), 1 / tasks)
+    values = 0.5 + 0.3 * prefs + shift
+    extra = {"method": method} | ({} if discrete is None else {"discrete": discrete})
+    return Front(prefs, values, [f"t{t}_acc" for t in range(tasks)], [higher] * tasks, extra=extra)
+
+
+@pytest.mark.parametrize("tasks", [2, 3, 5])
+def test_fronts_of_any_task_count_are_drawn(tmp_path, tasks):
+    path = plot_fronts([_front(tasks), _front(tasks, -0.1, "ls")], ["a", "b"], tmp_path / "f.png", title="t")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_legend_hypervolumes_share_one_reference_and_other_tasks_are_refused():
+    better = _front(2, higher=False)
+    worse = _front(2, 0.5, higher=False)
+    shared = _common_reference([better, worse])
+    assert shared[0].ref == shared[1].ref == pytest.approx((1.1 * worse.values.max(axis=0)).tolist())
+    # With its own reference each front is measured against a point of its own; with the shared one the front
+    # that is better everywhere has the larger hypervolume.
+    assert better.ref != shared[0].ref
+    assert shared[0].hypervolume["value"] > shared[1].hypervolume["value"]
+    with pytest.raises(ParetorchError, match="plot runs of the same tasks"):
+        _common_reference([_front(2), _front(3)])
+
+
+def test_discrete_methods_are_recognised_from_the_front():
+    assert _is_discrete(_front(2, method="ls")) and _is_discrete(_front(2, method="stl"))
+    assert not _is_discrete(_front(2, method="palora"))
+    assert _is_discrete(_front(2, method="mine", discrete=True))
