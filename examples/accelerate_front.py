@@ -28,7 +28,7 @@ def main(epochs: int = 8, out: str | Path = "paretorch-runs/accelerate", seed: i
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     train = DataLoader(conflicting_data(512, seed), batch_size=64, shuffle=True,
                        generator=torch.Generator().manual_seed(seed))
-    optimizer = torch.optim.Adam(setup.pm.parameters(), lr=setup.config.lr)
+    optimizer = torch.optim.Adam(setup.parameter_groups())
     model, optimizer, train = accelerator.prepare(setup.pm, optimizer, train)
     # The loss needs the ParetoModel itself (multi_forward); under DDP prepare() returns a wrapper around it.
     loss = setup.loss({"left": F.mse_loss, "right": F.mse_loss}, total_steps=epochs * len(train))

@@ -61,7 +61,7 @@ class ParetoLightningModule(L.LightningModule):
         return result.loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.pm.parameters(), lr=self.setup_.config.lr)
+        return torch.optim.Adam(self.setup_.parameter_groups())
 
 
 def main(epochs: int = 8, out: str | Path = "paretorch-runs/lightning", seed: int = 0) -> paretorch.Front:

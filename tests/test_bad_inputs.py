@@ -121,9 +121,11 @@ CASES: dict[str, Case] = {
     "config-bad-toml": Case(["train", "{new}", "--config", "{tmp}/bad.toml"], "is not valid TOML",
                             prepare=lambda run, tmp: (tmp / "bad.toml").write_text("lr = = 3\n")),
     "config-is-a-folder": Case(["train", "{new}", "--config", "{tmp}"], "cannot read config file"),
-    "config-nested-table": Case(["train", "{new}", "--config", "{tmp}/nested.toml", *TINY],
-                                "unknown option 'training'",
-                                prepare=lambda run, tmp: (tmp / "nested.toml").write_text("[training]\nlr = 0.1\n")),
+    # Tables only group keys: one key in two tables is ambiguous.
+    "config-key-in-two-tables": Case(["train", "{new}", "--config", "{tmp}/nested.toml", *TINY],
+                                     "sets 'lr' twice ([training] and [more])",
+                                     prepare=lambda run, tmp: (tmp / "nested.toml").write_text(
+                                         "[training]\nlr = 0.1\n[more]\nlr = 0.2\n")),
     # ----- train: run directories
     "run-dir-is-a-file": Case(["train", "{tmp}/file", *TINY], "is a file",
                               prepare=lambda run, tmp: (tmp / "file").write_text("x")),

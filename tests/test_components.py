@@ -183,7 +183,7 @@ def test_paretoloss_in_a_hand_written_loop_gives_the_trainers_weights(method, op
 
     pm = by_hand.pm
     loss = by_hand.loss([F.mse_loss, F.mse_loss], total_steps=epochs * len(batches))
-    optimizer = torch.optim.Adam(pm.parameters(), lr=1e-2)
+    optimizer = torch.optim.Adam(by_hand.parameter_groups())  # the method's learning rates (PaLoRA: lr × T)
     for epoch in range(epochs):
         loss.start_epoch(epoch)  # the loss's random streams, derived from (seed, epoch)
         if by_hand.config.freeze_epoch is not None and epoch >= by_hand.config.freeze_epoch:

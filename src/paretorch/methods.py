@@ -33,7 +33,7 @@ from paretorch.parameterisations import ParetoModel, conditioned, ensemble, film
 from paretorch.preferences import AnnealedGrid, Dirichlet, Fixed, PreferenceSampler, simplex_grid, unit_vectors
 from paretorch.training.loss import ParetoLoss, TaskLoss
 from paretorch.training.regularisers import CosineAlignment, MultiForwardOrdering, Orthogonality, Regulariser
-from paretorch.training.trainer import TrainConfig, Trainer, configured_loss
+from paretorch.training.trainer import TrainConfig, Trainer, configured_loss, parameter_groups
 
 __all__ = [
     "MethodPreset",
@@ -202,6 +202,11 @@ class MethodSetup:
         """The method's :class:`~paretorch.ParetoLoss` for your own training loop."""
         return configured_loss(self.pm, losses, self.sampler, self.config, self.objective, self.regularisers,
                                total_steps)
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """Parameter groups for your own optimiser, with the method's learning rates (adapters or ensemble
+        members at lr × T where the preset says so): ``torch.optim.Adam(setup.parameter_groups())``."""
+        return parameter_groups(self.pm, self.config)
 
     def trainer(self, losses: Sequence[TaskLoss], **kwargs: Any) -> Trainer:
         """A :class:`~paretorch.Trainer` of this method (keyword arguments go to the Trainer and may replace the

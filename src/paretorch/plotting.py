@@ -56,7 +56,7 @@ def _is_discrete(front: Front) -> bool:
 
 def _legend_label(front: Front, label: str) -> str:
     method = front.extra.get("method")
-    named = label if method is None or method == label else f"{label} ({method})"
+    named = label if method is None or method in label else f"{label} ({method})"
     return f"{named}, HV {front.hypervolume_text()}"
 
 
@@ -75,13 +75,10 @@ def _common_reference(fronts: Sequence[Front]) -> list[Front]:
             for f in fronts]
 
 
-def _better_arrow(axis, higher: Sequence[bool]) -> None:  # type: ignore[no-untyped-def]
-    # An arrow towards the corner where both metrics improve.
-    x = 0.92 if higher[0] else 0.08
-    y = 0.92 if higher[1] else 0.08
-    axis.annotate("better", xy=(x, y), xytext=(0.5 + (x - 0.5) * 0.55, 0.5 + (y - 0.5) * 0.55),
-                  xycoords="axes fraction", textcoords="axes fraction", ha="center", va="center", fontsize=8,
-                  color="0.35", arrowprops={"arrowstyle": "->", "color": "0.35"})
+def _better_direction(higher: Sequence[bool]) -> str:
+    """The arrow pointing to where both metrics improve (for the legend: a floating arrow would cover points)."""
+    return {(True, True): "↗", (True, False): "↘", (False, True): "↖", (False, False): "↙"}[
+        (bool(higher[0]), bool(higher[1]))]
 
 
 def _plot_two(plt, fronts: Sequence[Front], labels: Sequence[str]):  # type: ignore[no-untyped-def]
@@ -107,8 +104,8 @@ def _plot_two(plt, fronts: Sequence[Front], labels: Sequence[str]):  # type: ign
                           color=colour)
     axis.set_xlabel(_axis_label(names[0], higher[0]))
     axis.set_ylabel(_axis_label(names[1], higher[1], vertical=True))
-    _better_arrow(axis, higher)
-    axis.legend(title=f"circled: non-dominated; numbers: weight on {names[0]}", fontsize=8, title_fontsize=8)
+    axis.legend(title=f"better: {_better_direction(higher)}; circled: non-dominated; numbers: weight on {names[0]}",
+                fontsize=8, title_fontsize=8)
     axis.grid(alpha=0.25)
     return figure
 

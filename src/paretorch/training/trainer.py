@@ -25,7 +25,7 @@ from paretorch.training.evaluation import Front, TaskMetric, evaluate_front, eva
 from paretorch.training.loss import ParetoLoss, TaskLoss
 from paretorch.training.regularisers import Regulariser
 
-__all__ = ["TrainConfig", "Trainer", "configured_loss"]
+__all__ = ["TrainConfig", "Trainer", "configured_loss", "parameter_groups"]
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -64,6 +64,26 @@ def build_optimizer(params: Iterable[Any], config: TrainConfig) -> torch.optim.O
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     raise ParetorchError(f"unknown optimizer {config.optimizer!r}; use 'adam' or 'sgd'")
+
+
+def parameter_groups(pm: ParetoModel, config: TrainConfig) -> list[dict[str, Any]]:
+    """The optimiser's parameter groups for ``pm`` under ``config``: the preference-mixed parameters (adapters,
+    ensemble members) at ``lr × T`` when ``member_lr_multiplier`` is set (PaMaL §4.2, PaLoRA's official code),
+    everything else at ``lr``. Give them to your own optimiser to train as the Trainer does.
+
+    >>> import torch
+    >>> from paretorch import build_method
+    >>> setup = build_method("palora", torch.nn.Sequential(torch.nn.Linear(4, 2)), 2)
+    >>> [round(group["lr"], 6) for group in parameter_groups(setup.pm, setup.config)]
+    [0.002, 0.001]
+    """
+    adapters = {id(p) for p in pm.adapter_parameters()}
+    member_scale = pm.num_tasks if config.member_lr_multiplier else 1
+    groups = [
+        {"params": [p for p in pm.parameters() if id(p) in adapters], "lr": config.lr * member_scale},
+        {"params": [p for p in pm.parameters() if id(p) not in adapters], "lr": config.lr},
+    ]
+    return [group for group in groups if group["params"]]
 
 
 def configured_loss(pm: ParetoModel, losses: Sequence[TaskLoss] | Mapping[str, TaskLoss], sampler: PreferenceSampler,
@@ -155,14 +175,7 @@ class Trainer:
 
     # ----- set-up ------------------------------------------------------------------------------------------------
     def _build_optimizer(self) -> torch.optim.Optimizer:
-        cfg = self.config
-        adapters = {id(p) for p in self.pm.adapter_parameters()}
-        member_scale = self.pm.num_tasks if cfg.member_lr_multiplier else 1
-        groups = [
-            {"params": [p for p in self.pm.parameters() if id(p) in adapters], "lr": cfg.lr * member_scale},
-            {"params": [p for p in self.pm.parameters() if id(p) not in adapters], "lr": cfg.lr},
-        ]
-        return build_optimizer([g for g in groups if g["params"]], cfg)
+        return build_optimizer(parameter_groups(self.pm, self.config), self.config)
 
     def _build_scheduler(self) -> torch.optim.lr_scheduler.LRScheduler | None:
         cfg = self.config
