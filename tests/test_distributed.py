@@ -6,7 +6,6 @@ line under torchrun gives the run of one process, resumes, and writes the run di
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 
@@ -74,29 +73,27 @@ def _train(shard: slice, distributed: bool, case: str = "lorpman") -> dict[str, 
     return {name: value.detach().clone() for name, value in setup.pm.state_dict().items()}
 
 
-def _worker(rank: int, world: int, port: int, folder: str) -> None:
-    os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
+def _worker(rank: int, world: int, folder: str) -> None:
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    # A file store: no TCP store server whose thread outlives its peers (nor a port to find).
+    dist.init_process_group("gloo", init_method=f"file://{os.path.join(folder, 'store')}", rank=rank,
+                            world_size=world)
     try:
         share = BATCH // world
         for case in CASES:
             weights = _train(slice(rank * share, (rank + 1) * share), distributed=True, case=case)
             torch.save(weights, os.path.join(folder, f"{case}-rank{rank}.pt"))
+        # Neither process leaves while the other still talks to it: gloo aborts a process whose peer (or the
+        # store rank 0 hosts) went away mid-conversation ("terminate called without an active exception").
+        dist.barrier()
     finally:
         dist.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def two_process_weights(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ddp")
-    mp.spawn(_worker, args=(2, _free_port(), str(folder)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, str(folder)), nprocs=2, join=True)
     return {case: [torch.load(folder / f"{case}-rank{rank}.pt", weights_only=True) for rank in range(2)]
             for case in CASES}
 

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 from paretorch import ParetorchError
-from paretorch.plotting import _common_reference, _is_discrete, plot_fronts
+from paretorch.plotting import _is_discrete, plot_fronts
 from paretorch.preferences import simplex_grid
 from paretorch.training import Front
+from paretorch.training.evaluation import on_common_reference
 
 
 def _front(tasks, shift=0.0, method="palora", higher=True, discrete=None):
@@ -26,14 +27,14 @@ def test_fronts_of_any_task_count_are_drawn(tmp_path, tasks):
 def test_legend_hypervolumes_share_one_reference_and_other_tasks_are_refused():
     better = _front(2, higher=False)
     worse = _front(2, 0.5, higher=False)
-    shared = _common_reference([better, worse])
+    shared = on_common_reference([better, worse])
     assert shared[0].ref == shared[1].ref == pytest.approx((1.1 * worse.values.max(axis=0)).tolist())
     # With its own reference each front is measured against a point of its own; with the shared one the front
     # that is better everywhere has the larger hypervolume.
     assert better.ref != shared[0].ref
     assert shared[0].hypervolume["value"] > shared[1].hypervolume["value"]
-    with pytest.raises(ParetorchError, match="plot runs of the same tasks"):
-        _common_reference([_front(2), _front(3)])
+    with pytest.raises(ParetorchError, match="compare runs of the same tasks"):
+        on_common_reference([_front(2), _front(3)])
 
 
 def test_discrete_methods_are_recognised_from_the_front():

@@ -155,29 +155,12 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _common_reference(fronts: list[Any], runs: Sequence[str]) -> list[float]:
-    """One hypervolume reference for fronts of the same tasks and metrics, else a one-line refusal: 0 for
-    metrics to maximise, 1.1 × the worst value of all runs for metrics to minimise."""
-    first = fronts[0]
-    for run, front in zip(runs[1:], fronts[1:], strict=True):
-        if front.metric_names != first.metric_names or front.higher_is_better != first.higher_is_better:
-            raise ParetorchError(f"{run} measures {front.metric_names} but {runs[0]} measures {first.metric_names}: "
-                                 "compare runs of the same tasks and metrics only")
-    import numpy as np
-
-    worst = np.nanmax(np.concatenate([front.values for front in fronts]), axis=0)
-    return [0.0 if higher else float(1.1 * bad) for higher, bad in zip(first.higher_is_better, worst, strict=True)]
-
-
 def _compare(args: argparse.Namespace) -> int:
-    from paretorch.training import Front
+    from paretorch.training.evaluation import on_common_reference
 
-    fronts = [_front_of(run, args.split) for run in args.runs]
-    reference = _common_reference(fronts, args.runs)
     # Every hypervolume is taken from the same reference point, so the column compares.
-    fronts = [Front(f.preferences, f.values, f.metric_names, f.higher_is_better, ref=reference, extra=f.extra)
-              for f in fronts]
-    print(f"{len(fronts)} runs on {', '.join(fronts[0].metric_names)}; hypervolume reference {reference}")
+    fronts = on_common_reference([_front_of(run, args.split) for run in args.runs], args.runs)
+    print(f"{len(fronts)} runs on {', '.join(fronts[0].metric_names)}; hypervolume reference {fronts[0].ref}")
     header = f"{'run':<28} {'method':<8} {'HV':>8} {'non-dom':>8} {'spearman':>18} {'params':>10} {'overhead':>9} " \
              f"{'train s':>8}"
     print(header)

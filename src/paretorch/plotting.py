@@ -16,6 +16,7 @@ import numpy as np
 from paretorch._files import atomic_write
 from paretorch.errors import ParetorchError
 from paretorch.training import Front
+from paretorch.training.evaluation import on_common_reference
 
 __all__ = ["plot_fronts"]
 
@@ -58,21 +59,6 @@ def _legend_label(front: Front, label: str) -> str:
     method = front.extra.get("method")
     named = label if method is None or method in label else f"{label} ({method})"
     return f"{named}, HV {front.hypervolume_text()}"
-
-
-def _common_reference(fronts: Sequence[Front]) -> list[Front]:
-    """The fronts with one hypervolume reference (0 for maximised metrics, 1.1 × the worst value of all fronts
-    for minimised ones), so that the hypervolumes in the legend compare; fronts of other metrics are refused."""
-    first = fronts[0]
-    for front in fronts[1:]:
-        if front.metric_names != first.metric_names or front.higher_is_better != first.higher_is_better:
-            raise ParetorchError(f"cannot draw fronts of {front.metric_names} and {first.metric_names} together: "
-                                 "plot runs of the same tasks and metrics")
-    worst = np.nanmax(np.concatenate([front.values for front in fronts]), axis=0)
-    reference = [0.0 if higher else float(1.1 * bad) for higher, bad in zip(first.higher_is_better, worst,
-                                                                              strict=True)]
-    return [Front(f.preferences, f.values, f.metric_names, f.higher_is_better, ref=reference, extra=f.extra)
-            for f in fronts]
 
 
 def _better_direction(higher: Sequence[bool]) -> str:
@@ -174,7 +160,7 @@ def plot_fronts(fronts: Sequence[Front], labels: Sequence[str], path: str | os.P
     plt = _pyplot()
     if not fronts:
         raise ParetorchError("nothing to plot: give at least one front")
-    fronts = _common_reference(fronts)
+    fronts = on_common_reference(fronts, labels)
     tasks = fronts[0].values.shape[1]
     draw = _plot_two if tasks == 2 else _plot_three if tasks == 3 else _plot_many
     figure = draw(plt, fronts, labels)

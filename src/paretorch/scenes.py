@@ -228,10 +228,9 @@ class MeanIoU(TaskMetric):
         return float((hits[present] / union[present]).mean()) if present.any() else float("nan")
 
 
-class DepthError(TaskMetric):
-    """Mean absolute depth error over the split's known pixels. Minimised."""
+class _MeanOverKnownPixels(TaskMetric):
+    """A per-pixel error averaged over every known pixel of the split (not per batch). Minimised."""
 
-    name = "abs_err"
     higher_is_better = False
 
     def __init__(self) -> None:
@@ -240,36 +239,37 @@ class DepthError(TaskMetric):
     def reset(self) -> None:
         self.total, self.count = 0.0, 0
 
+    def errors(self, output: Tensor, target: Tensor) -> Tensor:
+        """The errors of the known pixels of a batch, one per pixel."""
+        raise NotImplementedError
+
     def update(self, output: Tensor, target: Tensor) -> None:
-        known = _known(target)
-        self.total += float(((output - target).abs() * known).sum())
-        self.count += int(known.sum())
+        errors = self.errors(output, target)
+        self.total += float(errors.double().sum())
+        self.count += errors.numel()
 
     def compute(self) -> float:
         return self.total / self.count if self.count else float("nan")
 
 
-class NormalAngleError(TaskMetric):
+class DepthError(_MeanOverKnownPixels):
+    """Mean absolute depth error over the split's known pixels. Minimised."""
+
+    name = "abs_err"
+
+    def errors(self, output: Tensor, target: Tensor) -> Tensor:
+        return (output - target).abs()[_known(target)]
+
+
+class NormalAngleError(_MeanOverKnownPixels):
     """Mean angle in degrees between predicted (normalised) and known target normals over the split.
     Minimised."""
 
     name = "angle"
-    higher_is_better = False
 
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.total, self.count = 0.0, 0
-
-    def update(self, output: Tensor, target: Tensor) -> None:
-        known = _known(target).squeeze(1)
+    def errors(self, output: Tensor, target: Tensor) -> Tensor:
         cosine = (F.normalize(output.double(), dim=1) * target.double()).sum(dim=1).clamp(-1, 1)
-        self.total += float(torch.rad2deg(torch.acos(cosine[known])).sum())
-        self.count += int(known.sum())
-
-    def compute(self) -> float:
-        return self.total / self.count if self.count else float("nan")
+        return torch.rad2deg(torch.acos(cosine[_known(target).squeeze(1)]))
 
 
 def scene_metric(kind: str, channels: int) -> Callable[[], TaskMetric]:

@@ -21,7 +21,7 @@ from paretorch.training import distributed as dist_state
 from paretorch.training.tasks import TaskOrder
 
 __all__ = ["Accuracy", "Front", "MeanLoss", "TaskMetric", "evaluate_front", "evaluate_front_across_processes",
-           "split_batch"]
+           "on_common_reference", "split_batch"]
 
 
 class TaskMetric:
@@ -301,3 +301,26 @@ def evaluate_front_across_processes(
     values = dist_state.sum_across(table).cpu().numpy()
     return Front(prefs.cpu().numpy().astype(np.float64), values, own.metric_names, own.higher_is_better,
                  ref=list(ref) if ref is not None else None)
+
+
+def on_common_reference(fronts: Sequence[Front], labels: Sequence[str] | None = None) -> list[Front]:
+    """The fronts re-measured from one hypervolume reference, so that their hypervolumes compare: 0 for metrics
+    to maximise, 1.1 × the worst value of all fronts for metrics to minimise. Fronts of other tasks or metrics
+    than the first are refused with one line (``labels`` name them in it).
+
+    >>> a = Front(np.array([[1.0, 0.0]]), np.array([[1.0, 2.0]]), ["x_mse", "y_mse"], [False, False])
+    >>> b = Front(np.array([[1.0, 0.0]]), np.array([[3.0, 1.0]]), ["x_mse", "y_mse"], [False, False])
+    >>> [round(r, 2) for r in on_common_reference([a, b])[0].ref]
+    [3.3, 2.2]
+    """
+    names = list(labels) if labels is not None else [f"front {index + 1}" for index in range(len(fronts))]
+    first = fronts[0]
+    for name, front in zip(names[1:], fronts[1:], strict=True):
+        if front.metric_names != first.metric_names or front.higher_is_better != first.higher_is_better:
+            raise ParetorchError(f"{name} measures {front.metric_names} but {names[0]} measures {first.metric_names}: "
+                                 "compare runs of the same tasks and metrics only")
+    worst = np.nanmax(np.concatenate([front.values for front in fronts]), axis=0)
+    reference = [0.0 if higher else float(1.1 * bad) for higher, bad in zip(first.higher_is_better, worst,
+                                                                              strict=True)]
+    return [Front(f.preferences, f.values, f.metric_names, f.higher_is_better, ref=reference, extra=f.extra)
+            for f in fronts]
