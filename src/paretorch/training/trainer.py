@@ -118,6 +118,11 @@ class Trainer:
     changes what trains), each process feeds its own share of every batch (a ``DistributedSampler``, whose
     epoch the Trainer sets), every process draws the same preferences, the evaluation grid is split across
     the processes, and only rank 0 writes the run directory.
+
+    ``logs=["csv", "tensorboard"]`` also writes each epoch's record to ``metrics.csv`` and to TensorBoard
+    (see :mod:`paretorch.training.epoch_logs`); ``eval_chunk`` is how many preferences one evaluation pass
+    takes (fewer for models with large outputs, such as dense prediction). The validation hypervolume keeps
+    the reference point of the first validation for the whole run, so that epochs compare.
     """
 
     def __init__(
