@@ -66,3 +66,16 @@ def test_original_not_mutated():
     pm(torch.randn(1, 1, 28, 28), [0.5, 0.5])
     assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
     assert all(p.requires_grad for p in net.parameters())
+
+
+def test_generated_tensors_start_at_the_scale_of_the_targets_own_initialisation():
+    from paretorch.models import MultiLeNet
+
+    net = MultiLeNet()
+    pm = hypernetwork(net, num_tasks=2)
+    generated = pm.hyper(torch.tensor([0.5, 0.5]))
+    for name, template in net.named_parameters():
+        rms = lambda t: float(t.detach().double().pow(2).mean().sqrt())  # noqa: E731
+        assert rms(generated[name]) == pytest.approx(rms(template), rel=1e-4), name
+    # The first convolution's default scale is several times the last layer's: one flat scale cannot fit both.
+    assert rms(generated["encoder.0.weight"]) > 2 * rms(generated["encoder.7.weight"])

@@ -65,6 +65,29 @@ class PreferenceHyperNetwork(nn.Module):
                 projection.weight.mul_(0.1)
                 projection.bias.zero_()
 
+    @torch.no_grad()
+    def match_template(self, template: dict[str, Tensor]) -> None:
+        """Start each generated tensor at the scale of the target's own initialisation of it.
+
+        One projection per tensor (no chunking): each projection is rescaled so that, at the centre of the
+        simplex, its tensor has the root-mean-square of the target's default-initialised one. A single scale for
+        all tensors leaves the first layers of a network far below their usual scale (a LeNet's first
+        convolution about 7× too small), and the signal then fades through the layers. With chunking one
+        projection serves every tensor, and the flat rescaling above stays.
+        """
+        if self.chunk_size:
+            return
+        centre = torch.full((self.mlp[0].in_features,), 1.0 / self.mlp[0].in_features,
+                            dtype=self.mlp[0].weight.dtype, device=self.mlp[0].weight.device)
+        generated = self._generate(centre)
+        for name, value in generated.items():
+            target = template[name].detach().double().pow(2).mean().sqrt()
+            current = value.double().pow(2).mean().sqrt()
+            if target > 0 and current > 0:
+                projection = self.projections[name.replace(".", "__")]
+                projection.weight.mul_(float(target / current))
+                projection.bias.mul_(float(target / current))
+
     def forward(self, pref: Tensor) -> dict[str, Tensor]:
         generated = self._generate(pref)
         # Under autocast the projections compute in low precision; the target's parameters keep the generator's
@@ -181,6 +204,7 @@ def hypernetwork(model: nn.Module, num_tasks: int, hidden: int = 100, layers: in
     hyper = PreferenceHyperNetwork(shapes, num_tasks, hidden, layers, chunk_size, chunk_embedding)
     if reference is not None:  # the generator works in the target's precision and on its device
         hyper.to(device=reference.device, dtype=reference.dtype)
+    hyper.match_template(dict(wrapped.named_parameters()))
     config = {"method": "hypernetwork", "num_tasks": num_tasks, "hidden": hidden, "layers": layers,
               "chunk_size": chunk_size, "chunk_embedding": chunk_embedding}
     return HyperParetoModel(wrapped, num_tasks, hyper, config)
