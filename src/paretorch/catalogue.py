@@ -19,8 +19,11 @@ def _default(option: Option) -> str:
         return "unset"
     if isinstance(option.default, bool):
         return str(option.default).lower()
-    return repr(option.default) if isinstance(option.default, str) else f"{option.default:g}" if isinstance(
-        option.default, float) else str(option.default)
+    if isinstance(option.default, str):
+        return repr(option.default)
+    if isinstance(option.default, float):
+        return f"{option.default:g}"
+    return str(option.default)
 
 
 def option_lines(options: Iterable[Option], indent: str = "  ") -> list[str]:

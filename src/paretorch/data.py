@@ -81,6 +81,10 @@ class Splits:
         """The kind of each task."""
         return list(self.task_kind) if isinstance(self.task_kind, list) else [self.task_kind] * self.num_tasks
 
+    def classes(self) -> list[int]:
+        """The output size of each task (classes, or 1 for a regression)."""
+        return list(self.num_classes) if isinstance(self.num_classes, list) else [self.num_classes] * self.num_tasks
+
 
 def _package_file(package: str, relative: str, extra: str) -> Path:
     spec = importlib.util.find_spec(package)

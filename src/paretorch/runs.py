@@ -44,7 +44,7 @@ from paretorch.parameterisations import ParetoModel
 from paretorch.scenes import SCENE_DATASETS, SCENE_LOSSES, load_scenes, scene_metric
 from paretorch.training import Accuracy, Front, MeanLoss, StackedTrainer, Trainer, evaluate_front
 from paretorch.training import distributed as dist_state
-from paretorch.training.epoch_logs import check_log_kinds
+from paretorch.training.epoch_logs import check_log_kinds, log_kinds
 
 __all__ = ["DEFAULTS", "RunConfig", "evaluate_run", "load_run", "train_run"]
 
@@ -76,7 +76,7 @@ def validate_run_options(values: Mapping[str, Any]) -> dict[str, Any]:
     run = {name: option.check(values[name]) if name in values else option.default
            for name, option in RUN_OPTIONS.items()}
     check_device(run["device"])
-    check_log_kinds([] if run["log"] is None else [run["log"]] if isinstance(run["log"], str) else run["log"])
+    check_log_kinds(log_kinds(run["log"]))
     if run["tasks"] is not None and run["dataset"] != "adult-many":
         raise ParetorchError(f"tasks= picks the tasks of dataset adult-many; dataset {run['dataset']} has a fixed "
                              f"{DATASET_TASKS[run['dataset']]}: remove tasks=")
@@ -180,11 +180,11 @@ def build_model(config: RunConfig, splits: Splits) -> nn.Module:
         return CensusMLP(splits.input_shape[0], splits.num_tasks, num_classes=splits.num_classes)
     if config["model"] == "segnet":
         height, width = splits.input_shape[1:]
-        stages = max(k for k in range(1, 6) if height % 2**k == 0 and width % 2**k == 0) if (
-            height % 2 == 0 and width % 2 == 0) else 0
+        # As many pooling stages (up to SegNet's 5) as halve the image exactly.
+        stages = next((k for k in range(5, 0, -1) if height % 2**k == 0 and width % 2**k == 0), 0)
         if stages == 0:
             raise ParetorchError(f"segnet pools by 2: images of {height} × {width} need an even height and width")
-        return SegNetMTL(list(splits.num_classes), splits.input_shape[0], config["model_width"], stages)
+        return SegNetMTL(splits.classes(), splits.input_shape[0], config["model_width"], stages)
     return ResNet18MTL(splits.num_tasks, splits.num_classes, in_channels=splits.input_shape[0])
 
 
@@ -248,9 +248,9 @@ def task_losses(splits: Splits) -> list[Any]:
 def task_metrics(splits: Splits) -> list[Any]:
     """One metric factory per task, by its kind: accuracy, mean squared error, mean IoU, depth error or normal
     angle error."""
-    classes = splits.num_classes if isinstance(splits.num_classes, list) else [splits.num_classes] * splits.num_tasks
     plain = {"classification": Accuracy, "regression": _mse_metric}
-    return [plain.get(kind) or scene_metric(kind, count) for kind, count in zip(splits.kinds(), classes, strict=True)]
+    return [plain.get(kind) or scene_metric(kind, count)
+            for kind, count in zip(splits.kinds(), splits.classes(), strict=True)]
 
 
 # Dense targets are large: evaluate them a few images and preferences at a time.
@@ -269,12 +269,7 @@ def _trainer(config: RunConfig, splits: Splits, setup: MethodSetup, target: Path
     return setup.trainer(dict(zip(names, task_losses(splits), strict=True)), run_dir=target,
                          metrics=dict(zip(names, task_metrics(splits), strict=True)),
                          progress=progress, distributed=dist_state.active(), eval_chunk=_evaluation_chunk(config),
-                         logs=_log_kinds(config))
-
-
-def _log_kinds(config: RunConfig) -> list[str]:
-    value = config["log"]
-    return [] if value is None else [value] if isinstance(value, str) else list(value)
+                         logs=log_kinds(config["log"]))
 
 
 @contextlib.contextmanager

@@ -58,8 +58,9 @@ SCENE_DATASETS: dict[str, list[tuple[str, str, tuple[str, ...], int]]] = {
               ("normals", "normals", ("normal",), 3)],
     "cityscapes": [("segmentation", "segmentation", ("label_7", "label"), 7), ("depth", "depth", ("depth",), 1)],
 }
-# What each modality's array must look like: its rank and, where fixed, its last axis.
-_SHAPES = {"image": (3, 3), "segmentation": (2, None), "depth": (3, 1), "normals": (3, 3)}
+# What each modality's array must look like: its rank, its last axis where fixed, and that in words.
+_SHAPES = {"image": (3, 3, "(H, W, 3)"), "segmentation": (2, None, "(H, W)"), "depth": (3, 1, "(H, W, 1)"),
+           "normals": (3, 3, "(H, W, 3)")}
 
 
 def _read_array(path: Path) -> np.ndarray:
@@ -75,14 +76,13 @@ def _read_array(path: Path) -> np.ndarray:
 
 
 def _check_shape(array: np.ndarray, modality: str, path: Path, height_width: tuple[int, ...] | None) -> None:
-    rank, last = _SHAPES[modality]
-    expected = {"image": "(H, W, 3)", "segmentation": "(H, W)", "depth": "(H, W, 1)", "normals": "(H, W, 3)"}
+    rank, last, expected = _SHAPES[modality]
     wrong = array.ndim != rank or (last is not None and array.shape[-1] != last)
     if not wrong and height_width is not None and tuple(array.shape[:2]) != height_width:
         wrong = True
     if wrong:
         size = f" with H, W = {height_width}" if height_width is not None else ""
-        raise ParetorchError(f"{path} has shape {tuple(array.shape)}; a {modality} array must be {expected[modality]}"
+        raise ParetorchError(f"{path} has shape {tuple(array.shape)}; a {modality} array must be {expected}"
                              f"{size}, as in MTAN's preprocessed files")
 
 

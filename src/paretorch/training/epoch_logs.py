@@ -1,23 +1,27 @@
-"""Where a run's per-epoch records go besides ``metrics.jsonl``: a CSV file and TensorBoard event files.
+"""Where a run's per-epoch records go: ``metrics.jsonl`` always, and on request a CSV file and TensorBoard
+event files.
 
 Each log is rewritten or extended from the Trainer's history after every epoch, by rank 0 only. A resumed
-run has each epoch once in every log: the CSV is rewritten from the history the checkpoint holds, and
-TensorBoard is told to discard events from the resumed epoch on (``purge_step``).
+run has each epoch once in every log: the files are rewritten from the history the checkpoint holds (lines a
+kill left beyond it are dropped), and TensorBoard is told to discard events from the resumed epoch on
+(``purge_step``).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from paretorch._files import atomic_write_text
+from paretorch._files import atomic_write_text, to_strict_json
 from paretorch.errors import ParetorchError
 
-__all__ = ["LOG_KINDS", "CsvLog", "EpochLog", "TensorBoardLog", "check_log_kinds", "make_logs"]
+__all__ = ["LOG_KINDS", "CsvLog", "EpochLog", "JsonLinesLog", "TensorBoardLog", "check_log_kinds", "log_kinds",
+           "make_logs"]
 
 LOG_KINDS = ("csv", "tensorboard")
 
@@ -30,6 +34,17 @@ class EpochLog:
 
     def close(self) -> None:
         """Flush and release what the log holds open."""
+
+
+class JsonLinesLog(EpochLog):
+    """``metrics.jsonl``: one strict-JSON record per epoch (non-finite numbers as ``null``)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / "metrics.jsonl"
+
+    def write(self, history: Sequence[dict[str, Any]]) -> None:
+        lines = "".join(json.dumps(to_strict_json(record), allow_nan=False) + "\n" for record in history)
+        atomic_write_text(self.path, lines)
 
 
 class CsvLog(EpochLog):
@@ -92,6 +107,16 @@ def check_log_kinds(kinds: Sequence[str]) -> None:
 
 
 def make_logs(kinds: Sequence[str], run_dir: Path, first_epoch: int) -> list[EpochLog]:
-    """The logs named in ``kinds`` (``"csv"``, ``"tensorboard"``) for a run directory."""
+    """``metrics.jsonl`` and the logs named in ``kinds`` (``"csv"``, ``"tensorboard"``) for a run directory."""
     check_log_kinds(kinds)
-    return [CsvLog(run_dir) if kind == "csv" else TensorBoardLog(run_dir, first_epoch) for kind in kinds]
+    extra = [CsvLog(run_dir) if kind == "csv" else TensorBoardLog(run_dir, first_epoch) for kind in kinds]
+    return [JsonLinesLog(run_dir), *extra]
+
+
+def log_kinds(value: str | Sequence[str] | None) -> list[str]:
+    """The ``log=`` setting of a run as a list: unset, one name, or several.
+
+    >>> log_kinds(None), log_kinds("csv"), log_kinds(["csv", "tensorboard"])
+    ([], ['csv'], ['csv', 'tensorboard'])
+    """
+    return [] if value is None else [value] if isinstance(value, str) else list(value)

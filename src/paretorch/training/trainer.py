@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -13,7 +12,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from paretorch._files import atomic_torch_save, atomic_write_text, load_checkpoint_file, to_strict_json
+from paretorch._files import atomic_torch_save, load_checkpoint_file
 from paretorch._random import epoch_scope
 from paretorch.errors import NonFiniteLossError, ParetorchError
 from paretorch.objectives import GradientSource, Objective
@@ -258,9 +257,10 @@ class Trainer:
         cfg = self.config
         if resume:
             self.load_checkpoint()
-            self._write_metrics()  # drop lines a kill left beyond the checkpoint
         if self.run_dir is not None and dist_state.is_main():
             self._logs = make_logs(self.log_kinds, self.run_dir, self.epoch)
+            if resume:
+                self._write_logs()  # drop lines a kill left beyond the checkpoint
         steps_per_epoch = len(train_loader)  # type: ignore[arg-type]
         total_steps = cfg.epochs * steps_per_epoch
         device = next(self.pm.parameters()).device
@@ -332,9 +332,7 @@ class Trainer:
         # The checkpoint first, then the log line that describes it: a kill in between loses a line that the
         # resumed run rewrites from the checkpoint's history, never duplicates one.
         self.save_checkpoint()
-        self._write_metrics()
-        for log in self._logs:
-            log.write(self.history)
+        self._write_logs()
         if self.progress and dist_state.is_main():
             print(_summary(record, cfg.epochs), flush=True)
 
@@ -351,11 +349,10 @@ class Trainer:
             self.pm, device_ids=[device.index] if device.type == "cuda" else None)
         self._wrapped_trainable = trainable
 
-    def _write_metrics(self) -> None:
-        if self.run_dir is None or not dist_state.is_main():
-            return
-        lines = "".join(json.dumps(to_strict_json(record), allow_nan=False) + "\n" for record in self.history)
-        atomic_write_text(self.run_dir / "metrics.jsonl", lines)
+    def _write_logs(self) -> None:
+        # metrics.jsonl and the requested logs (only rank 0 holds any).
+        for log in self._logs:
+            log.write(self.history)
 
     def evaluate(self, loader: Iterable[Any], grid: Tensor | None = None, stem: str | None = None,
                  ref: Sequence[float] | None = None) -> Front:
