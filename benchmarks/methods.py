@@ -4,7 +4,8 @@ Adult (2 tasks),
 several seeds each, and print a Markdown table: test hypervolume of accuracies (reference 0) mean ± std,
 non-dominated points, parameters and overhead, seconds per epoch.
 
-Run: ``python benchmarks/methods.py [--seeds 3] [--epochs 5] [--train-size 10000] [--device cpu|cuda]``.
+Run: ``python benchmarks/methods.py [--seeds 3] [--epochs 5] [--train-size 10000] [--device cpu|cuda]``;
+``--set key=value`` (repeatable) overrides a setting of every method run, e.g. ``--methods lorpman --set scale=4``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from paretorch.cli import parse_overrides
 from paretorch.runs import evaluate_run, load_run, train_run
 
 METHODS = {
@@ -45,8 +47,12 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--datasets", default="multimnist,adult")
     parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting of every run (repeatable)")
     parser.add_argument("--out", help="also write the table to this file")
     args = parser.parse_args()
+    overrides = parse_overrides(args.set)
+    label = " ".join(args.set)
     rows = []
     for dataset in args.datasets.split(","):
         for method in args.methods.split(","):
@@ -57,7 +63,7 @@ def main() -> None:
                     # --train-size applies to MultiMNIST; Adult trains on its whole training split.
                     size = args.train_size if dataset.startswith("multimnist") else None
                     config = {"method": method.split("-")[0], "dataset": dataset, "epochs": args.epochs, "seed": seed,
-                              "train_size": size, "device": args.device, "batch_size": 256} | METHODS[method]
+                              "train_size": size, "device": args.device, "batch_size": 256} | METHODS[method] | overrides
                     run = train_run(config, Path(folder) / "run", progress=False)
                     # Pure training time per epoch (per model for discrete methods), from the metrics logs.
                     epochs = [json.loads(line)["seconds"] for log in sorted(run.glob("**/metrics.jsonl"))
@@ -73,10 +79,11 @@ def main() -> None:
                 points = len(front.values)
                 seconds.append(statistics.mean(epochs))
                 params, overhead = front.extra["parameters"], front.extra["overhead_percent"]
-                print(f"{dataset} {method} seed {seed}: HV {hvs[-1]:.4f}, non-dominated {nds[-1]}/{points}, "
+                print(f"{dataset} {method} {label} seed {seed}: HV {hvs[-1]:.4f}, non-dominated {nds[-1]}/{points}, "
                       f"min Spearman {spearmans[-1]:.3f}, {seconds[-1]:.2f} s/epoch", flush=True)
             spread = statistics.stdev(hvs) if len(hvs) > 1 else 0.0
-            rows.append(f"| {dataset} | {method} | {statistics.mean(hvs):.4f} ± {spread:.4f} | "
+            name = f"{method} {label}".strip()
+            rows.append(f"| {dataset} | {name} | {statistics.mean(hvs):.4f} ± {spread:.4f} | "
                         f"{statistics.mean(nds):.1f}/{points} | {_mean_text(spearmans)} | {params:,} | "
                         f"{overhead:+.1f}% | {statistics.mean(seconds):.2f} |")
     table = "\n".join([

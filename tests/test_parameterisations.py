@@ -10,6 +10,8 @@ from torch import nn
 
 from paretorch import ParetorchError, ensemble, lowrank, recalibrate_batchnorm, shared_parameters, split_outputs
 from paretorch.parameterisations import ParetoLayer, lowrank_deltas
+from paretorch.parameterisations import _ensemble as _ensemble_module
+from paretorch.parameterisations import _lowrank as _lowrank_module
 
 TASKS = 3
 
@@ -145,6 +147,55 @@ def test_multi_forward_equals_sequential(model_name, parameterisation):
         sequential = pm(x, pref)
         for joint, alone in zip(outputs_list(together), outputs_list(sequential), strict=True):
             torch.testing.assert_close(joint[index], alone, atol=1e-5, rtol=1e-4)
+
+
+class GroupedFirstNet(nn.Module):
+    """The first layer, which receives multi_forward's repeated input, a grouped, reflect-padded conv."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(4, 6, 3, padding=1, groups=2, padding_mode="reflect", bias=False)
+        self.heads = nn.ModuleList([nn.Linear(6, 1) for _ in range(TASKS)])
+
+    def forward(self, x):
+        h = self.stem(x).mean(dim=(2, 3))
+        return [head(h) for head in self.heads]
+
+
+SHARED_CASES = [*CASES, *(("grouped-first", p) for p in PARAMETERISATIONS)]
+
+
+@pytest.mark.parametrize(("model_name", "parameterisation"), SHARED_CASES)
+def test_multi_forward_shared_first_layer_equals_per_sample_rows(model_name, parameterisation, monkeypatch):
+    # With M = 6 > T + 1 preferences the first layer takes the shared-input path (base, members or deltas on
+    # the B rows once, mixed per preference): outputs and gradients equal those of the same rows fed as a
+    # per-sample batch, which no layer can recognise as repeated.
+    if model_name == "grouped-first":
+        torch.manual_seed(0)
+        pm = PARAMETERISATIONS[parameterisation](GroupedFirstNet())
+        with torch.no_grad():
+            for param in pm.adapter_parameters():
+                param.add_(0.2 * torch.randn_like(param))
+        x = torch.randn(5, 4, 6, 6)
+    else:
+        _, pm, x = build(model_name, parameterisation)
+    pm = pm.double()
+    x = x.double()
+    taken = []
+    for module in (_ensemble_module, _lowrank_module):
+        original = module.shared_input
+        monkeypatch.setattr(module, "shared_input", lambda state, t, f=original: taken.append(f(state, t)) or taken[-1])
+    prefs = random_prefs(6).double()
+    joint = outputs_list(pm.multi_forward(x, prefs))
+    assert any(source is not None for source in taken), "the shared-input path did not run"
+    rows = outputs_list(pm(x.repeat(6, *([1] * (x.dim() - 1))), prefs.repeat_interleave(len(x), dim=0)))
+    params = [p for p in pm.parameters() if p.requires_grad]
+    joint_grads = torch.autograd.grad(sum((out.sin().sum() for out in joint), torch.zeros(())), params)
+    row_grads = torch.autograd.grad(sum((out.sin().sum() for out in rows), torch.zeros(())), params)
+    for left, right in zip(joint, rows, strict=True):
+        torch.testing.assert_close(left, right, atol=1e-10, rtol=1e-10)
+    for left, right in zip(joint_grads, row_grads, strict=True):
+        torch.testing.assert_close(left, right, atol=1e-10, rtol=1e-10)
 
 
 @pytest.mark.parametrize(("model_name", "parameterisation"), CASES)

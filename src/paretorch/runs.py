@@ -37,6 +37,7 @@ from paretorch.data import (
     multi_mnist,
 )
 from paretorch.errors import ParetorchError
+from paretorch.loading import batch_loader
 from paretorch.methods import MethodSetup, build_method, get_method, method_names, validate_method_options
 from paretorch.models import CensusMLP, MultiLeNet, ResNet18MTL, SegNetMTL
 from paretorch.options import DATASET_TASKS, RUN_OPTIONS, TRAIN_OPTIONS, check_device
@@ -218,8 +219,8 @@ def _loaders(config: RunConfig, splits: Splits) -> tuple[DataLoader, DataLoader,
     order = DistributedSampler(splits.train, num_replicas=world, rank=dist_state.rank(), shuffle=True,
                                seed=derive_seed(config["seed"], "data"))
     evaluation = _evaluation_batch(config)
-    return (DataLoader(splits.train, batch_size=config["batch_size"] // world, sampler=order),
-            DataLoader(splits.val, batch_size=evaluation), DataLoader(splits.test, batch_size=evaluation))
+    return (batch_loader(splits.train, config["batch_size"] // world, order),
+            batch_loader(splits.val, evaluation), batch_loader(splits.test, evaluation))
 
 
 def _cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -443,7 +444,7 @@ def evaluate_run(run: LoadedRun, split: str = "test") -> Front:
     if split not in ("val", "test"):
         raise ParetorchError(f"split must be 'val' or 'test', got {split!r}")
     dataset = run.splits.test if split == "test" else run.splits.val
-    loader = DataLoader(dataset, batch_size=_evaluation_batch(run.config))
+    loader = batch_loader(dataset, _evaluation_batch(run.config))
     front = evaluate_front(run.models, loader, task_metrics(run.splits), chunk=_evaluation_chunk(run.config))
     units = [_UNITS[kind] for kind in run.splits.kinds()]
     front.metric_names = [f"{name} {unit}" for name, unit in zip(run.splits.task_names, units, strict=True)]

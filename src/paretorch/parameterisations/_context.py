@@ -23,6 +23,10 @@ class PreferenceState:
         # Layers whose output is a plain function of merged weights then run once with M weight sets
         # (vmap over blocks) instead of mixing T member outputs per sample.
         self.blocks: Tensor | None = None
+        # Also set by multi_forward: each repeated input tensor (by id) with the B rows it repeats. A layer
+        # handed one of these very tensors knows its M blocks are equal, and may compute what does not depend
+        # on the preference once on the B rows (see shared_input).
+        self.repeats: dict[int, tuple[Tensor, Tensor]] = {}
 
     def current(self, layer_name: str) -> Tensor:
         if self.value is None:
@@ -64,6 +68,27 @@ def use_blocks(state: PreferenceState, x: Tensor) -> Tensor | None:
     if torch.is_autocast_enabled(x.device.type):
         return None  # vmapped convolutions mix precisions under autocast; mixing member outputs does not
     return blocks
+
+
+def shared_input(state: PreferenceState, x: Tensor) -> Tensor | None:
+    """The B rows that ``x`` repeats M times when ``x`` is an input tensor of a multi-forward in progress
+    (the very tensor ``multi_forward`` built, so its M blocks are equal by construction), else ``None``.
+
+    The first wrapped layer of most models receives it: a layer that is linear in what the preference mixes
+    then runs its costly part (the convolution, the members) on B rows instead of M·B.
+    """
+    entry = state.repeats.get(id(x))
+    if entry is None or entry[0] is not x or state.blocks is None:
+        return None
+    return entry[1]
+
+
+def mix_blocks(coefficients: Tensor, outputs: list[Tensor]) -> Tensor:
+    """The M·B rows ``Σ_k coefficients[m, k] · outputs[k]`` for each block m, block-major: ``coefficients`` is
+    ``(M, K)``, each of the K ``outputs`` has B rows (a layer's output for K parameter sets on shared rows)."""
+    stacked = torch.stack(outputs)
+    mixed = torch.tensordot(coefficients.to(stacked.dtype), stacked, dims=1)
+    return mixed.flatten(0, 1)
 
 
 def block_forward(layer: nn.Module, weights: dict[str, Tensor], x: Tensor, blocks: int) -> Tensor:

@@ -19,7 +19,14 @@ from torch.func import functional_call
 
 from paretorch.errors import ParetorchError
 from paretorch.parameterisations._attention import attention_factory
-from paretorch.parameterisations._context import PreferenceState, block_forward, per_sample, use_blocks
+from paretorch.parameterisations._context import (
+    PreferenceState,
+    block_forward,
+    mix_blocks,
+    per_sample,
+    shared_input,
+    use_blocks,
+)
 from paretorch.parameterisations._layer import LayerFactory, ParetoLayer
 from paretorch.parameterisations._model import ParetoModel, wrap
 from paretorch.parameterisations._select import Targets
@@ -62,6 +69,11 @@ class EnsembleLayer(ParetoLayer):
         pref = self.preference()
         if pref.dim() == 1:
             return functional_call(self.members[0], self.merged_parameters(pref), (x,))
+        source = shared_input(self._state, x)
+        if source is not None and self._state.blocks is not None and self.num_tasks < len(self._state.blocks):
+            # The M blocks of x are equal: T member passes on the B rows, mixed per block (exact, each member
+            # being linear in its parameters), cost T·B instead of M·B.
+            return mix_blocks(self._state.blocks, [member(source) for member in self.members])
         blocks = use_blocks(self._state, x)
         if blocks is not None:
             # multi_forward: merge the weights once per preference and run one batched call.

@@ -25,7 +25,14 @@ from torch import Tensor, nn
 
 from paretorch.errors import ParetorchError
 from paretorch.parameterisations._attention import attention_factory
-from paretorch.parameterisations._context import PreferenceState, block_forward, per_sample, use_blocks
+from paretorch.parameterisations._context import (
+    PreferenceState,
+    block_forward,
+    mix_blocks,
+    per_sample,
+    shared_input,
+    use_blocks,
+)
 from paretorch.parameterisations._conv import CONV_FUNCTIONS, padded_like
 from paretorch.parameterisations._layer import LayerFactory, ParetoLayer
 from paretorch.parameterisations._model import ParetoModel, wrap
@@ -99,8 +106,23 @@ class LowRankLinear(LowRankLayer):
         # Per-sample and multi-forward share the stacked-adapter path: for a Linear layer the two extra thin
         # matmuls cost less than merging M weight matrices (measured by benchmarks/forward_backward.py).
         pref = self.preference()
+        if pref.dim() == 2 and (shared := self._shared_forward(x)) is not None:
+            return shared
         weights = per_sample(pref.repeat_interleave(self.rank, dim=-1).to(x.dtype), x, -1, self.layer_name)
         return self.base(x) + self.scale * F.linear(F.linear(x, self.down) * weights, self.up)
+
+    def _shared_forward(self, x: Tensor) -> Tensor | None:
+        # The M blocks of x are equal: base(x) and the down-projection do not depend on the preference, so they
+        # run on the B rows; only the thin up-projection runs on M·B.
+        source, blocks = shared_input(self._state, x), self._state.blocks
+        if source is None or blocks is None:
+            return None
+        base, hidden = self.base(source), F.linear(source, self.down)
+        count = blocks.shape[0]
+        weights = blocks.repeat_interleave(self.rank, dim=-1).to(hidden.dtype)
+        mixed = hidden.unsqueeze(0) * weights.view(count, *([1] * (hidden.dim() - 1)), weights.shape[1])
+        out = base.unsqueeze(0) + self.scale * F.linear(mixed, self.up)
+        return out.flatten(0, 1)
 
     def task_deltas(self) -> Tensor:
         """The T weight deltas U_t D_t, shape (T, n, m), without the scale."""
@@ -127,21 +149,45 @@ class LowRankConv(LowRankLayer):
         self.up = nn.Parameter(torch.zeros(base.out_channels, num_tasks * rank, *([1] * self.spatial), **factory))
         nn.init.kaiming_uniform_(self.down, a=math.sqrt(5))
 
+    def _shared_forward(self, x: Tensor) -> Tensor | None:
+        # The M blocks of x are equal: y_m = base(x) + s·Σ_t λ_mt conv(x, U_t D_t) (exact for any λ), so the
+        # base and the T task deltas convolve the B rows once each and the M outputs are their mixtures:
+        # (1 + T)·B convolutions instead of M·B, worth it when 1 + T < M.
+        source, blocks = shared_input(self._state, x), self._state.blocks
+        if source is None or blocks is None or blocks.shape[0] <= self.num_tasks + 1:
+            return None
+        padded, padding = padded_like(self.base, source)
+        conv = CONV_FUNCTIONS[self.spatial]
+        outputs = [self.base(source), *(conv(padded, delta, None, self.base.stride, padding, self.base.dilation,
+                                             self.base.groups) for delta in self.task_deltas())]
+        coefficients = torch.cat([blocks.new_ones(blocks.shape[0], 1), self.scale * blocks], dim=1)
+        return mix_blocks(coefficients, outputs)
+
+    def _down_projection(self, x: Tensor) -> Tensor:
+        padded, padding = padded_like(self.base, x)
+        return CONV_FUNCTIONS[self.spatial](padded, self.down, None, self.base.stride, padding, self.base.dilation,
+                                            self.base.groups)
+
+    def _up_projection(self, hidden: Tensor) -> Tensor:
+        return CONV_FUNCTIONS[self.spatial](hidden, self.up, None, 1, 0, 1, self.base.groups)
+
     def forward(self, x: Tensor) -> Tensor:
         pref = self.preference()
-        # For convolutions the adapter branch costs a second full-resolution convolution, so a multi-forward
-        # merges one weight per preference instead and runs a single batched convolution.
-        if pref.dim() == 2 and (blocked := self._block_forward(x)) is not None:
-            return blocked
-        conv = CONV_FUNCTIONS[self.spatial]
-        padded, padding = padded_like(self.base, x)
-        hidden = conv(padded, self.down, None, self.base.stride, padding, self.base.dilation, self.base.groups)
+        if pref.dim() == 2:
+            # A multi-forward's first layer computes base and down-projection once for the M equal blocks.
+            # Otherwise, the adapter branch of a convolution costing a second full-resolution convolution, a
+            # multi-forward merges one weight per preference instead and runs a single batched convolution.
+            shared = self._shared_forward(x)
+            blocked = shared if shared is not None else self._block_forward(x)
+            if blocked is not None:
+                return blocked
+        hidden = self._down_projection(x)
         # Hidden channels are ordered group-major, then task, then rank: weight each by its task's λ.
         channel_weights = pref.repeat_interleave(self.rank, dim=-1).repeat(
             *([1] * (pref.dim() - 1)), self.base.groups
         )
         weights = per_sample(channel_weights.to(x.dtype), hidden, 1, self.layer_name)
-        return self.base(x) + self.scale * conv(hidden * weights, self.up, None, 1, 0, 1, self.base.groups)
+        return self.base(x) + self.scale * self._up_projection(hidden * weights)
 
     def task_deltas(self) -> Tensor:
         """The T weight deltas, each shaped like the base weight (T, n, m/g, k…), without the scale."""

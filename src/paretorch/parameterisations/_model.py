@@ -231,13 +231,20 @@ class ParetoModel(nn.Module):
         if first is None:
             raise ParetorchError("multi_forward needs a tensor input to repeat")
         count, batch = prefs.shape[0], first.shape[0]
-        repeated = map_tensors(x, lambda t: t.repeat(count, *([1] * (t.dim() - 1))))
-        previous = self._state.blocks
-        self._state.blocks = prefs
+        repeats: dict[int, tuple[Tensor, Tensor]] = {}
+
+        def repeat(tensor: Tensor) -> Tensor:
+            copies = tensor.repeat(count, *([1] * (tensor.dim() - 1)))
+            repeats[id(copies)] = (copies, tensor)
+            return copies
+
+        repeated = map_tensors(x, repeat)
+        previous = self._state.blocks, self._state.repeats
+        self._state.blocks, self._state.repeats = prefs, repeats
         try:
             return (via or self)(repeated, prefs.repeat_interleave(batch, dim=0), *args, **kwargs)
         finally:
-            self._state.blocks = previous
+            self._state.blocks, self._state.repeats = previous
 
     # ----- merged plain models ---------------------------------------------------------------------------------
     def at(self, pref: Any, allow_outside_simplex: bool | None = None) -> nn.Module:
