@@ -1,8 +1,11 @@
 """Time one forward+backward with M per-sample preferences in one batched pass, against M sequential
 single-preference passes and against one pass of the plain model at batch M·B.
 
-Run: ``python benchmarks/forward_backward.py [--device cpu|cuda] [--batch 256] [--m 4]``. Prints ratios measured
-in one run (median of repeated timings); nothing here is a test.
+Every parameterisation: PaMaL's ensemble, PaLoRA's and LORPMAN's low-rank adapters, the hypernetwork (CPMTL / PHN),
+COSMOS's input conditioning and FiLM. ``batched/plain`` is the ratio to the plain model at batch M·B.
+
+Run: ``python benchmarks/forward_backward.py [--device cpu|cuda] [--batch 256] [--m 4] [--models lenet,mlp,resnet18]``.
+Prints ratios measured in one run (median of repeated timings); nothing here is a test.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ import torch
 from torch import nn
 
 from _timing import median_seconds
-from paretorch import ensemble, lowrank
-from paretorch.models import CensusMLP, MultiLeNet
+from paretorch import conditioned, ensemble, film, hypernetwork, lowrank
+from paretorch.models import CensusMLP, MultiLeNet, ResNet18MTL
 
 
 def timed(step: Callable[[], None], device: str, repeats: int) -> float:
@@ -32,13 +35,16 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--m", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--models", default="lenet,mlp", help="of lenet, mlp, resnet18 (32×32 inputs)")
     args = parser.parse_args()
     torch.manual_seed(0)
     device, batch, count = args.device, args.batch, args.m
-    models: dict[str, tuple[nn.Module, tuple[int, ...]]] = {
-        "LeNet (MultiMNIST)": (MultiLeNet(), (1, 28, 28)),
-        "MLP (Census, 468 inputs)": (CensusMLP(468), (468,)),
+    available: dict[str, tuple[str, Callable[[], nn.Module], tuple[int, ...]]] = {
+        "lenet": ("LeNet (MultiMNIST)", MultiLeNet, (1, 28, 28)),
+        "mlp": ("MLP (Census, 468 inputs)", lambda: CensusMLP(468), (468,)),
+        "resnet18": ("ResNet-18 (32×32)", ResNet18MTL, (3, 32, 32)),
     }
+    models = {available[key][0]: (available[key][1](), available[key][2]) for key in args.models.split(",")}
     print(f"device={device} batch B={batch} preferences M={count} torch={torch.__version__} "
           f"threads={torch.get_num_threads()}")
     print(f"{'model':<26} {'method':<14} {'batched ms':>10} {'sequential ms':>13} {'plain M·B ms':>12} "
@@ -58,6 +64,10 @@ def main() -> None:
             "pamal": ensemble(net, 2),
             "palora r=1": lowrank(net, 2, rank=1, scale=2.0),
             "lorpman r=4": lowrank(net, 2, rank=4, scale=0.5, scaling="lorpman"),
+            # A hypernetwork's output layer has 100 × the target's parameters: not built for ResNet-18 (1.1 B).
+            **({"hypernetwork": hypernetwork(net, 2)} if sum(p.numel() for p in net.parameters()) < 10**6 else {}),
+            "cosmos input": conditioned(net, 2),
+            "film": film(net, 2),
         }.items():
             pm = pm.to(device)
 

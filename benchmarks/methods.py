@@ -63,7 +63,8 @@ def main() -> None:
                     # --train-size applies to MultiMNIST; Adult trains on its whole training split.
                     size = args.train_size if dataset.startswith("multimnist") else None
                     config = {"method": method.split("-")[0], "dataset": dataset, "epochs": args.epochs, "seed": seed,
-                              "train_size": size, "device": args.device, "batch_size": 256} | METHODS[method] | overrides
+                              "train_size": size, "device": args.device, "batch_size": 256}
+                    config |= METHODS[method] | overrides
                     run = train_run(config, Path(folder) / "run", progress=False)
                     # Pure training time per epoch (per model for discrete methods), from the metrics logs.
                     epochs = [json.loads(line)["seconds"] for log in sorted(run.glob("**/metrics.jsonl"))

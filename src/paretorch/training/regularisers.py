@@ -193,7 +193,15 @@ class Orthogonality(Regulariser):
 
 class CosineAlignment(Regulariser):
     """COSMOS's cosine term (Ruchte & Grabocka 2021): −Σ_j cos(L(λ_j), λ_j) pulls each loss vector towards its
-    preference ray, so that the objective is λᵀL − μ·cos(L, λ) with μ the coefficient."""
+    preference ray, so that the objective is λᵀL − μ·cos(L, λ) with μ the coefficient.
+
+    The two terms pull a task's loss in opposite directions: λᵀL rewards a low loss where λ_t is large, the
+    cosine a loss vector parallel to λ, that is a *high* L_t where λ_t is large. When the cosine wins (small
+    losses late in training make its gradient, of order 1/‖L‖, large), more weight on a task gives it a worse
+    loss: on MultiMNIST the front's per-task Spearman correlation is negative (README, "Which method to
+    choose"). PaMaL's authors tuned COSMOS on the Spearman correlation *between* the tasks, which this does not
+    change. Use a smaller coefficient (``cosine_coef=``) where the direction of the preference matters.
+    """
 
     def penalty(self, step: StepOutputs) -> Tensor:
         return -torch.cosine_similarity(step.losses, step.prefs, dim=1).sum()
