@@ -8,7 +8,15 @@ import pytest
 import torch
 from torch import nn
 
-from paretorch import ParetorchError, ensemble, lowrank, recalibrate_batchnorm, shared_parameters, split_outputs
+from paretorch import (
+    ParetorchError,
+    conditioned,
+    ensemble,
+    lowrank,
+    recalibrate_batchnorm,
+    shared_parameters,
+    split_outputs,
+)
 from paretorch.parameterisations import ParetoLayer, lowrank_deltas
 from paretorch.parameterisations import _ensemble as _ensemble_module
 from paretorch.parameterisations import _lowrank as _lowrank_module
@@ -196,6 +204,40 @@ def test_multi_forward_shared_first_layer_equals_per_sample_rows(model_name, par
         torch.testing.assert_close(left, right, atol=1e-10, rtol=1e-10)
     for left, right in zip(joint_grads, row_grads, strict=True):
         torch.testing.assert_close(left, right, atol=1e-10, rtol=1e-10)
+
+
+@pytest.mark.parametrize("model_name", ["linear", "conv1d", "conv2d"])
+def test_conditioned_multi_forward_and_per_sample_equal_the_concatenated_input(model_name):
+    # COSMOS's definition: λ as T extra input columns / constant channels of the first layer. The layer computes
+    # it from the response to unit maps (and the base once for a multi-forward's equal blocks); compare with
+    # the concatenation itself, padding included.
+    torch.manual_seed(0)
+    model_class, shape = MODELS[model_name]
+    pm = conditioned(model_class(), TASKS).double()
+    layer = next(iter(pm.pareto_layers().values()))
+    x = torch.randn(5, *shape, dtype=torch.float64)
+    prefs = random_prefs(6).double()
+    rows = x.repeat(6, *([1] * (x.dim() - 1)))
+    row_prefs = prefs.repeat_interleave(len(x), dim=0)
+
+    def concatenated(inputs, preferences):
+        base = layer.base
+        if isinstance(base, nn.Linear):
+            weight = torch.cat([base.weight, layer.pref_weight], dim=1)
+            return torch.cat([inputs, preferences], dim=-1) @ weight.T + base.bias
+        maps = preferences.reshape(*preferences.shape, *[1] * (inputs.dim() - 2)).expand(-1, -1, *inputs.shape[2:])
+        weight = torch.cat([base.weight, layer.pref_weight], dim=1)
+        conv = torch.nn.functional.conv1d if inputs.dim() == 3 else torch.nn.functional.conv2d
+        return conv(torch.cat([inputs, maps], dim=1), weight, base.bias, base.stride, base.padding, base.dilation)
+
+    expected = concatenated(rows, row_prefs)
+    seen = []
+    hook = layer.register_forward_hook(lambda _module, _args, out: seen.append(out))
+    pm.multi_forward(x, prefs)
+    pm(rows, row_prefs)
+    hook.remove()
+    torch.testing.assert_close(seen[0], expected, atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(seen[1], expected, atol=1e-12, rtol=1e-12)
 
 
 @pytest.mark.parametrize(("model_name", "parameterisation"), CASES)

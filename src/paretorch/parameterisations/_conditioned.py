@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from paretorch.errors import ParetorchError
 from paretorch.parameterisations._attention import attention_factory
-from paretorch.parameterisations._context import PreferenceState, per_sample
+from paretorch.parameterisations._context import PreferenceState, per_sample, shared_input
 from paretorch.parameterisations._conv import CONV_FUNCTIONS, padded_like
 from paretorch.parameterisations._layer import LayerFactory, ParetoLayer
 from paretorch.parameterisations._model import ParetoModel, wrap
@@ -49,13 +49,21 @@ class PreferenceInput(ParetoLayer):
         pref = self.preference().to(x.dtype)
         if isinstance(self.base, nn.Linear):
             return self.base(x) + per_sample(pref @ self.pref_weight.T, x, -1, self.layer_name)
+        # The convolution is linear in its input, so that of the constant maps λ_t is Σ_t λ_t R_t, R_t the
+        # response to a map of ones in channel t: T small convolutions per call instead of one per sample.
         spatial = x.shape[2:]
-        rows = pref if pref.dim() == 2 else pref.expand(x.shape[0], -1)
-        maps = rows.reshape(*rows.shape, *[1] * len(spatial)).expand(*rows.shape, *spatial)
-        maps, padding = padded_like(self.base, maps)
-        extra = CONV_FUNCTIONS[len(spatial)](maps, self.pref_weight, None, self.base.stride, padding,
-                                             self.base.dilation)
-        return self.base(x) + extra
+        tasks = self.num_tasks
+        units = torch.eye(tasks, dtype=x.dtype, device=x.device).reshape(tasks, tasks, *[1] * len(spatial))
+        units, padding = padded_like(self.base, units.expand(tasks, tasks, *spatial))
+        responses = CONV_FUNCTIONS[len(spatial)](units, self.pref_weight.to(x.dtype), None, self.base.stride,
+                                                 padding, self.base.dilation)
+        source, blocks = shared_input(self._state, x), self._state.blocks
+        if source is not None and blocks is not None:
+            # multi_forward's first layer: base(x) once for the M equal blocks, the preference part per block.
+            per_block = torch.tensordot(blocks.to(responses.dtype), responses, dims=1).unsqueeze(1)
+            return (self.base(source).unsqueeze(0) + per_block).flatten(0, 1)
+        # (n, …) for one preference, (B, n, …) per sample
+        return self.base(x) + torch.tensordot(pref.to(responses.dtype), responses, dims=1)
 
     def merged(self, pref: Tensor) -> nn.Module:
         plain = copy.deepcopy(self.base)
