@@ -4,11 +4,12 @@ test split. Each job runs in its own process, one after the other, so that each 
 
 Printed per method: the process's wall time and its parts (imports, data (built twice: by the training and by
 the evaluation, as ``paretorch train`` then ``paretorch eval`` would), training steps, per-epoch validation with
-checkpoint and set-up, test evaluation), for the current code and, in the same run, with this session's two speed-ups
-switched off inside the job (``--baseline``): the shared first layer of a multi-forward and the batch-at-a-time
-tensor loader. The ratio is baseline / current.
+checkpoint and set-up, test evaluation), for the working tree and, in the same run, for the code at
+``--baseline REV`` (a git revision, checked out into a temporary worktree and put first on ``PYTHONPATH``).
+The ratio is baseline / current.
 
-Run: ``python benchmarks/whole_job.py [--methods pamal,palora,lorpman] [--train-size 50000] [--repeats 1]``.
+Run: ``python benchmarks/whole_job.py [--baseline 8981a15] [--methods pamal,palora,lorpman] [--train-size 50000]
+[--repeats 1]``.
 Performance figures only; nothing here is a test.
 """
 
@@ -16,10 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 JOB = r"""
 import json, sys, tempfile, time
@@ -27,13 +31,7 @@ started = time.perf_counter()
 from pathlib import Path
 import torch
 from paretorch import runs
-from paretorch.parameterisations import _ensemble, _lowrank
 settings = json.loads(sys.argv[1])
-if settings.pop("baseline"):
-    from torch.utils.data import DataLoader
-    _ensemble.shared_input = _lowrank.shared_input = lambda state, x: None
-    runs.batch_loader = lambda dataset, batch_size, sampler=None: DataLoader(dataset, batch_size=batch_size,
-                                                                             sampler=sampler)
 imported = time.perf_counter()
 building = []
 load_splits = runs.load_splits
@@ -52,17 +50,22 @@ with tempfile.TemporaryDirectory() as folder:
 print(json.dumps({"imports": imported - started, "data": sum(building), "steps": steps,
                   "validation_and_rest": trained - imported - building[0] - steps,
                   "test_eval": evaluated - trained - building[1],
-                  "hv": front.hypervolume["value"], "threads": torch.get_num_threads()}))
+                  "hv": front.hypervolume["value"], "threads": torch.get_num_threads(), "code": runs.__file__}))
 """
 
 PARTS = ("imports", "data", "steps", "validation_and_rest", "test_eval")
 
 
-def run_job(settings: dict) -> dict:
+def run_job(settings: dict, source: Path | None) -> dict:
+    environment = dict(os.environ)
+    if source is not None:
+        environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source), environment.get("PYTHONPATH")]))
     started = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", JOB, json.dumps(settings)], capture_output=True, text=True,
-                         check=True)
+                         check=True, env=environment)
     result = json.loads(out.stdout.strip().splitlines()[-1])
+    if source is not None and not Path(result["code"]).resolve().is_relative_to(source.resolve()):
+        raise SystemExit(f"the job imported {result['code']}, not the code under {source}")
     result["wall"] = time.perf_counter() - started
     return result
 
@@ -73,17 +76,30 @@ def main() -> None:
     parser.add_argument("--train-size", type=int, default=50_000)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=1, help="jobs per variant; the median is printed")
+    parser.add_argument("--baseline", default="8981a15", help="git revision to compare with")
     args = parser.parse_args()
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as folder:
+        tree = Path(folder) / "baseline"
+        subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", str(tree), args.baseline],
+                       check=True, capture_output=True)
+        try:
+            compare(args, {"baseline": tree / "src", "current": root / "src"})
+        finally:
+            subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(tree)], check=False)
+
+
+def compare(args: argparse.Namespace, sources: dict[str, Path]) -> None:
     print(f"# MultiMNIST, train_size {args.train_size}, batch {args.batch_size}, 1 epoch + 11-point test "
-          "evaluation, one process per job; seconds (median of --repeats)")
+          f"evaluation, one process per job; seconds (median of --repeats); baseline = {args.baseline}")
     header = ["method", "variant", "wall", *PARTS, "test HV"]
     print("  ".join(f"{h:>19}" for h in header))
     for method in args.methods.split(","):
         walls = {}
-        for variant in ("baseline", "current"):
+        for variant, source in sources.items():
             settings = {"method": method, "dataset": "multimnist", "epochs": 1, "seed": 0, "batch_size":
-                        args.batch_size, "train_size": args.train_size, "baseline": variant == "baseline"}
-            results = [run_job(settings) for _ in range(args.repeats)]
+                        args.batch_size, "train_size": args.train_size}
+            results = [run_job(settings, source) for _ in range(args.repeats)]
             median = {key: statistics.median(r[key] for r in results) for key in ("wall", *PARTS)}
             walls[variant] = median["wall"]
             cells = [method, variant, *(f"{median[key]:.2f}" for key in ("wall", *PARTS)), f"{results[0]['hv']:.4f}"]

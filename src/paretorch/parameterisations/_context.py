@@ -98,9 +98,15 @@ def block_forward(layer: nn.Module, weights: dict[str, Tensor], x: Tensor, block
                and value.dim() == layer.get_parameter(name).dim() + 1}
     shared = {name: value for name, value in weights.items() if name not in batched}
 
-    def run(params: dict[str, Tensor], rows: Tensor) -> Tensor:
-        return functional_call(layer, params | shared, (rows,))
-
     rows = x.reshape(blocks, x.shape[0] // blocks, *x.shape[1:])
+    if isinstance(layer, nn.modules.conv._ConvNd):
+        # vmap turns M convolutions into one grouped convolution, which the CPU runs slower than the M
+        # convolutions one after another (LeNet, B = 256, M = 4: forward+backward 83 against 117 ms).
+        return torch.cat([functional_call(layer, {name: value[index] for name, value in batched.items()} | shared,
+                                          (rows[index],)) for index in range(blocks)])
+
+    def run(params: dict[str, Tensor], block: Tensor) -> Tensor:
+        return functional_call(layer, params | shared, (block,))
+
     out = vmap(run)(batched, rows)
     return out.reshape(x.shape[0], *out.shape[2:])
