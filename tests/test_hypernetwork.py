@@ -68,14 +68,27 @@ def test_original_not_mutated():
     assert all(p.requires_grad for p in net.parameters())
 
 
-def test_generated_tensors_start_at_the_scale_of_the_targets_own_initialisation():
-    from paretorch.models import MultiLeNet
-
+@pytest.mark.parametrize("chunk_size", [None, 500], ids=["per-tensor projections", "chunked"])
+def test_generated_tensors_start_at_the_scale_of_the_targets_own_initialisation(chunk_size):
+    torch.manual_seed(0)
     net = MultiLeNet()
-    pm = hypernetwork(net, num_tasks=2)
+    pm = hypernetwork(net, num_tasks=2, chunk_size=chunk_size)
     generated = pm.hyper(torch.tensor([0.5, 0.5]))
     for name, template in net.named_parameters():
         rms = lambda t: float(t.detach().double().pow(2).mean().sqrt())  # noqa: E731
         assert rms(generated[name]) == pytest.approx(rms(template), rel=1e-4), name
     # The first convolution's default scale is several times the last layer's: one flat scale cannot fit both.
     assert rms(generated["encoder.0.weight"]) > 2 * rms(generated["encoder.7.weight"])
+
+
+def test_a_chunked_hypernetwork_saved_without_tensor_gains_loads_with_gain_one():
+    # Chunked hypernetworks saved before the per-tensor gains generated every tensor with gain 1.
+    torch.manual_seed(0)
+    saved = hypernetwork(MultiLeNet(), 2, hidden=16, chunk_size=500)
+    state = {key: value for key, value in saved.state_dict().items() if not key.endswith("tensor_gains")}
+    loaded = hypernetwork(MultiLeNet(), 2, hidden=16, chunk_size=500)
+    loaded.load_state_dict(state)
+    assert torch.equal(loaded.hyper.tensor_gains, torch.ones_like(loaded.hyper.tensor_gains))
+    saved.hyper.tensor_gains.fill_(1.0)
+    x = torch.randn(3, 1, 28, 28)
+    close(loaded(x, [0.2, 0.8]), saved(x, [0.2, 0.8]))

@@ -51,6 +51,9 @@ class PreferenceHyperNetwork(nn.Module):
             chunks = math.ceil(self.total / chunk_size)
             self.chunk_embeddings = nn.Parameter(torch.randn(chunks, chunk_embedding) * 0.1)
             self.projection = nn.Linear(hidden, chunk_size)
+            # One fixed gain per target tensor (set by match_template): the shared projection cannot be rescaled
+            # per tensor, so its output is. Saved with the model, so a loaded model generates what it did.
+            self.register_buffer("tensor_gains", torch.ones(len(self.shapes)))
         else:
             self.projections = nn.ModuleDict({
                 name.replace(".", "__"): nn.Linear(hidden, math.prod(shape)) for name, shape in shapes.items()
@@ -69,24 +72,34 @@ class PreferenceHyperNetwork(nn.Module):
     def match_template(self, template: dict[str, Tensor]) -> None:
         """Start each generated tensor at the scale of the target's own initialisation of it.
 
-        One projection per tensor (no chunking): each projection is rescaled so that, at the centre of the
-        simplex, its tensor has the root-mean-square of the target's default-initialised one. A single scale for
-        all tensors leaves the first layers of a network far below their usual scale (a LeNet's first
-        convolution about 7× too small), and the signal then fades through the layers. With chunking one
-        projection serves every tensor, and the flat rescaling above stays.
+        At the centre of the simplex each generated tensor is brought to the root-mean-square of the target's
+        default-initialised one: without chunking by rescaling its projection, with chunking (one projection
+        for all tensors) by the tensor's fixed gain. A single scale for all tensors leaves the first layers of a
+        network far below their usual scale (a LeNet's first convolution about 7× too small), and the signal
+        then fades through the layers.
         """
-        if self.chunk_size:
-            return
-        centre = torch.full((self.mlp[0].in_features,), 1.0 / self.mlp[0].in_features,
-                            dtype=self.mlp[0].weight.dtype, device=self.mlp[0].weight.device)
+        num_tasks = self.mlp[0].in_features - (self.chunk_embeddings.shape[1] if self.chunk_size else 0)
+        centre = torch.full((num_tasks,), 1.0 / num_tasks, dtype=self.mlp[0].weight.dtype,
+                            device=self.mlp[0].weight.device)
         generated = self._generate(centre)
-        for name, value in generated.items():
+        for index, (name, value) in enumerate(generated.items()):
             target = template[name].detach().double().pow(2).mean().sqrt()
             current = value.double().pow(2).mean().sqrt()
-            if target > 0 and current > 0:
+            if not (target > 0 and current > 0):
+                continue
+            ratio = float(target / current)
+            if self.chunk_size:
+                self.tensor_gains[index] *= ratio
+            else:
                 projection = self.projections[name.replace(".", "__")]
-                projection.weight.mul_(float(target / current))
-                projection.bias.mul_(float(target / current))
+                projection.weight.mul_(ratio)
+                projection.bias.mul_(ratio)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        # Chunked hypernetworks saved before the per-tensor gains existed generated with gain 1.
+        if self.chunk_size and prefix + "tensor_gains" not in state_dict:
+            state_dict[prefix + "tensor_gains"] = torch.ones_like(self.tensor_gains)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, pref: Tensor) -> dict[str, Tensor]:
         generated = self._generate(pref)
@@ -102,9 +115,9 @@ class PreferenceHyperNetwork(nn.Module):
             inputs = torch.cat([pref.expand(chunks, -1), self.chunk_embeddings], dim=1)
             flat = self.projection(self.mlp(inputs)).reshape(-1)[: self.total]
             out, offset = {}, 0
-            for name, shape in self.shapes.items():
+            for index, (name, shape) in enumerate(self.shapes.items()):
                 size = math.prod(shape)
-                out[name] = flat[offset : offset + size].view(shape)
+                out[name] = flat[offset : offset + size].view(shape) * self.tensor_gains[index].to(flat.dtype)
                 offset += size
             return out
         embedding = self.mlp(pref)
