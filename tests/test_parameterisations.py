@@ -206,6 +206,35 @@ def test_multi_forward_shared_first_layer_equals_per_sample_rows(model_name, par
         torch.testing.assert_close(left, right, atol=1e-10, rtol=1e-10)
 
 
+class InPlaceInputNet(nn.Module):
+    """Edits its input in place before the first layer: the M blocks no longer repeat multi_forward's rows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(2, 4, 3)
+        self.heads = nn.ModuleList([nn.Linear(4, 1) for _ in range(TASKS)])
+
+    def forward(self, x):
+        x[: len(x) // 2].mul_(3.0)
+        h = self.stem(x).mean(dim=(2, 3))
+        return [head(h) for head in self.heads]
+
+
+@pytest.mark.parametrize("parameterisation", list(PARAMETERISATIONS))
+def test_an_input_edited_in_place_is_not_taken_as_repeated(parameterisation):
+    torch.manual_seed(0)
+    pm = PARAMETERISATIONS[parameterisation](InPlaceInputNet()).double()
+    with torch.no_grad():
+        for param in pm.adapter_parameters():
+            param.add_(0.2 * torch.randn_like(param))
+    x = torch.randn(4, 2, 5, 5, dtype=torch.float64)
+    prefs = random_prefs(6).double()
+    joint = pm.multi_forward(x.clone(), prefs)
+    rows = pm(x.repeat(6, 1, 1, 1), prefs.repeat_interleave(len(x), dim=0))
+    for left, right in zip(joint, rows, strict=True):
+        torch.testing.assert_close(left, right, atol=1e-10, rtol=1e-10)
+
+
 @pytest.mark.parametrize("model_name", ["linear", "conv1d", "conv2d"])
 def test_conditioned_multi_forward_and_per_sample_equal_the_concatenated_input(model_name):
     # COSMOS's definition: λ as T extra input columns / constant channels of the first layer. The layer computes

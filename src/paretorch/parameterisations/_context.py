@@ -26,7 +26,7 @@ class PreferenceState:
         # Also set by multi_forward: each repeated input tensor (by id) with the B rows it repeats. A layer
         # handed one of these very tensors knows its M blocks are equal, and may compute what does not depend
         # on the preference once on the B rows (see shared_input).
-        self.repeats: dict[int, tuple[Tensor, Tensor]] = {}
+        self.repeats: dict[int, tuple[Tensor, Tensor, int]] = {}
 
     def current(self, layer_name: str) -> Tensor:
         if self.value is None:
@@ -78,7 +78,9 @@ def shared_input(state: PreferenceState, x: Tensor) -> Tensor | None:
     then runs its costly part (the convolution, the members) on B rows instead of M·B.
     """
     entry = state.repeats.get(id(x))
-    if entry is None or entry[0] is not x or state.blocks is None:
+    # The version counter rises with every in-place change: a model that edits its input in place before the
+    # layer (x -= mean) no longer holds M copies of the recorded rows.
+    if entry is None or entry[0] is not x or x._version != entry[2] or state.blocks is None:
         return None
     return entry[1]
 

@@ -231,11 +231,11 @@ class ParetoModel(nn.Module):
         if first is None:
             raise ParetorchError("multi_forward needs a tensor input to repeat")
         count, batch = prefs.shape[0], first.shape[0]
-        repeats: dict[int, tuple[Tensor, Tensor]] = {}
+        repeats: dict[int, tuple[Tensor, Tensor, int]] = {}
 
         def repeat(tensor: Tensor) -> Tensor:
             copies = tensor.repeat(count, *([1] * (tensor.dim() - 1)))
-            repeats[id(copies)] = (copies, tensor)
+            repeats[id(copies)] = (copies, tensor, copies._version)
             return copies
 
         repeated = map_tensors(x, repeat)
