@@ -222,10 +222,10 @@ def build_method(name: str, model: nn.Module, num_tasks: int, epochs: int = 10, 
     - ``pamal`` (PaMaL): ensemble, Dirichlet(p=1), window ``m=3``, λ_p = 1 (lexicographic edges).
     - ``palora`` (PaLoRA): low-rank r = 1, α = 2, AnnealedGrid with ``m=5`` rays, Q = 0.2 and margin 0.01 (the
       official code's schedule), adapters at lr × T (its ``reweight_lr``), no regulariser.
-    - ``lorpman`` (LORPMAN): low-rank r = 8, s = 1, Dirichlet(p=1) window ``m=4``, λ_p = 0, λ_o = 1, freeze
+    - ``lorpman`` (LORPMAN): low-rank r = 8, s = 6, Dirichlet(p=1) window ``m=4``, λ_p = 0, λ_o = 1, freeze
       epoch at 60 % of training (6 of 10 epochs, as tuned for MultiMNIST).
     - ``cpmtl`` (Controllable Pareto MTL): hypernetwork (2-layer MLP, 100 hidden, ``chunk_size`` optional),
-      Dirichlet(p=1), ``m`` preferences per step (default 1), preference-based linear scalarisation (Eq. 8),
+      Dirichlet(p=0.2), ``m`` preferences per step (default 1), preference-based linear scalarisation (Eq. 8),
       or with ``solver="moo"`` the preference-based multi-objective gradient (Eq. 9, ``num_refs`` = 3;
       ``infeasible`` and ``references`` as in :class:`~paretorch.objectives.PreferenceMOO`).
     - ``phn`` (Pareto HyperNetwork): hypernetwork with a 3-layer MLP, Dirichlet(p=0.2), linear scalarisation,

@@ -57,11 +57,12 @@ class PreferenceInput(ParetoLayer):
         units, padding = padded_like(self.base, units.expand(tasks, tasks, *spatial))
         responses = CONV_FUNCTIONS[len(spatial)](units, self.pref_weight.to(x.dtype), None, self.base.stride,
                                                  padding, self.base.dilation)
-        source, blocks = shared_input(self._state, x), self._state.blocks
-        if source is not None and blocks is not None:
+        shared = shared_input(self._state, x)
+        if shared is not None:
             # multi_forward's first layer: base(x) once for the M equal blocks, the preference part per block.
+            rows, blocks = shared
             per_block = torch.tensordot(blocks.to(responses.dtype), responses, dims=1).unsqueeze(1)
-            return (self.base(source).unsqueeze(0) + per_block).flatten(0, 1)
+            return (self.base(rows).unsqueeze(0) + per_block).flatten(0, 1)
         # (n, …) for one preference, (B, n, …) per sample
         return self.base(x) + torch.tensordot(pref.to(responses.dtype), responses, dims=1)
 

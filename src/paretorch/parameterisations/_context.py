@@ -20,8 +20,8 @@ class PreferenceState:
         self.num_tasks = num_tasks
         self.value: Tensor | None = None
         # Set by multi_forward: the M distinct preferences, each applied to a contiguous block of B rows.
-        # Layers whose output is a plain function of merged weights then run once with M weight sets
-        # (vmap over blocks) instead of mixing T member outputs per sample.
+        # Layers whose output is a plain function of merged weights then run once per block with that block's
+        # weights (see block_forward) instead of mixing T member outputs per sample.
         self.blocks: Tensor | None = None
         # Also set by multi_forward: each repeated input tensor (by id) with the B rows it repeats. A layer
         # handed one of these very tensors knows its M blocks are equal, and may compute what does not depend
@@ -70,9 +70,10 @@ def use_blocks(state: PreferenceState, x: Tensor) -> Tensor | None:
     return blocks
 
 
-def shared_input(state: PreferenceState, x: Tensor) -> Tensor | None:
-    """The B rows that ``x`` repeats M times when ``x`` is an input tensor of a multi-forward in progress
-    (the very tensor ``multi_forward`` built, so its M blocks are equal by construction), else ``None``.
+def shared_input(state: PreferenceState, x: Tensor) -> tuple[Tensor, Tensor] | None:
+    """``(rows, blocks)`` when ``x`` is an input tensor of a multi-forward in progress (the very tensor
+    ``multi_forward`` built, so it repeats the B ``rows`` once for each of the M preferences ``blocks``),
+    else ``None``.
 
     The first wrapped layer of most models receives it: a layer that is linear in what the preference mixes
     then runs its costly part (the convolution, the members) on B rows instead of M·B.
@@ -82,7 +83,7 @@ def shared_input(state: PreferenceState, x: Tensor) -> Tensor | None:
     # layer (x -= mean) no longer holds M copies of the recorded rows.
     if entry is None or entry[0] is not x or x._version != entry[2] or state.blocks is None:
         return None
-    return entry[1]
+    return entry[1], state.blocks
 
 
 def mix_blocks(coefficients: Tensor, outputs: list[Tensor]) -> Tensor:

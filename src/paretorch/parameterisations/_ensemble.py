@@ -69,11 +69,12 @@ class EnsembleLayer(ParetoLayer):
         pref = self.preference()
         if pref.dim() == 1:
             return functional_call(self.members[0], self.merged_parameters(pref), (x,))
-        source = shared_input(self._state, x)
-        if source is not None and self._state.blocks is not None and self.num_tasks < len(self._state.blocks):
+        shared = shared_input(self._state, x)
+        if shared is not None and self.num_tasks < len(shared[1]):
             # The M blocks of x are equal: T member passes on the B rows, mixed per block (exact, each member
             # being linear in its parameters), cost T·B instead of M·B.
-            return mix_blocks(self._state.blocks, [member(source) for member in self.members])
+            rows, blocks = shared
+            return mix_blocks(blocks, [member(rows) for member in self.members])
         blocks = use_blocks(self._state, x)
         if blocks is not None:
             # multi_forward: merge the weights once per preference and run one batched call.

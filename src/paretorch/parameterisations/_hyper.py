@@ -42,6 +42,7 @@ class PreferenceHyperNetwork(nn.Module):
         self.shapes = dict(shapes)
         self.total = sum(math.prod(shape) for shape in shapes.values())
         self.chunk_size = chunk_size
+        self.num_tasks = num_tasks
         width_in = num_tasks + (chunk_embedding if chunk_size else 0)
         blocks: list[nn.Module] = []
         for index in range(layers):
@@ -78,8 +79,7 @@ class PreferenceHyperNetwork(nn.Module):
         network far below their usual scale (a LeNet's first convolution about 7× too small), and the signal
         then fades through the layers.
         """
-        num_tasks = self.mlp[0].in_features - (self.chunk_embeddings.shape[1] if self.chunk_size else 0)
-        centre = torch.full((num_tasks,), 1.0 / num_tasks, dtype=self.mlp[0].weight.dtype,
+        centre = torch.full((self.num_tasks,), 1.0 / self.num_tasks, dtype=self.mlp[0].weight.dtype,
                             device=self.mlp[0].weight.device)
         generated = self._generate(centre)
         for index, (name, value) in enumerate(generated.items()):

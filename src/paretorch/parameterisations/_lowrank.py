@@ -114,10 +114,11 @@ class LowRankLinear(LowRankLayer):
     def _shared_forward(self, x: Tensor) -> Tensor | None:
         # The M blocks of x are equal: base(x) and the down-projection do not depend on the preference, so they
         # run on the B rows; only the thin up-projection runs on M·B.
-        source, blocks = shared_input(self._state, x), self._state.blocks
-        if source is None or blocks is None:
+        shared = shared_input(self._state, x)
+        if shared is None:
             return None
-        base, hidden = self.base(source), F.linear(source, self.down)
+        rows, blocks = shared
+        base, hidden = self.base(rows), F.linear(rows, self.down)
         count = blocks.shape[0]
         weights = blocks.repeat_interleave(self.rank, dim=-1).to(hidden.dtype)
         mixed = hidden.unsqueeze(0) * weights.view(count, *([1] * (hidden.dim() - 1)), weights.shape[1])
@@ -153,41 +154,39 @@ class LowRankConv(LowRankLayer):
         # The M blocks of x are equal: y_m = base(x) + s·Σ_t λ_mt conv(x, U_t D_t) (exact for any λ), so the
         # base and the T task deltas convolve the B rows once each and the M outputs are their mixtures:
         # (1 + T)·B convolutions instead of M·B, worth it when 1 + T < M.
-        source, blocks = shared_input(self._state, x), self._state.blocks
-        if source is None or blocks is None or blocks.shape[0] <= self.num_tasks + 1:
+        shared = shared_input(self._state, x)
+        if shared is None or shared[1].shape[0] <= self.num_tasks + 1:
             return None
-        padded, padding = padded_like(self.base, source)
-        conv = CONV_FUNCTIONS[self.spatial]
-        outputs = [self.base(source), *(conv(padded, delta, None, self.base.stride, padding, self.base.dilation,
-                                             self.base.groups) for delta in self.task_deltas())]
+        rows, blocks = shared
+        outputs = [self.base(rows), *self._convolve_like_base(rows, list(self.task_deltas()))]
         coefficients = torch.cat([blocks.new_ones(blocks.shape[0], 1), self.scale * blocks], dim=1)
         return mix_blocks(coefficients, outputs)
 
-    def _down_projection(self, x: Tensor) -> Tensor:
+    def _convolve_like_base(self, x: Tensor, weights: list[Tensor]) -> list[Tensor]:
+        # x padded once, then convolved with each weight at the base layer's stride, dilation and groups.
         padded, padding = padded_like(self.base, x)
-        return CONV_FUNCTIONS[self.spatial](padded, self.down, None, self.base.stride, padding, self.base.dilation,
-                                            self.base.groups)
-
-    def _up_projection(self, hidden: Tensor) -> Tensor:
-        return CONV_FUNCTIONS[self.spatial](hidden, self.up, None, 1, 0, 1, self.base.groups)
+        conv = CONV_FUNCTIONS[self.spatial]
+        return [conv(padded, weight, None, self.base.stride, padding, self.base.dilation, self.base.groups)
+                for weight in weights]
 
     def forward(self, x: Tensor) -> Tensor:
         pref = self.preference()
         if pref.dim() == 2:
-            # A multi-forward's first layer computes base and down-projection once for the M equal blocks.
+            # A multi-forward's first layer convolves the B rows once with the base and each task delta.
             # Otherwise, the adapter branch of a convolution costing a second full-resolution convolution, a
-            # multi-forward merges one weight per preference instead and runs a single batched convolution.
+            # multi-forward merges one weight per preference and convolves each block with its own.
             shared = self._shared_forward(x)
             blocked = shared if shared is not None else self._block_forward(x)
             if blocked is not None:
                 return blocked
-        hidden = self._down_projection(x)
+        hidden = self._convolve_like_base(x, [self.down])[0]
         # Hidden channels are ordered group-major, then task, then rank: weight each by its task's λ.
         channel_weights = pref.repeat_interleave(self.rank, dim=-1).repeat(
             *([1] * (pref.dim() - 1)), self.base.groups
         )
         weights = per_sample(channel_weights.to(x.dtype), hidden, 1, self.layer_name)
-        return self.base(x) + self.scale * self._up_projection(hidden * weights)
+        up = CONV_FUNCTIONS[self.spatial](hidden * weights, self.up, None, 1, 0, 1, self.base.groups)
+        return self.base(x) + self.scale * up
 
     def task_deltas(self) -> Tensor:
         """The T weight deltas, each shaped like the base weight (T, n, m/g, k…), without the scale."""
