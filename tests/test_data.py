@@ -486,3 +486,21 @@ def test_utkface_needs_its_images(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ParetorchError, match=r"has 0 UTKFace images named \[age\]_\[gender\]_\[race\]"):
         load_utkface(tmp_path / "empty")
+
+
+def test_multimnist_splits_are_composed_when_first_used_and_equal_the_eager_ones(tmp_path):
+    from paretorch.data import ComposedOnUse
+    from paretorch.runs import evaluate_run, load_run, train_run
+
+    splits = multi_mnist(train_size=40, val_size=20, test_size=20, seed=3)
+    assert all(isinstance(part, ComposedOnUse) for part in (splits.train, splits.val, splits.test))
+    pools = load_mnist_digits(seed=3)
+    eager = compose_multi_mnist(pools.test_images, pools.test_labels, 20, seed=3 + 2)
+    for lazy_tensor, eager_tensor in zip(splits.test.tensors, eager.tensors, strict=True):
+        assert torch.equal(lazy_tensor, eager_tensor)
+    # Evaluating a trained run reads its test split only: the training images are never composed.
+    run = train_run({"method": "ls", "ls_points": 2, "dataset": "multimnist", "train_size": 32, "val_size": 16,
+                     "test_size": 16, "epochs": 1}, tmp_path / "run")
+    loaded = load_run(run)
+    evaluate_run(loaded, "test")
+    assert loaded.splits.train._build is not None and loaded.splits.test._build is None

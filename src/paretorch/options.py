@@ -199,6 +199,9 @@ RUN_OPTIONS: dict[str, Option] = option_table(
     Option("test_size", "int", None, "test examples (MultiMNIST default 2,000; Adult: all)", minimum=1,
            optional=True),
     Option("device", "str", "cpu", "cpu, cuda, cuda:N or mps"),
+    Option("channels_last", "bool", None, "lay image batches out channels-last (NHWC) for the convolutions; unset: "
+           "on for convolutional models on the CPU (a LeNet step measured 1.2-1.5x faster), off on GPUs",
+           optional=True),
     Option("log", "names", None, "per-epoch logs besides metrics.jsonl: csv (metrics.csv), tensorboard (event files "
            "in tensorboard/, the tensorboard extra), or both as [\"csv\", \"tensorboard\"]", optional=True),
 )

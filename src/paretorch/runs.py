@@ -193,8 +193,19 @@ def build_setup(config: RunConfig, splits: Splits, member: dict[str, Any]) -> Me
     """The model and method preset of one member, initialised from the run's seed (the caller's global random
     stream is left as it was)."""
     with scoped_global_seed(config["seed"]):
-        return build_method(config["method"], build_model(config, splits), splits.num_tasks, config["epochs"],
-                            config["seed"], **(config.method_options | member))
+        setup = build_method(config["method"], build_model(config, splits), splits.num_tasks, config["epochs"],
+                             config["seed"], **(config.method_options | member))
+    setup.pm.use_channels_last(_channels_last(config, setup.pm))
+    return setup
+
+
+def _channels_last(config: RunConfig, pm: nn.Module) -> bool:
+    """The run's ``channels_last``, or when unset: on for a convolutional model on the CPU, where it was measured
+    (benchmarks/forward_backward.py --channels-last); GPUs keep the default layout until it is measured there."""
+    if config["channels_last"] is not None:
+        return bool(config["channels_last"])
+    convolutional = any(isinstance(module, (nn.Conv2d, nn.Conv3d)) for module in pm.modules())
+    return convolutional and torch.device(config["device"]).type == "cpu"
 
 
 def _members(config: RunConfig, num_tasks: int) -> list[dict[str, Any]]:

@@ -50,6 +50,7 @@ from paretorch.parameterisations._model import (
     plain,
     recalibrate_batchnorm,
     shared_parameters,
+    to_channels_last,
     wrap,
 )
 from paretorch.parameterisations._pretrained import from_pretrained
@@ -94,6 +95,7 @@ __all__ = [
     "select_layers",
     "shared_parameters",
     "split_outputs",
+    "to_channels_last",
     "wrap",
 ]
 

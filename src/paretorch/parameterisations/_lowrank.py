@@ -193,8 +193,9 @@ class LowRankConv(LowRankLayer):
         groups, tasks, rank = self.base.groups, self.num_tasks, self.rank
         out_per_group = self.base.out_channels // groups
         kernel = self.down.shape[1:]
-        down = self.down.view(groups, tasks, rank, -1)  # per group, per task: r × (m/g·∏k)
-        up = self.up.view(groups, out_per_group, tasks, rank)  # per group: n/g × T·r
+        # reshape, not view: the parameters may be laid out channels-last (pm.to(memory_format=...)).
+        down = self.down.reshape(groups, tasks, rank, -1)  # per group, per task: r × (m/g·∏k)
+        up = self.up.reshape(groups, out_per_group, tasks, rank)  # per group: n/g × T·r
         delta = torch.einsum("gotr,gtrk->tgok", up, down)
         return delta.reshape(tasks, self.base.out_channels, *kernel)
 
