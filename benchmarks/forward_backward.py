@@ -4,7 +4,10 @@ single-preference passes and against one pass of the plain model at batch M·B.
 Every parameterisation: PaMaL's ensemble, PaLoRA's and LORPMAN's low-rank adapters, the hypernetwork (CPMTL / PHN),
 COSMOS's input conditioning and FiLM. ``batched/plain`` is the ratio to the plain model at batch M·B.
 
-Run: ``python benchmarks/forward_backward.py [--device cpu|cuda] [--batch 256] [--m 4] [--models lenet,mlp,resnet18]``.
+``--channels-last`` lays the image batches out NHWC (``ParetoModel.use_channels_last``; the plain model's batch too).
+
+Run: ``python benchmarks/forward_backward.py [--device cpu|cuda] [--batch 256] [--m 4] [--models lenet,mlp,resnet18]
+[--channels-last]``.
 Prints ratios measured in one run (median of repeated timings); nothing here is a test.
 """
 
@@ -19,6 +22,7 @@ from torch import nn
 from _timing import median_seconds
 from paretorch import conditioned, ensemble, film, hypernetwork, lowrank
 from paretorch.models import CensusMLP, MultiLeNet, ResNet18MTL
+from paretorch.parameterisations import to_channels_last
 
 
 def timed(step: Callable[[], None], device: str, repeats: int) -> float:
@@ -36,6 +40,7 @@ def main() -> None:
     parser.add_argument("--m", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--models", default="lenet,mlp", help="of lenet, mlp, resnet18 (32×32 inputs)")
+    parser.add_argument("--channels-last", action="store_true", help="image batches laid out channels-last")
     args = parser.parse_args()
     torch.manual_seed(0)
     device, batch, count = args.device, args.batch, args.m
@@ -46,13 +51,15 @@ def main() -> None:
     }
     models = {available[key][0]: (available[key][1](), available[key][2]) for key in args.models.split(",")}
     print(f"device={device} batch B={batch} preferences M={count} torch={torch.__version__} "
-          f"threads={torch.get_num_threads()}")
+          f"threads={torch.get_num_threads()} channels_last={args.channels_last}")
     print(f"{'model':<26} {'method':<14} {'batched ms':>10} {'sequential ms':>13} {'plain M·B ms':>12} "
           f"{'seq/batched':>11} {'batched/plain':>13}")
     for model_name, (net, shape) in models.items():
         net = net.to(device)
         x = torch.randn(batch, *shape, device=device)
         big = x.repeat(count, *([1] * len(shape)))
+        if args.channels_last:
+            x, big = to_channels_last(x), to_channels_last(big)
         prefs = torch.distributions.Dirichlet(torch.ones(2)).sample((count,)).to(device)
 
         def plain_step(net: nn.Module = net, big: torch.Tensor = big) -> None:
@@ -69,7 +76,7 @@ def main() -> None:
             "cosmos input": conditioned(net, 2),
             "film": film(net, 2),
         }.items():
-            pm = pm.to(device)
+            pm = pm.to(device).use_channels_last(args.channels_last)
 
             def batched_step(pm: nn.Module = pm, x: torch.Tensor = x, prefs: torch.Tensor = prefs) -> None:
                 pm.zero_grad(set_to_none=True)
