@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from paretorch.cli import parse_overrides
+
 JOB = r"""
 import json, sys, tempfile, time
 started = time.perf_counter()
@@ -81,9 +83,9 @@ def main() -> None:
     parser.add_argument("--baseline", default="8981a15", help="git revision to compare with ('none': the working "
                         "tree alone)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a run setting for every job, e.g. --set m=4 (repeatable; values parsed as JSON)")
+                        help="a run setting for every job, e.g. --set m=4 (repeatable; read as train's key=value)")
     args = parser.parse_args()
-    args.settings = dict(parse_setting(item) for item in args.set)
+    args.settings = parse_overrides(args.set)
     root = Path(__file__).resolve().parents[1]
     if args.baseline == "none":
         compare(args, {"current": root / "src"})
@@ -96,14 +98,6 @@ def main() -> None:
             compare(args, {"baseline": tree / "src", "current": root / "src"})
         finally:
             subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(tree)], check=False)
-
-
-def parse_setting(item: str) -> tuple[str, object]:
-    key, _, text = item.partition("=")
-    try:
-        return key, json.loads(text)
-    except json.JSONDecodeError:
-        return key, text
 
 
 def compare(args: argparse.Namespace, sources: dict[str, Path]) -> None:

@@ -10,6 +10,8 @@ from torch import nn
 
 from paretorch import conditioned, ensemble, film, hypernetwork, lowrank
 from paretorch.cli import main
+from paretorch.parameterisations import _ensemble as _ensemble_module
+from paretorch.parameterisations import _lowrank as _lowrank_module
 from paretorch.parameterisations import to_channels_last
 from paretorch.parameterisations._context import mix_blocks
 from paretorch.runs import build_setup, load_run, load_splits, resolve_config
@@ -45,7 +47,11 @@ def layouts_seen(pm: nn.Module) -> list[bool]:
 @pytest.mark.parametrize("in_channels", [1, 3])
 @pytest.mark.parametrize("name", list(BUILDERS))
 @pytest.mark.parametrize("count", [2, 5])  # M = 2 takes the per-block paths, M = 5 the shared first layer too
-def test_channels_last_equals_the_default_layout_and_reaches_the_convolutions(name, in_channels, count):
+def test_channels_last_equals_the_default_layout_and_reaches_the_convolutions(name, in_channels, count, monkeypatch):
+    taken = []
+    for module in (_ensemble_module, _lowrank_module):
+        original = module.shared_input
+        monkeypatch.setattr(module, "shared_input", lambda state, t, f=original: taken.append(f(state, t)) or taken[-1])
     torch.manual_seed(0)
     default = BUILDERS[name](image_net(in_channels)).double()
     laid_out = copy.deepcopy(default).use_channels_last()
@@ -54,6 +60,8 @@ def test_channels_last_equals_the_default_layout_and_reaches_the_convolutions(na
     seen = layouts_seen(laid_out)
     expected, got = default.multi_forward(x, prefs), laid_out.multi_forward(x, prefs)
     assert seen and all(seen), seen
+    if name in ("ensemble", "lowrank") and count == 5:  # the laid-out batch is still recognised as repeated
+        assert any(source is not None for source in taken), "the shared-input path did not run"
     torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
     weights = torch.randn_like(expected)
     (expected * weights).sum().backward()

@@ -86,12 +86,21 @@ def shared_input(state: PreferenceState, x: Tensor) -> tuple[Tensor, Tensor] | N
     return entry[1], state.blocks
 
 
+# The channels-last layout of image batches: (N, C, H, W) and (N, C, D, H, W) tensors stored channel-innermost.
+CHANNELS_LAST = {4: torch.channels_last, 5: torch.channels_last_3d}
+
+
+def is_channels_last(tensor: Tensor) -> bool:
+    """Whether ``tensor`` is laid out channels-last and not merely contiguous too (one channel, or 1×1 maps)."""
+    layout = CHANNELS_LAST.get(tensor.dim())
+    return layout is not None and not tensor.is_contiguous() and tensor.is_contiguous(memory_format=layout)
+
+
 def mix_blocks(coefficients: Tensor, outputs: list[Tensor]) -> Tensor:
     """The M·B rows ``Σ_k coefficients[m, k] · outputs[k]`` for each block m, block-major: ``coefficients`` is
     ``(M, K)``, each of the K ``outputs`` has B rows (a layer's output for K parameter sets on shared rows)."""
     stacked = torch.stack(outputs)
-    channels_last = stacked.dim() in (5, 6) and not outputs[0].is_contiguous() and outputs[0].is_contiguous(
-        memory_format=torch.channels_last if stacked.dim() == 5 else torch.channels_last_3d)
+    channels_last = is_channels_last(outputs[0])
     if channels_last:  # mixed with the channels innermost, where they are in memory: no copy to NCHW and back
         stacked = stacked.movedim(2, -1)
     mixed = torch.tensordot(coefficients.to(stacked.dtype), stacked, dims=1).flatten(0, 1)

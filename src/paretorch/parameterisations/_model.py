@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from paretorch._files import atomic_write
 from paretorch.errors import ParetorchError
-from paretorch.parameterisations._context import PreferenceState
+from paretorch.parameterisations._context import CHANNELS_LAST, PreferenceState
 from paretorch.parameterisations._layer import LayerFactory, ParetoLayer
 from paretorch.parameterisations._select import Targets, check_num_tasks, replace_module, select_layers
 from paretorch.preferences import as_preference
@@ -146,10 +146,6 @@ def move_to(value: Any, device: torch.device | str) -> Any:
     return map_tensors(value, lambda t: t.to(device))
 
 
-# The channels-last layout of image batches: (N, C, H, W) and (N, C, D, H, W) tensors stored channel-innermost.
-_CHANNELS_LAST = {4: torch.channels_last, 5: torch.channels_last_3d}
-
-
 def to_channels_last(value: Any) -> Any:
     """Every floating-point image batch inside ``value`` ((N, C, H, W) or (N, C, D, H, W)) laid out channels-last.
 
@@ -161,7 +157,7 @@ def to_channels_last(value: Any) -> Any:
     (16, 1, 4, 1)
     """
     def convert(tensor: Tensor) -> Tensor:
-        layout = _CHANNELS_LAST.get(tensor.dim())
+        layout = CHANNELS_LAST.get(tensor.dim())
         if layout is None or not tensor.is_floating_point():
             return tensor
         return tensor.to(memory_format=layout)
