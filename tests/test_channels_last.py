@@ -19,6 +19,7 @@ from paretorch.runs import build_setup, load_run, load_splits, resolve_config
 BUILDERS = {
     "ensemble": lambda net: ensemble(net, 2),
     "lowrank": lambda net: lowrank(net, 2, rank=2, scale=2.0),
+    "lowrank-loralib": lambda net: lowrank(net, 2, rank=1, scale=2.0, conv_layout="loralib"),
     "hypernetwork": lambda net: hypernetwork(net, 2),
     "conditioned": lambda net: conditioned(net, 2),
     "film": lambda net: film(net, 2),

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from paretorch import ParetorchError
+from paretorch._random import distinct_picks
 from paretorch.data import COLLEGE_LEVELS, compose_multi_mnist, load_adult, load_mnist_digits, multi_mnist
 
 
@@ -504,3 +505,23 @@ def test_multimnist_splits_are_composed_when_first_used_and_equal_the_eager_ones
     loaded = load_run(run)
     evaluate_run(loaded, "test")
     assert loaded.splits.train._build is not None and loaded.splits.test._build is None
+
+
+@pytest.mark.parametrize(("seed", "population", "count", "size"), [
+    (0, 3_400, 20_000, 2),  # MultiMNIST's pools
+    (1, 7, 5_000, 3),
+    (2, 2**31 + 2, 3_000, 2),  # bounds near 2**31: about half the draws are redrawn, so rows shift in the stream
+    (3, 2**31 + 5, 2_000, 3),
+    (4, 3, 50, 3),  # population == size: a bound of 1 takes no word (NumPy's own calls)
+    (5, 10, 10, 1),
+    (6, 5, 0, 2),
+])
+def test_distinct_picks_replay_numpy_choice_row_by_row(seed, population, count, size):
+    rng = np.random.default_rng(seed)
+    expected = np.array([rng.choice(population, size, replace=False) for _ in range(count)],
+                        dtype=np.int64).reshape(count, size)
+    picks = distinct_picks(seed, population, count, size)
+    assert picks.shape == (count, size) and picks.dtype == np.int64
+    np.testing.assert_array_equal(picks, expected)
+    assert ((picks >= 0) & (picks < population)).all()
+    assert all(len(set(row)) == size for row in picks.tolist())

@@ -86,6 +86,7 @@ PARAMETERISATIONS = {
     "ensemble": lambda net: ensemble(net, TASKS),
     "palora": lambda net: lowrank(net, TASKS, rank=2, scale=4.0, scaling="palora"),
     "lorpman": lambda net: lowrank(net, TASKS, rank=1, scale=0.5, scaling="lorpman"),
+    "palora-loralib": lambda net: lowrank(net, TASKS, rank=1, scale=2.0, conv_layout="loralib"),
 }
 CASES = [(m, p) for m in MODELS for p in PARAMETERISATIONS]
 
@@ -327,8 +328,8 @@ def test_gradients_reach_exactly_the_right_parameters(model_name, parameterisati
     for layer in pm.pareto_layers().values():
         if hasattr(layer, "up"):
             up_grad = layer.up.grad.view(layer.up.shape[0], -1)
-            # Columns of U are ordered task-major: task t owns columns t·r … (t+1)·r − 1.
-            per_task = up_grad.view(up_grad.shape[0], TASKS, layer.rank)
+            # Columns of U are ordered task-major: task t owns columns t·r … (t+1)·r − 1 (r·k₀ for loralib's conv).
+            per_task = up_grad.view(up_grad.shape[0], TASKS, layer.inner)
             assert torch.count_nonzero(per_task[:, 2]) == 0, "the adapter of a zero-weight task gets no gradient"
             assert torch.count_nonzero(per_task[:, :2]) > 0
 
@@ -373,6 +374,30 @@ def test_parameter_counts_match_the_papers():
     report = lowrank(conv, TASKS, rank=rank).parameter_report()
     assert report.added_total == TASKS * rank * (4 * 9 + 6)
     assert "overhead" in str(report)
+
+
+def test_loralib_conv_layout_is_hu_et_al_convlora():
+    # loralib's ConvLoRA (Hu et al.'s code, which PaLoRA's public code copies): A (r·k, in·k), B (out·k, r·k),
+    # delta = (B @ A).view(weight.shape), scaled by α / r.
+    torch.manual_seed(0)
+    rank, k, c_in, c_out = 2, 3, 4, 6
+    conv = nn.Conv2d(c_in, c_out, k, padding=1)
+    pm = lowrank(nn.Sequential(conv), TASKS, rank=rank, scale=3.0, conv_layout="loralib")
+    layer = pm.model[0]
+    assert layer.down.shape == (TASKS * rank * k, c_in * k) and layer.up.shape == (c_out * k, TASKS * rank * k)
+    assert pm.parameter_report().added_total == TASKS * rank * k * (c_in * k + c_out * k)
+    with torch.no_grad():
+        layer.up.normal_()
+    pref = torch.tensor([0.3, 0.2, 0.5])
+    delta = sum(pref[t] * (layer.up[:, t * rank * k:(t + 1) * rank * k] @ layer.down[t * rank * k:(t + 1) * rank * k])
+                .view(conv.weight.shape) for t in range(TASKS))
+    x = torch.randn(2, c_in, 5, 5)
+    expected = nn.functional.conv2d(x, conv.weight + 3.0 / rank * delta, conv.bias, padding=1)
+    torch.testing.assert_close(pm(x, pref), expected)
+    torch.testing.assert_close(pm(x, pref.expand(2, -1)), expected)  # per-sample path
+    torch.testing.assert_close(pm.at(pref)(x), expected)  # merged export
+    with pytest.raises(ParetorchError, match="conv_layout must be one of loralib, peft"):
+        lowrank(nn.Sequential(nn.Conv2d(1, 2, 3)), TASKS, conv_layout="kernel")
 
 
 def test_parameter_report_counts_unwrapped_layers_in_base():

@@ -198,3 +198,20 @@ def test_annealed_rays_with_a_margin_start_inside_the_simplex_and_sharpen_gradua
     tau = 50 / 99  # step 50 of 100: τ runs from 0 at the first step to 1 at the last
     base = sampler.base.pow(5 * tau)
     torch.testing.assert_close(sampler.sample(50, 100), (base / base.sum(1, keepdim=True)).float())
+
+
+def test_runs_record_the_conv_layout_and_runs_saved_before_it_load_with_peft(tmp_path):
+    tiny = ["dataset=multimnist", "train_size=32", "val_size=16", "test_size=16", "batch_size=16", "epochs=1"]
+    assert main(["train", str(tmp_path / "new"), "method=palora", *tiny, "--quiet"]) == 0
+    # Recorded although left at its default: a later change of the default does not change this run's shapes.
+    assert json.loads((tmp_path / "new" / "config.json").read_text())["conv_layout"] == "loralib"
+    # A run saved before the option existed: PEFT's layout, no conv_layout in its config.
+    old = tmp_path / "old"
+    assert main(["train", str(old), "method=palora", "conv_layout=peft", *tiny, "--quiet"]) == 0
+    stored = json.loads((old / "config.json").read_text())
+    del stored["conv_layout"]
+    (old / "config.json").write_text(json.dumps(stored))
+    result = subprocess.run([sys.executable, "-m", "paretorch.cli", "eval", str(old)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    front = json.loads((old / "front_test.json").read_text())
+    assert len(front["values"]) == 11

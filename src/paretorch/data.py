@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, TensorDataset
 
+from paretorch._random import distinct_picks
 from paretorch.errors import ParetorchError
 
 __all__ = [
@@ -173,8 +174,7 @@ def compose_multi_mnist(images: np.ndarray, labels: np.ndarray, count: int, num_
     if num_tasks not in _LAYOUTS:
         raise ParetorchError(f"MultiMNIST has 2 or 3 tasks, got {num_tasks}")
     canvas_size, corners = _LAYOUTS[num_tasks]
-    rng = np.random.default_rng(seed)
-    picks = np.stack([rng.choice(len(images), size=num_tasks, replace=False) for _ in range(count)])
+    picks = distinct_picks(seed, len(images), count, num_tasks)  # = a seeded rng.choice(..., replace=False) per row
     canvas = np.zeros((count, canvas_size, canvas_size), dtype=np.uint8)
     for position, (row, col) in enumerate(corners):
         region = canvas[:, row : row + 28, col : col + 28]

@@ -85,6 +85,9 @@ class Option:
     optional: bool = False  # None is allowed (and is the "off"/"automatic" value)
     applies: Callable[[Mapping[str, Any]], bool] | None = None
     when: str = ""
+    # Written to a run's config.json even when left at its default, so that the run is rebuilt as it was trained
+    # if the default changes later (options that fix the model's shapes).
+    recorded: bool = False
 
     def describe(self) -> str:
         """What a valid value is, in words (used in errors and help)."""

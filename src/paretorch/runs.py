@@ -71,8 +71,8 @@ class RunConfig:
 def validate_run_options(values: Mapping[str, Any]) -> dict[str, Any]:
     """Check a whole run's settings (run-level keys and the method's options); return them resolved.
 
-    The result holds every run-level key (defaults filled in) and the method options as given (validated),
-    which is what a run directory's ``config.json`` records.
+    The result holds every run-level key (defaults filled in), the method options as given (validated) and
+    those the preset marks ``recorded`` (defaults filled in): what a run directory's ``config.json`` records.
     """
     run = {name: option.check(values[name]) if name in values else option.default
            for name, option in RUN_OPTIONS.items()}
@@ -103,7 +103,8 @@ def validate_run_options(values: Mapping[str, Any]) -> dict[str, Any]:
                              "or resnet18")
     if run["model"] == "resnet18" and not images:
         raise ParetorchError(f"model resnet18 takes images; dataset {run['dataset']} is tabular: use model=mlp")
-    return run | {key: resolved[key] for key in method_given}
+    recorded = [name for name, option in get_method(run["method"]).options.items() if option.recorded]
+    return run | {key: resolved[key] for key in [*method_given, *recorded]}
 
 
 def run_num_tasks(values: Mapping[str, Any]) -> int:
@@ -128,6 +129,9 @@ def _stored_config(directory: Path) -> dict[str, Any]:
     preset = _preset_options(str(values.get("method")))
     if values.get("ls_points") == 5 and "ls_points" not in preset:
         values.pop("ls_points")
+    # Low-rank runs saved before conv_layout existed (and was recorded) used PEFT's layout.
+    if "conv_layout" in preset and "conv_layout" not in values:
+        values["conv_layout"] = "peft"
     return values
 
 

@@ -5,10 +5,16 @@ s = α / r (PaLoRA, Eq. 2) or s (LORPMAN, Eq. 6). The T adapters are stored stac
 (T·r × m) and U = [U_1 … U_T] (n × T·r), so a whole batch with per-sample preferences costs one extra
 pair of matmuls: h = x Dᵀ (B × T·r), each r-block scaled by that sample's λ_t, y = base(x) + s · h Uᵀ.
 
-Convolutions follow LoRA's reshaping (Hu et al. 2022; LORPMAN footnote 1): the weight (n, m/g, k…) is
-treated per group as a matrix n/g × (m/g · ∏k); D is a convolution with the layer's kernel, stride, padding,
-dilation and groups producing g·T·r channels, U a 1×1 convolution with the same groups. Each group gets a
-rank-r delta per task, so with groups g the added parameters are T·r·(m·∏k + n).
+Convolutions have two layouts (``conv_layout``), both called LoRA's reshaping of a kernel into a matrix:
+
+- ``"loralib"``, Hu et al.'s own code (loralib's ConvLoRA), which PaLoRA's public code uses and which
+  PaLoRA and LORPMAN (footnote 1) cite: the weight's memory (n, m/g, k₀, k…) read as a matrix
+  (n/g·k₀) × (m·∏k/k₀), factored at rank r·k₀: U_t (n/g·k₀ × r·k₀), D_t (r·k₀ × m·∏k/k₀). For a 5×5 kernel
+  that is rank 5 per task for r = 1, with T·r·k₀·(n/g·k₀ + m·∏k/k₀) added parameters.
+- ``"peft"``, PEFT's: the weight treated per group as a matrix n/g × (m/g·∏k) at rank r; D is a convolution
+  with the layer's kernel, stride, padding, dilation and groups producing g·T·r channels, U a 1×1
+  convolution with the same groups (T·r·(m·∏k + n) added parameters). Cheaper per sample: its adapter
+  branch is one thin convolution, where loralib's deltas, having no such factored form, are convolved whole.
 
 U starts at zero, so training starts exactly at the base model; D starts like LoRA's A (Kaiming uniform).
 """
@@ -41,6 +47,8 @@ from paretorch.parameterisations._select import Targets
 __all__ = ["LowRankConv", "LowRankLayer", "LowRankLinear", "lowrank", "lowrank_deltas"]
 
 Scaling = Literal["palora", "lorpman"]
+ConvLayout = Literal["loralib", "peft"]
+CONV_LAYOUTS: tuple[ConvLayout, ...] = ("loralib", "peft")
 
 
 def adapter_scale(scaling: Scaling, scale: float, rank: int) -> float:
@@ -63,6 +71,7 @@ class LowRankLayer(ParetoLayer):
         if not isinstance(rank, int) or rank < 1:
             raise ParetorchError(f"rank must be a positive integer, got {rank!r}")
         self.base, self.rank, self.scale = base, rank, scale
+        self.inner = rank  # each task's columns of U: r, or r·k₀ for a convolution in loralib's layout
 
     def task_deltas(self) -> Tensor:
         """The T weight deltas U_t D_t, each shaped like the base weight, without the scale."""
@@ -137,17 +146,28 @@ class LowRankConv(LowRankLayer):
     """A Conv1d/Conv2d/Conv3d layer with T low-rank task adapters mixed by the current preference."""
 
     def __init__(self, base: nn.Conv1d | nn.Conv2d | nn.Conv3d, state: PreferenceState, name: str, rank: int,
-                 scale: float) -> None:
+                 scale: float, layout: ConvLayout = "peft") -> None:
         super().__init__(base, state, name, rank, scale)
         if base.out_channels % base.groups:
             raise ParetorchError(f"conv layer {name!r} has out_channels not divisible by groups")
+        if layout not in CONV_LAYOUTS:
+            raise ParetorchError(f"conv_layout must be one of {', '.join(CONV_LAYOUTS)}, got {layout!r}")
         num_tasks = state.num_tasks
         self.spatial = len(base.kernel_size)
+        self.layout = layout
         groups = base.groups
         factory = {"device": base.weight.device, "dtype": base.weight.dtype}
-        self.down = nn.Parameter(torch.empty(groups * num_tasks * rank, base.in_channels // groups,
-                                             *base.kernel_size, **factory))
-        self.up = nn.Parameter(torch.zeros(base.out_channels, num_tasks * rank, *([1] * self.spatial), **factory))
+        if layout == "loralib":
+            # The weight's memory as a (n/g·k₀) × (m·∏k/k₀) matrix, factored at rank r·k₀ per task.
+            rows = base.out_channels // groups * base.kernel_size[0]
+            self.inner = rank * base.kernel_size[0]
+            self.down = nn.Parameter(torch.empty(num_tasks * self.inner, base.weight.numel() // rows, **factory))
+            self.up = nn.Parameter(torch.zeros(rows, num_tasks * self.inner, **factory))
+        else:
+            self.down = nn.Parameter(torch.empty(groups * num_tasks * rank, base.in_channels // groups,
+                                                 *base.kernel_size, **factory))
+            self.up = nn.Parameter(torch.zeros(base.out_channels, num_tasks * rank, *([1] * self.spatial),
+                                               **factory))
         nn.init.kaiming_uniform_(self.down, a=math.sqrt(5))
 
     def _shared_forward(self, x: Tensor) -> Tensor | None:
@@ -155,18 +175,22 @@ class LowRankConv(LowRankLayer):
         # base and the T task deltas convolve the B rows once each and the M outputs are their mixtures:
         # (1 + T)·B convolutions instead of M·B, worth it when 1 + T < M.
         shared = shared_input(self._state, x)
-        if shared is None or shared[1].shape[0] <= self.num_tasks + 1:
+        if shared is None:
             return None
         rows, blocks = shared
+        # Against the merged-weight blocks, (1 + T)·B convolutions pay when 1 + T < M; where there are none (GPU),
+        # loralib's per-sample path costs (1 + T)·M·B, so sharing always pays.
+        if blocks.shape[0] <= self.num_tasks + 1 and (self.layout == "peft" or use_blocks(self._state, x) is not None):
+            return None
         outputs = [self.base(rows), *self._convolve_like_base(rows, list(self.task_deltas()))]
         coefficients = torch.cat([blocks.new_ones(blocks.shape[0], 1), self.scale * blocks], dim=1)
         return mix_blocks(coefficients, outputs)
 
-    def _convolve_like_base(self, x: Tensor, weights: list[Tensor]) -> list[Tensor]:
+    def _convolve_like_base(self, x: Tensor, weights: list[Tensor], bias: Tensor | None = None) -> list[Tensor]:
         # x padded once, then convolved with each weight at the base layer's stride, dilation and groups.
         padded, padding = padded_like(self.base, x)
         conv = CONV_FUNCTIONS[self.spatial]
-        return [conv(padded, weight, None, self.base.stride, padding, self.base.dilation, self.base.groups)
+        return [conv(padded, weight, bias, self.base.stride, padding, self.base.dilation, self.base.groups)
                 for weight in weights]
 
     def forward(self, x: Tensor) -> Tensor:
@@ -179,6 +203,8 @@ class LowRankConv(LowRankLayer):
             blocked = shared if shared is not None else self._block_forward(x)
             if blocked is not None:
                 return blocked
+        if self.layout == "loralib":
+            return self._loralib_forward(x, pref)
         hidden = self._convolve_like_base(x, [self.down])[0]
         # Hidden channels are ordered group-major, then task, then rank: weight each by its task's λ.
         channel_weights = pref.repeat_interleave(self.rank, dim=-1).repeat(
@@ -188,8 +214,24 @@ class LowRankConv(LowRankLayer):
         up = CONV_FUNCTIONS[self.spatial](hidden * weights, self.up, None, 1, 0, 1, self.base.groups)
         return self.base(x) + self.scale * up
 
+    def _loralib_forward(self, x: Tensor, pref: Tensor) -> Tensor:
+        deltas = self.task_deltas()
+        if pref.dim() == 1:  # one preference: one convolution with the merged weight
+            weight = self.base.weight + self.scale * torch.tensordot(pref.to(deltas.dtype), deltas, dims=1)
+            return self._convolve_like_base(x, [weight], self.base.bias)[0]
+        # Per sample: the deltas have no factored form, so each convolves the batch and is weighted per row.
+        out = self.base(x)
+        for task, response in enumerate(self._convolve_like_base(x, list(deltas))):
+            out = out + per_sample(self.scale * pref[:, task].to(x.dtype), response, 0, self.layer_name) * response
+        return out
+
     def task_deltas(self) -> Tensor:
         """The T weight deltas, each shaped like the base weight (T, n, m/g, k…), without the scale."""
+        if self.layout == "loralib":
+            # reshape, not view: the parameters may be laid out channels-last (pm.to(memory_format=...)).
+            down = self.down.reshape(self.num_tasks, self.inner, -1)
+            up = self.up.reshape(self.up.shape[0], self.num_tasks, self.inner).transpose(0, 1)
+            return (up @ down).reshape(self.num_tasks, *self.base.weight.shape)
         groups, tasks, rank = self.base.groups, self.num_tasks, self.rank
         out_per_group = self.base.out_channels // groups
         kernel = self.down.shape[1:]
@@ -209,6 +251,7 @@ def lowrank(
     targets: Targets = None,
     exclude: Targets = None,
     freeze_base: bool = False,
+    conv_layout: ConvLayout = "peft",
 ) -> ParetoModel:
     """Base weights plus one low-rank delta per task, mixed by the preference.
 
@@ -217,6 +260,8 @@ def lowrank(
     The up-projection starts at zero, so the model starts exactly at the user's weights.
     ``freeze_base=True`` trains only the adapters (PaLoRA's Pareto expansion from a trained checkpoint).
     Every Linear and Conv1d/2d/3d layer is wrapped unless ``targets``/``exclude`` say otherwise.
+    ``conv_layout`` picks how a convolution's kernel becomes a matrix (see the module's notes): ``"peft"``
+    (rank r over n × m·∏k) or ``"loralib"`` (rank r·k₀ over (n·k₀) × (m·∏k/k₀), Hu et al.'s and PaLoRA's code).
 
     >>> import torch
     >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
@@ -228,18 +273,21 @@ def lowrank(
         raise ParetorchError(f"rank must be a positive integer, got {rank!r}")
     if scaling not in ("palora", "lorpman"):
         raise ParetorchError(f"scaling must be 'palora' or 'lorpman', got {scaling!r}")
+    if conv_layout not in CONV_LAYOUTS:
+        raise ParetorchError(f"conv_layout must be one of {', '.join(CONV_LAYOUTS)}, got {conv_layout!r}")
     factor = adapter_scale(scaling, scale, rank)
 
     def linear(layer: nn.Module, state: PreferenceState, name: str) -> ParetoLayer:
         return LowRankLinear(layer, state, name, rank, factor)  # type: ignore[arg-type]
 
     def conv(layer: nn.Module, state: PreferenceState, name: str) -> ParetoLayer:
-        return LowRankConv(layer, state, name, rank, factor)  # type: ignore[arg-type]
+        return LowRankConv(layer, state, name, rank, factor, conv_layout)  # type: ignore[arg-type]
 
     dispatch: dict[type[nn.Module], LayerFactory] = {nn.Linear: linear, nn.Conv1d: conv, nn.Conv2d: conv,
                                                       nn.Conv3d: conv, nn.MultiheadAttention: attention_factory(linear)}
     pm = wrap(model, num_tasks, dispatch, targets=targets, exclude=exclude, name=f"lowrank-{scaling}",
-              config={"method": "lowrank", "rank": rank, "scale": scale, "scaling": scaling})
+              config={"method": "lowrank", "rank": rank, "scale": scale, "scaling": scaling,
+                      "conv_layout": conv_layout})
     if freeze_base:
         pm.freeze_base()
     return pm

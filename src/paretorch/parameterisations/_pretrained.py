@@ -33,8 +33,10 @@ def _exactly(names: list[str]) -> str:
 
 # How each built-in parameterisation is rebuilt from its saved config and wrapped layers.
 _REBUILD: dict[str, Callable[[nn.Module, int, dict[str, Any], list[str]], ParetoModel]] = {
+    # Saves from before conv_layout existed used PEFT's layout.
     "lowrank": lambda model, tasks, c, names: lowrank(model, tasks, rank=c["rank"], scale=c["scale"],
-                                                      scaling=c["scaling"], targets=_exactly(names)),
+                                                      scaling=c["scaling"], targets=_exactly(names),
+                                                      conv_layout=c.get("conv_layout", "peft")),
     "ensemble": lambda model, tasks, c, names: ensemble(model, tasks, targets=_exactly(names),
                                                         batchnorm=c["batchnorm"],
                                                         independent_init=c["independent_init"]),
