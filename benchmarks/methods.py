@@ -23,6 +23,7 @@ METHODS = {
     "pamal": {},
     "palora": {},
     "palora-eq3": {"method": "palora", "temperature": 1.0, "margin": 0.0, "member_lr_multiplier": False},
+    "palora-peft": {"method": "palora", "conv_layout": "peft"},  # PaLoRA before its loralib default
     "lorpman": {},
     "ls": {"ls_points": 5},
     "stl": {},
