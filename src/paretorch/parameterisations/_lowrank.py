@@ -51,6 +51,11 @@ ConvLayout = Literal["loralib", "peft"]
 CONV_LAYOUTS: tuple[ConvLayout, ...] = ("loralib", "peft")
 
 
+def _check_conv_layout(layout: object) -> None:
+    if layout not in CONV_LAYOUTS:
+        raise ParetorchError(f"conv_layout must be one of {', '.join(CONV_LAYOUTS)}, got {layout!r}")
+
+
 def adapter_scale(scaling: Scaling, scale: float, rank: int) -> float:
     """The factor in front of Σ λ_t U_t D_t: α / r for PaLoRA, s for LORPMAN."""
     return scale / rank if scaling == "palora" else scale
@@ -77,6 +82,10 @@ class LowRankLayer(ParetoLayer):
         """The T weight deltas U_t D_t, each shaped like the base weight, without the scale."""
         raise NotImplementedError
 
+    def merged_weight(self, pref: Tensor) -> Tensor:
+        """W + s·Σ_t λ_t U_t D_t: one weight for a (T,) preference, one per row of an (M, T) one."""
+        return self.base.weight + self.scale * torch.tensordot(pref.to(self.down.dtype), self.task_deltas(), dims=1)
+
     def adapter_parameters(self) -> list[nn.Parameter]:
         return [self.down, self.up]
 
@@ -85,17 +94,15 @@ class LowRankLayer(ParetoLayer):
         blocks = use_blocks(self._state, x)
         if blocks is None:
             return None
-        deltas = torch.tensordot(blocks.to(self.down.dtype), self.task_deltas(), dims=1)
         weights = {name: value for name, value in self.base.named_parameters()}
-        weights["weight"] = self.base.weight + self.scale * deltas
+        weights["weight"] = self.merged_weight(blocks)
         return block_forward(self.base, weights, x, blocks.shape[0])
 
     def merged(self, pref: Tensor) -> nn.Module:
         """A copy of the base layer with W + s·Σ_t λ_t U_t D_t as its weight."""
         plain = copy.deepcopy(self.base)
         with torch.no_grad():
-            delta = torch.tensordot(pref.to(self.down.dtype), self.task_deltas(), dims=1)
-            plain.weight.add_(self.scale * delta)
+            plain.weight.copy_(self.merged_weight(pref))
         return plain
 
 
@@ -150,8 +157,7 @@ class LowRankConv(LowRankLayer):
         super().__init__(base, state, name, rank, scale)
         if base.out_channels % base.groups:
             raise ParetorchError(f"conv layer {name!r} has out_channels not divisible by groups")
-        if layout not in CONV_LAYOUTS:
-            raise ParetorchError(f"conv_layout must be one of {', '.join(CONV_LAYOUTS)}, got {layout!r}")
+        _check_conv_layout(layout)
         num_tasks = state.num_tasks
         self.spatial = len(base.kernel_size)
         self.layout = layout
@@ -215,13 +221,11 @@ class LowRankConv(LowRankLayer):
         return self.base(x) + self.scale * up
 
     def _loralib_forward(self, x: Tensor, pref: Tensor) -> Tensor:
-        deltas = self.task_deltas()
         if pref.dim() == 1:  # one preference: one convolution with the merged weight
-            weight = self.base.weight + self.scale * torch.tensordot(pref.to(deltas.dtype), deltas, dims=1)
-            return self._convolve_like_base(x, [weight], self.base.bias)[0]
+            return self._convolve_like_base(x, [self.merged_weight(pref)], self.base.bias)[0]
         # Per sample: the deltas have no factored form, so each convolves the batch and is weighted per row.
         out = self.base(x)
-        for task, response in enumerate(self._convolve_like_base(x, list(deltas))):
+        for task, response in enumerate(self._convolve_like_base(x, list(self.task_deltas()))):
             out = out + per_sample(self.scale * pref[:, task].to(x.dtype), response, 0, self.layer_name) * response
         return out
 
@@ -273,8 +277,7 @@ def lowrank(
         raise ParetorchError(f"rank must be a positive integer, got {rank!r}")
     if scaling not in ("palora", "lorpman"):
         raise ParetorchError(f"scaling must be 'palora' or 'lorpman', got {scaling!r}")
-    if conv_layout not in CONV_LAYOUTS:
-        raise ParetorchError(f"conv_layout must be one of {', '.join(CONV_LAYOUTS)}, got {conv_layout!r}")
+    _check_conv_layout(conv_layout)  # here too: a model without convolutions would not say so
     factor = adapter_scale(scaling, scale, rank)
 
     def linear(layer: nn.Module, state: PreferenceState, name: str) -> ParetoLayer:
