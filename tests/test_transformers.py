@@ -84,6 +84,25 @@ def test_at_equals_the_steered_forward_and_per_sample_equals_a_loop(name, mode):
         _close([out[row:row + 1] for out in batched], single)
 
 
+@pytest.mark.parametrize("name", list(WRAPPERS))
+def test_at_keeps_the_models_mode_in_every_module(name):
+    # The merged attention is a new nn.MultiheadAttention: it must not come back in training mode (its dropout
+    # running) from a model in evaluation mode.
+    pm = _steered(name)
+    tokens, padding = _inputs()
+    for mode in (False, True):
+        pm.train(mode)
+        plain = pm.at([0.3, 0.7])
+        assert all(module.training == mode for module in plain.modules())
+    pm.eval()
+    with torch.no_grad():
+        _close(pm(tokens, [0.3, 0.7], padding), pm.at([0.3, 0.7])(tokens, padding))
+    # A model put in evaluation mode before it is wrapped: its wrappers, and what at() returns, stay there.
+    wrapped = WRAPPERS[name](TokenTransformer().eval())
+    assert not any(module.training for module in wrapped.pareto_layers().values())
+    assert not any(module.training for module in wrapped.at([0.3, 0.7]).modules())
+
+
 @pytest.mark.parametrize("name", ["lowrank", "ensemble", "film"])
 def test_attention_is_wrapped_whole_and_gradients_reach_its_projections(name):
     pm = _steered(name)

@@ -303,7 +303,11 @@ class ParetoModel(nn.Module):
         plain = copy.deepcopy(self.model)
         with self.full_precision():
             for name in self.layer_names:
-                replace_module(plain, name, plain.get_submodule(name).merged(tensor))
+                layer = plain.get_submodule(name)
+                merged = layer.merged(tensor)
+                # In the mode the model is in: a module built afresh (attention) would start in training mode,
+                # and its dropout would then run in an exported model meant for evaluation.
+                replace_module(plain, name, merged.train(layer.training))
         return plain
 
     def full_precision(self) -> torch.autocast:
@@ -491,7 +495,8 @@ def wrap(model: nn.Module, num_tasks: int, layers: Mapping[type[nn.Module], Laye
         if not isinstance(replacement, ParetoLayer):
             raise ParetorchError(f"the factory for {type(layer).__name__} returned a {type(replacement).__name__}, "
                                  "not a ParetoLayer")
-        replace_module(wrapped, layer_name, replacement)
+        # In the mode of the layer it replaces (a model put in evaluation mode before wrapping stays there).
+        replace_module(wrapped, layer_name, replacement.train(layer.training))
     for module in wrapped.modules():
         # The encoder's nested-tensor fast path reads its layers' raw weights (like the layer fast path that
         # ParetoLayer's hook turns off): a steered encoder runs its layers one by one.
