@@ -8,10 +8,11 @@ are composed on first use, their composition counts where it happens: the traini
 validation_and_rest, and the evaluation's test split), training steps, per-epoch validation with checkpoint and
 set-up, test evaluation), for the working tree and, in the same run, for the code at
 ``--baseline REV`` (a git revision, checked out into a temporary worktree and put first on ``PYTHONPATH``).
-The ratio is baseline / current.
+The ratio is baseline / current. Each job first calls ``paretorch.allocator.reuse_freed_memory`` as the
+``paretorch`` command does; ``--system-malloc`` adds the working tree with glibc's default settings.
 
 Run: ``python benchmarks/whole_job.py [--baseline 8981a15|none] [--methods pamal,palora,lorpman] [--train-size 50000]
-[--repeats 1] [--set key=value ...]``.
+[--repeats 1] [--system-malloc] [--set key=value ...]``.
 Performance figures only; nothing here is a test.
 """
 
@@ -35,6 +36,11 @@ started = time.perf_counter()
 from pathlib import Path
 import torch
 from paretorch import runs
+try:  # as the paretorch command does when it starts (revisions before paretorch.allocator have no such call)
+    from paretorch.allocator import reuse_freed_memory
+    reused = reuse_freed_memory()
+except ImportError:
+    reused = False
 settings = json.loads(sys.argv[1])
 imported = time.perf_counter()
 building = []
@@ -54,14 +60,17 @@ with tempfile.TemporaryDirectory() as folder:
 print(json.dumps({"imports": imported - started, "data": sum(building), "steps": steps,
                   "validation_and_rest": trained - imported - building[0] - steps,
                   "test_eval": evaluated - trained - building[1],
-                  "hv": front.hypervolume["value"], "threads": torch.get_num_threads(), "code": runs.__file__}))
+                  "hv": front.hypervolume["value"], "threads": torch.get_num_threads(), "code": runs.__file__,
+                  "reused": reused}))
 """
 
 PARTS = ("imports", "data", "steps", "validation_and_rest", "test_eval")
 
 
-def run_job(settings: dict, source: Path | None) -> dict:
+def run_job(settings: dict, source: Path | None, system_malloc: bool = False) -> dict:
     environment = dict(os.environ)
+    if system_malloc:
+        environment["PARETORCH_SYSTEM_MALLOC"] = "1"
     if source is not None:
         environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source), environment.get("PYTHONPATH")]))
     started = time.perf_counter()
@@ -82,6 +91,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="jobs per variant; the median is printed")
     parser.add_argument("--baseline", default="8981a15", help="git revision to compare with ('none': the working "
                         "tree alone)")
+    parser.add_argument("--system-malloc", action="store_true", help="also run the working tree with glibc's "
+                        "default malloc settings (PARETORCH_SYSTEM_MALLOC=1): the variant 'current, system malloc'")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a run setting for every job, e.g. --set m=4 (repeatable; read as train's key=value)")
     args = parser.parse_args()
@@ -108,16 +119,20 @@ def compare(args: argparse.Namespace, sources: dict[str, Path]) -> None:
     print("  ".join(f"{h:>19}" for h in header))
     for method in args.methods.split(","):
         walls = {}
-        for variant, source in sources.items():
+        variants = [(variant, source, False) for variant, source in sources.items()]
+        if args.system_malloc:
+            variants.append(("system malloc", sources["current"], True))
+        for variant, source, system_malloc in variants:
             settings = {"method": method, "dataset": "multimnist", "epochs": 1, "seed": 0, "batch_size":
                         args.batch_size, "train_size": args.train_size} | args.settings
-            results = [run_job(settings, source) for _ in range(args.repeats)]
+            results = [run_job(settings, source, system_malloc) for _ in range(args.repeats)]
             median = {key: statistics.median(r[key] for r in results) for key in ("wall", *PARTS)}
             walls[variant] = median["wall"]
             cells = [method, variant, *(f"{median[key]:.2f}" for key in ("wall", *PARTS)), f"{results[0]['hv']:.4f}"]
             print("  ".join(f"{c:>19}" for c in cells), flush=True)
-        if "baseline" in walls:
-            print(f"{method}: baseline / current wall time = {walls['baseline'] / walls['current']:.2f}", flush=True)
+        for other in ("baseline", "system malloc"):
+            if other in walls:
+                print(f"{method}: {other} / current wall time = {walls[other] / walls['current']:.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from paretorch.allocator import reuse_freed_memory
 from paretorch.errors import ParetorchError
 
 __all__ = ["flatten_tables", "main", "parse_overrides"]
@@ -351,6 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(stop.code or 0)
     if extra:
         args.overrides = [*args.overrides, *extra]
+    reuse_freed_memory()  # this process is ours: its CPU tensors are reused, not faulted in again each step
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:

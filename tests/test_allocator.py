@@ -1,0 +1,73 @@
+"""reuse_freed_memory: freed CPU tensors are reused without page faults, and the command line asks for it."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from paretorch import cli
+from paretorch.allocator import OPT_OUT_VARIABLE, reuse_freed_memory
+
+GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+
+# A fresh process runs "steps" that each hold two 64 MB tensors and free them, as training steps do, and counts
+# the page faults of three steps after three warm-up steps.
+FAULTS = r"""
+import json, resource, torch
+from paretorch.allocator import reuse_freed_memory
+took = reuse_freed_memory()
+def step():
+    a = torch.ones(16 * 2**20)
+    b = a * 2
+    return float(b[0])
+for _ in range(3):
+    step()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(3):
+    step()
+print(json.dumps({"took": took, "faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before}))
+"""
+
+
+def _faults(**environment: str) -> dict:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MALLOC_")}
+    env.pop(OPT_OUT_VARIABLE, None)
+    out = subprocess.run([sys.executable, "-c", FAULTS], capture_output=True, text=True, check=True,
+                         env=env | environment)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(not GLIBC, reason="mallopt is glibc's")
+def test_freed_tensors_are_reused_without_page_faults() -> None:
+    kept = _faults()
+    assert kept["took"] is True
+    # Three steps touch 6 × 16,384 pages of 4 KB (glibc's defaults fault in about that many): reused memory is
+    # already mapped, so (almost) none of them faults.
+    assert kept["faults"] < 500, kept
+
+
+@pytest.mark.skipif(not GLIBC, reason="mallopt is glibc's")
+def test_the_opt_out_and_glibcs_own_variables_leave_malloc_alone() -> None:
+    assert _faults(**{OPT_OUT_VARIABLE: "1"})["took"] is False
+    assert _faults(MALLOC_TRIM_THRESHOLD_="1000000")["took"] is False
+
+
+def test_the_opt_out_is_read_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(OPT_OUT_VARIABLE, "1")
+    assert reuse_freed_memory() is False
+
+
+def test_the_command_line_asks_for_reuse_when_it_runs_a_command(monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    calls: list[bool] = []
+    monkeypatch.setattr(cli, "reuse_freed_memory", lambda: calls.append(True) or True)
+    assert cli.main(["list"]) == 0
+    assert calls == [True]
+    assert cli.main(["train", "--help"]) == 0  # help prints and exits before any command runs
+    assert calls == [True]
+    capsys.readouterr()
