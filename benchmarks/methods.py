@@ -4,8 +4,9 @@ Adult (2 tasks),
 several seeds each, and print a Markdown table: test hypervolume of accuracies (reference 0) mean ± std,
 non-dominated points, parameters and overhead, seconds per epoch.
 
-Run: ``python benchmarks/methods.py [--seeds 3] [--epochs 5] [--train-size 10000] [--device cpu|cuda]``;
-``--set key=value`` (repeatable) overrides a setting of every method run, e.g. ``--methods lorpman --set scale=4``.
+Run: ``python benchmarks/methods.py [--seeds 3] [--first-seed 0] [--epochs 5] [--train-size 10000]
+[--device cpu|cuda]``; ``--set key=value`` (repeatable) overrides a setting of every method run, e.g.
+``--methods lorpman --set scale=4``.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from paretorch.allocator import reuse_freed_memory
 from paretorch.cli import parse_overrides
 from paretorch.runs import evaluate_run, load_run, train_run
 
 METHODS = {
     "pamal": {},
+    "pamal-m4": {"method": "pamal", "m": 4},  # PaMaL's window b = 4 (its paper's and LORPMAN's MultiMNIST setting)
     "palora": {},
     "palora-eq3": {"method": "palora", "temperature": 1.0, "margin": 0.0, "member_lr_multiplier": False},
     "palora-peft": {"method": "palora", "conv_layout": "peft"},  # PaLoRA before its loralib default
@@ -43,6 +46,7 @@ METHODS = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed … first-seed + seeds − 1")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--train-size", type=int, default=10_000)
     parser.add_argument("--device", default="cpu")
@@ -53,13 +57,14 @@ def main() -> None:
     parser.add_argument("--out", help="also write the table to this file")
     args = parser.parse_args()
     overrides = parse_overrides(args.set)
+    reuse_freed_memory()  # as the paretorch command does: the s/epoch column is what a user of the command sees
     label = " ".join(args.set)
     rows = []
     for dataset in args.datasets.split(","):
         for method in args.methods.split(","):
             hvs, nds, seconds, params, overhead, points = [], [], [], 0, 0.0, 0
             spearmans: list[float] = []
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 with tempfile.TemporaryDirectory() as folder:
                     # --train-size applies to MultiMNIST; Adult trains on its whole training split.
                     size = args.train_size if dataset.startswith("multimnist") else None
