@@ -16,7 +16,7 @@ from paretorch.allocator import OPT_OUT_VARIABLE, reuse_freed_memory
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
 # A fresh process runs "steps" that each hold two 64 MB tensors and free them, as training steps do, and counts
-# the page faults of three steps after three warm-up steps.
+# the page faults of 40 steps after 40 warm-up steps.
 FAULTS = r"""
 import json, resource, torch
 from paretorch.allocator import reuse_freed_memory
@@ -25,10 +25,10 @@ def step():
     a = torch.ones(16 * 2**20)
     b = a * 2
     return float(b[0])
-for _ in range(3):
+for _ in range(40):
     step()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(3):
+for _ in range(40):
     step()
 print(json.dumps({"took": took, "faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before}))
 """
@@ -44,11 +44,12 @@ def _faults(**environment: str) -> dict:
 
 @pytest.mark.skipif(not GLIBC, reason="mallopt is glibc's")
 def test_freed_tensors_are_reused_without_page_faults() -> None:
-    kept = _faults()
-    assert kept["took"] is True
-    # Three steps touch 6 × 16,384 pages of 4 KB (glibc's defaults fault in about that many): reused memory is
-    # already mapped, so (almost) none of them faults.
-    assert kept["faults"] < 500, kept
+    kept, system = _faults(), _faults(**{OPT_OUT_VARIABLE: "1"})
+    assert kept["took"] is True and system["took"] is False
+    # With glibc's defaults each of the 80 tensors is faulted in again, page by page. Reused memory is already
+    # mapped: at most the heap's last growth faults, a few tensors' worth (the heap settles within the first
+    # steps, 30 at the most in tries here, and at a size that varies with the address layout).
+    assert kept["faults"] * 10 < system["faults"], (kept, system)
 
 
 @pytest.mark.skipif(not GLIBC, reason="mallopt is glibc's")

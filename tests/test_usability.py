@@ -17,7 +17,7 @@ from paretorch.cli import flatten_tables, main
 from paretorch.methods import get_method, method_names
 from paretorch.options import DATASET_TASKS, MODELS, RUN_OPTIONS, TRAIN_OPTIONS
 from paretorch.preferences import AnnealedGrid
-from paretorch.runs import validate_run_options
+from paretorch.runs import load_run, validate_run_options
 from paretorch.training import Front, MeanLoss, ParetoLoss
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -215,3 +215,21 @@ def test_runs_record_the_conv_layout_and_runs_saved_before_it_load_with_peft(tmp
     assert result.returncode == 0, result.stderr
     front = json.loads((old / "front_test.json").read_text())
     assert len(front["values"]) == 11
+
+
+def test_pamal_records_its_window_and_runs_saved_before_it_resume_with_three(tmp_path):
+    tiny = ["dataset=multimnist", "train_size=32", "val_size=16", "test_size=16", "batch_size=16"]
+    assert main(["train", str(tmp_path / "new"), "method=pamal", *tiny, "epochs=1", "--quiet"]) == 0
+    assert json.loads((tmp_path / "new" / "config.json").read_text())["m"] == 4
+    # A PaMaL run saved while the default window was 3 has no m in its config: it is resumed with 3.
+    old = tmp_path / "old"
+    assert main(["train", str(old), "method=pamal", "m=3", *tiny, "epochs=1", "--quiet"]) == 0
+    stored = json.loads((old / "config.json").read_text())
+    del stored["m"]
+    (old / "config.json").write_text(json.dumps(stored))
+    assert load_run(old).config["m"] == 3
+    result = subprocess.run([sys.executable, "-m", "paretorch.cli", "train", str(old), "--resume", "epochs=2",
+                             "--quiet"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert load_run(old).config["m"] == 3
+    assert len((old / "metrics.jsonl").read_text().splitlines()) == 2

@@ -9,7 +9,9 @@ CUDA tensors are unaffected: PyTorch caches GPU memory itself.
 
 The ``paretorch`` command calls :func:`reuse_freed_memory` when it starts; a script that trains in its own
 process may call it first thing. The cost is memory: the process keeps its peak size until it exits, which a
-training job reaches in its first steps anyway. jemalloc or tcmalloc (``LD_PRELOAD``) do the same and more.
+training job reaches in its first steps anyway, and the heap fragments a little (PaMaL's LeNet steps here: peak
+355-366 MB against 353 MB; a loop that holds two 64 MB tensors a step settles at three to five of them within
+its first 30 steps). jemalloc or tcmalloc (``LD_PRELOAD``) do the same and more.
 """
 
 from __future__ import annotations

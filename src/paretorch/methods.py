@@ -220,7 +220,7 @@ def build_method(name: str, model: nn.Module, num_tasks: int, epochs: int = 10, 
                  **overrides: Any) -> MethodSetup:
     """Build a registered method preset with the papers' defaults.
 
-    - ``pamal`` (PaMaL): ensemble, Dirichlet(p=1), window ``m=3``, λ_p = 1 (lexicographic edges).
+    - ``pamal`` (PaMaL): ensemble, Dirichlet(p=1), window ``m=4``, λ_p = 1 (lexicographic edges).
     - ``palora`` (PaLoRA): low-rank r = 1, α = 2, convolutions in loralib's layout (rank r·k, as its official
       code), AnnealedGrid with ``m=5`` rays, Q = 0.2 and margin 0.01 (the official code's schedule), adapters at
       lr × T (its ``reweight_lr``), no regulariser.
@@ -362,7 +362,7 @@ def _wrapping(options: Mapping[str, Any]) -> dict[str, Any]:
 def _conv_layout_option(default: str, why: str) -> Option:
     return Option("conv_layout", "str", default, "how a convolution's kernel becomes the adapters' matrix: loralib "
                   "(Hu et al.'s code, rank r·k per kernel row) or peft (rank r over out × in·k·k); " + why,
-                  choices=CONV_LAYOUTS, recorded=True)
+                  choices=CONV_LAYOUTS, recorded=True, legacy_default="peft")
 
 
 # ----- the built-in presets -------------------------------------------------------------------------------------------
@@ -485,7 +485,10 @@ _FILM_ONLY = {"applies": lambda s: s.get("conditioning") == "film", "when": "con
 
 for _preset in (
     MethodPreset("pamal", "PaMaL: T weight copies mixed by λ, ordering penalty", option_table(
-        Option("p", "float", 1.0, _P, above=0.0), Option("m", "int", 3, _M, minimum=1), *_WRAPPING,
+        Option("p", "float", 1.0, _P, above=0.0),
+        Option("m", "int", 4, f"{_M}; the window b = 4 of PaMaL's MultiMNIST runs (3 before: over 6 seeds 9.5 against "
+               "8.8 of 11 non-dominated at the same hypervolume; on MultiMNIST-3 HV 0.321 against 0.281)", minimum=1,
+               recorded=True, legacy_default=3), *_WRAPPING,
         *_solver_options(), *_regulariser_options(ordering=1.0)),
         _pamal, traits=lambda options: _continuous_traits(options, "adapters")),
     MethodPreset("palora", "PaLoRA: base + per-task low-rank adapters, annealed rays", option_table(

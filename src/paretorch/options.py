@@ -85,9 +85,12 @@ class Option:
     optional: bool = False  # None is allowed (and is the "off"/"automatic" value)
     applies: Callable[[Mapping[str, Any]], bool] | None = None
     when: str = ""
-    # Written to a run's config.json even when left at its default, so that the run is rebuilt as it was trained
-    # if the default changes later (options that fix the model's shapes).
+    # Written to a run's config.json even when left at its default, so that the run is rebuilt and resumed as it
+    # was trained if the default changes later (options that fix the model's shapes, or whose default changed).
     recorded: bool = False
+    # With ``recorded``: the value that runs saved before the option was recorded trained with, read for a stored
+    # config.json without the key (None: those runs get the current default).
+    legacy_default: Any = None
 
     def describe(self) -> str:
         """What a valid value is, in words (used in errors and help)."""
