@@ -7,7 +7,7 @@ COSMOS's input conditioning and FiLM. ``batched/plain`` is the ratio to the plai
 ``--channels-last`` lays the image batches out NHWC (``ParetoModel.use_channels_last``; the plain model's batch too).
 
 Run: ``python benchmarks/forward_backward.py [--device cpu|cuda] [--batch 256] [--m 4] [--models lenet,mlp,resnet18]
-[--channels-last]``.
+[--channels-last] [--reuse-freed-memory]``.
 Prints ratios measured in one run (median of repeated timings); nothing here is a test.
 """
 
@@ -21,6 +21,7 @@ from torch import nn
 
 from _timing import median_seconds
 from paretorch import conditioned, ensemble, film, hypernetwork, lowrank
+from paretorch.allocator import reuse_freed_memory
 from paretorch.models import CensusMLP, MultiLeNet, ResNet18MTL
 from paretorch.parameterisations import to_channels_last
 
@@ -41,7 +42,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--models", default="lenet,mlp", help="of lenet, mlp, resnet18 (32×32 inputs)")
     parser.add_argument("--channels-last", action="store_true", help="image batches laid out channels-last")
+    parser.add_argument("--reuse-freed-memory", action="store_true",
+                        help="call paretorch.allocator.reuse_freed_memory first, as the paretorch command does")
     args = parser.parse_args()
+    if args.reuse_freed_memory:
+        reuse_freed_memory()
     torch.manual_seed(0)
     device, batch, count = args.device, args.batch, args.m
     available: dict[str, tuple[str, Callable[[], nn.Module], tuple[int, ...]]] = {
@@ -51,7 +56,8 @@ def main() -> None:
     }
     models = {available[key][0]: (available[key][1](), available[key][2]) for key in args.models.split(",")}
     print(f"device={device} batch B={batch} preferences M={count} torch={torch.__version__} "
-          f"threads={torch.get_num_threads()} channels_last={args.channels_last}")
+          f"threads={torch.get_num_threads()} channels_last={args.channels_last} "
+          f"reuse_freed_memory={args.reuse_freed_memory}")
     print(f"{'model':<26} {'method':<14} {'batched ms':>10} {'sequential ms':>13} {'plain M·B ms':>12} "
           f"{'seq/batched':>11} {'batched/plain':>13}")
     for model_name, (net, shape) in models.items():

@@ -217,19 +217,21 @@ def test_runs_record_the_conv_layout_and_runs_saved_before_it_load_with_peft(tmp
     assert len(front["values"]) == 11
 
 
-def test_pamal_records_its_window_and_runs_saved_before_it_resume_with_three(tmp_path):
+@pytest.mark.parametrize(("method", "default", "before"), [("pamal", 4, 3), ("cpmtl", 2, 1)])
+def test_a_changed_window_is_recorded_and_runs_saved_before_it_resume_with_the_old_one(tmp_path, method, default,
+                                                                                      before):
     tiny = ["dataset=multimnist", "train_size=32", "val_size=16", "test_size=16", "batch_size=16"]
-    assert main(["train", str(tmp_path / "new"), "method=pamal", *tiny, "epochs=1", "--quiet"]) == 0
-    assert json.loads((tmp_path / "new" / "config.json").read_text())["m"] == 4
-    # A PaMaL run saved while the default window was 3 has no m in its config: it is resumed with 3.
+    assert main(["train", str(tmp_path / "new"), f"method={method}", *tiny, "epochs=1", "--quiet"]) == 0
+    assert json.loads((tmp_path / "new" / "config.json").read_text())["m"] == default
+    # A run saved while the default window was the old one has no m in its config: it is resumed with that one.
     old = tmp_path / "old"
-    assert main(["train", str(old), "method=pamal", "m=3", *tiny, "epochs=1", "--quiet"]) == 0
+    assert main(["train", str(old), f"method={method}", f"m={before}", *tiny, "epochs=1", "--quiet"]) == 0
     stored = json.loads((old / "config.json").read_text())
     del stored["m"]
     (old / "config.json").write_text(json.dumps(stored))
-    assert load_run(old).config["m"] == 3
+    assert load_run(old).config["m"] == before
     result = subprocess.run([sys.executable, "-m", "paretorch.cli", "train", str(old), "--resume", "epochs=2",
                              "--quiet"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert load_run(old).config["m"] == 3
+    assert load_run(old).config["m"] == before
     assert len((old / "metrics.jsonl").read_text().splitlines()) == 2
