@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from paretorch import ParetorchError
-from paretorch.plotting import _is_discrete, plot_fronts
+from paretorch.plotting import _axis_limits, _is_discrete, plot_fronts
 from paretorch.preferences import simplex_grid
 from paretorch.training import Front
 from paretorch.training.evaluation import on_common_reference
@@ -41,3 +41,18 @@ def test_discrete_methods_are_recognised_from_the_front():
     assert _is_discrete(_front(2, method="ls")) and _is_discrete(_front(2, method="stl"))
     assert not _is_discrete(_front(2, method="palora"))
     assert _is_discrete(_front(2, method="mine", discrete=True))
+
+
+def test_models_given_no_weight_on_a_task_do_not_set_that_axis_scale(tmp_path):
+    # An LS grid whose end models sit at chance (0.1) on the task they ignore, beside a steerable front near 0.9.
+    prefs = np.array([[0.0, 1.0], [0.5, 0.5], [1.0, 0.0]])
+    grid = Front(prefs, np.array([[0.1, 0.93], [0.94, 0.92], [0.95, 0.1]]), ["t0_acc", "t1_acc"], [True, True],
+                 extra={"method": "ls"})
+    steerable = _front(2, 0.4)  # values 0.9 … 1.2
+    (x_low, x_high), (y_low, y_high) = _axis_limits([steerable, grid])
+    assert 0.85 < x_low < 0.9 and 1.2 < x_high < 1.25 and 0.85 < y_low < 0.9 and 1.2 < y_high < 1.25
+    # Nothing is left out when those models lie within the others' range, and a steerable front's ends (no
+    # weight on a task) always set the scale, however low.
+    assert _axis_limits([steerable, _front(2, 0.4, "ls")]) == [None, None]
+    assert _axis_limits([_front(2, -0.4), steerable]) == [None, None]
+    assert plot_fronts([steerable, grid], ["p", "ls"], tmp_path / "f.png").stat().st_size > 0

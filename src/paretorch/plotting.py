@@ -67,13 +67,48 @@ def _better_direction(higher: Sequence[bool]) -> str:
         (bool(higher[0]), bool(higher[1]))]
 
 
+def _axis_limits(fronts: Sequence[Front]) -> list[tuple[float, float] | None]:
+    """Per axis, the range that leaves out separately trained models given no weight on that axis' task.
+
+    An LS or STL model trained for the other task alone sits near chance on this one (0.1 where the fronts are
+    at 0.9), and would squeeze every front into a corner. Such points are drawn at the edge instead. ``None``:
+    nothing is left out on that axis, matplotlib's own range.
+    """
+    limits: list[tuple[float, float] | None] = []
+    for task in range(2):
+        kept, left_out = [], []
+        for front in fronts:
+            ignored = front.preferences[:, task] == 0 if _is_discrete(front) else np.zeros(len(front.values), bool)
+            kept.append(front.values[~ignored, task])
+            left_out.append(front.values[ignored, task])
+        inside, outside = np.concatenate(kept), np.concatenate(left_out)
+        if inside.size == 0 or outside.size == 0 or ((outside >= inside.min()) & (outside <= inside.max())).all():
+            limits.append(None)
+            continue
+        low, high = float(inside.min()), float(inside.max())
+        pad = 0.08 * (high - low) or 0.05 * max(abs(high), 1e-12)
+        limits.append((low - pad, high + pad))
+    return limits
+
+
 def _plot_two(plt, fronts: Sequence[Front], labels: Sequence[str]):  # type: ignore[no-untyped-def]
     figure, axis = plt.subplots(figsize=(7, 5.5))
     names, higher = fronts[0].metric_names, fronts[0].higher_is_better
+    limits = _axis_limits(fronts)
     for index, (front, label) in enumerate(zip(fronts, labels, strict=True)):
         colour = f"C{index}"
         order = np.argsort(front.preferences[:, 0])
-        values, keep = front.values[order], front.nondominated[order]
+        true_values, keep = front.values[order], front.nondominated[order]
+        values = true_values.copy()
+        for task, limit in enumerate(limits):
+            if limit is not None:  # off-scale points sit on the edge, labelled with their value
+                values[:, task] = np.clip(values[:, task], *limit)
+        for value, true in zip(values, true_values, strict=True):
+            if (value != true).any():  # the label reaches inward from the edge the point sits on
+                right = limits[0] is not None and value[0] >= limits[0][1]
+                low = limits[1] is not None and value[1] <= limits[1][0]
+                axis.annotate(f"off scale: {', '.join(f'{v:.3g}' for v in true)}", value, textcoords="offset points",
+                              xytext=(-100 if right else 6, 8 if low else -20), fontsize=7, color=colour)
         if _is_discrete(front):  # separate models: points, not a curve
             axis.scatter(values[:, 0], values[:, 1], marker="s", s=36, color=colour, label=_legend_label(front, label))
         else:
@@ -88,6 +123,9 @@ def _plot_two(plt, fronts: Sequence[Front], labels: Sequence[str]):  # type: ign
             offset = (6, 6) if (position // step + index) % 2 == 0 else (6, -11)
             axis.annotate(f"{pref[0]:.2g}", value, textcoords="offset points", xytext=offset, fontsize=7,
                           color=colour)
+    for task, limit in enumerate(limits):
+        if limit is not None:
+            (axis.set_xlim if task == 0 else axis.set_ylim)(*limit)
     axis.set_xlabel(_axis_label(names[0], higher[0]))
     axis.set_ylabel(_axis_label(names[1], higher[1], vertical=True))
     axis.legend(title=f"better: {_better_direction(higher)}; circled: non-dominated; numbers: weight on {names[0]}",
