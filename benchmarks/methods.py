@@ -33,7 +33,7 @@ METHODS = {
     "ls": {"ls_points": 5},
     "stl": {},
     "cpmtl": {},
-    "cpmtl-m2": {"method": "cpmtl", "m": 2},  # CPMTL's batched preferences (its appendix A.3), two per step
+    "cpmtl-m1": {"method": "cpmtl", "m": 1},  # one preference per step, CPMTL's default before m = 2
     "cpmtl-moo": {"method": "cpmtl", "m": 2, "solver": "moo"},
     "phn": {},
     "phn-epo": {"method": "phn", "solver": "epo"},
