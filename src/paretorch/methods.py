@@ -227,8 +227,9 @@ def build_method(name: str, model: nn.Module, num_tasks: int, epochs: int = 10, 
     - ``lorpman`` (LORPMAN): low-rank r = 8 (convolutions in PEFT's layout), s = 6, Dirichlet(p=1) window
       ``m=4``, λ_p = 0, λ_o = 1, freeze epoch at 60 % of training (6 of 10 epochs, as tuned for MultiMNIST).
     - ``cpmtl`` (Controllable Pareto MTL): hypernetwork (2-layer MLP, 100 hidden, ``chunk_size`` optional),
-      Dirichlet(p=0.2), ``m`` preferences per step (default 1), preference-based linear scalarisation (Eq. 8),
-      or with ``solver="moo"`` the preference-based multi-objective gradient (Eq. 9, ``num_refs`` = 3;
+      Dirichlet(p=0.2), ``m`` preferences per step (default 2, its appendix's batched preferences),
+      preference-based linear scalarisation (Eq. 8), or with ``solver="moo"`` the preference-based
+      multi-objective gradient (Eq. 9, ``num_refs`` = 3;
       ``infeasible`` and ``references`` as in :class:`~paretorch.objectives.PreferenceMOO`).
     - ``phn`` (Pareto HyperNetwork): hypernetwork with a 3-layer MLP, Dirichlet(p=0.2), linear scalarisation,
       or ``solver="epo"`` (EPO search per ray, needs scipy); ``solver="moo"`` works here too.

@@ -129,8 +129,8 @@ def _stored_config(directory: Path) -> dict[str, Any]:
     preset = _preset_options(str(values.get("method")))
     if values.get("ls_points") == 5 and "ls_points" not in preset:
         values.pop("ls_points")
-    # Runs saved before an option was recorded (low-rank runs before conv_layout: PEFT's layout; PaMaL before its
-    # window: 3 preferences per step) are rebuilt and resumed with what they trained with.
+    # Runs saved before an option was recorded (e.g. low-rank runs before conv_layout: PEFT's layout; PaMaL and
+    # CPMTL before their windows: 3 and 1 preferences per step) are rebuilt and resumed with what they trained with.
     for name, option in preset.items():
         if option.recorded and option.legacy_default is not None and name not in values:
             values[name] = option.legacy_default
