@@ -217,21 +217,23 @@ def test_runs_record_the_conv_layout_and_runs_saved_before_it_load_with_peft(tmp
     assert len(front["values"]) == 11
 
 
-@pytest.mark.parametrize(("method", "default", "before"), [("pamal", 4, 3), ("cpmtl", 2, 1)])
-def test_a_changed_window_is_recorded_and_runs_saved_before_it_resume_with_the_old_one(tmp_path, method, default,
-                                                                                      before):
+@pytest.mark.parametrize(("method", "key", "default", "before"),
+                         [("pamal", "m", 4, 3), ("pamal", "p", 0.5, 1.0), ("cpmtl", "m", 2, 1),
+                          ("lorpman", "p", 0.2, 1.0)])
+def test_a_changed_default_is_recorded_and_runs_saved_before_it_resume_with_the_old_one(tmp_path, method, key,
+                                                                                       default, before):
     tiny = ["dataset=multimnist", "train_size=32", "val_size=16", "test_size=16", "batch_size=16"]
     assert main(["train", str(tmp_path / "new"), f"method={method}", *tiny, "epochs=1", "--quiet"]) == 0
-    assert json.loads((tmp_path / "new" / "config.json").read_text())["m"] == default
-    # A run saved while the default window was the old one has no m in its config: it is resumed with that one.
+    assert json.loads((tmp_path / "new" / "config.json").read_text())[key] == default
+    # A run saved while the default was the old one has no such key in its config: it is resumed with the old one.
     old = tmp_path / "old"
-    assert main(["train", str(old), f"method={method}", f"m={before}", *tiny, "epochs=1", "--quiet"]) == 0
+    assert main(["train", str(old), f"method={method}", f"{key}={before}", *tiny, "epochs=1", "--quiet"]) == 0
     stored = json.loads((old / "config.json").read_text())
-    del stored["m"]
+    del stored[key]
     (old / "config.json").write_text(json.dumps(stored))
-    assert load_run(old).config["m"] == before
+    assert load_run(old).config[key] == before
     result = subprocess.run([sys.executable, "-m", "paretorch.cli", "train", str(old), "--resume", "epochs=2",
                              "--quiet"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert load_run(old).config["m"] == before
+    assert load_run(old).config[key] == before
     assert len((old / "metrics.jsonl").read_text().splitlines()) == 2
