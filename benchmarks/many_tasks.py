@@ -11,7 +11,8 @@ Settings (stated in the output): the shared bottom is adapted and the T heads st
 (``exclude=heads``); PaLoRA anneals max(5, T) rays so that every task has its vertex; LS is one model with
 uniform weights (an LS grid would need at least T models).
 
-Run: ``python benchmarks/many_tasks.py [--tasks 2,5,10,20,40] [--train-size 8192] [--epochs 3] [--plot F.png]``.
+Run: ``python benchmarks/many_tasks.py [--tasks 2,5,10,20,40] [--train-size 8192] [--epochs 3] [--plot F.png]
+[--set KEY=VALUE ...]``; ``--set`` overrides a setting of every run, e.g. ``--methods lorpman --set p=1``.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def _formula(method: str, report: dict, tasks: int, rank: int) -> int | None:
 
 
 def one(tasks: int, method: str, args: argparse.Namespace) -> dict:
+    from paretorch.cli import parse_overrides
     from paretorch.runs import evaluate_run, load_run, train_run
 
     options = dict(METHODS[method])
@@ -62,6 +64,7 @@ def one(tasks: int, method: str, args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         config = {"method": method, "dataset": "adult-many", "tasks": tasks, "epochs": args.epochs,
                   "seed": args.seed, "train_size": args.train_size, "batch_size": 256} | options
+        config |= parse_overrides(args.set)
         started = time.perf_counter()
         run_dir = train_run(config, Path(folder) / "run", progress=False)
         wall = time.perf_counter() - started
@@ -98,6 +101,8 @@ def main() -> None:
     parser.add_argument("--plot", help="write the curves against T to this PNG")
     parser.add_argument("--out", help="also write the rows as JSON lines to this file")
     parser.add_argument("--replot", help="only redraw --plot from the JSON lines of an earlier --out")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting of every run (repeatable)")
     parser.add_argument("--one", nargs=2, metavar=("T", "METHOD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.replot:
@@ -107,7 +112,8 @@ def main() -> None:
         print(json.dumps(one(int(args.one[0]), args.one[1], args)))
         return
     print(f"# many-task Adult, train_size {args.train_size}, {args.epochs} epochs, batch 256, seed {args.seed}; "
-          "heads shared (exclude=heads) for pamal/palora/lorpman, palora rays max(5, T), ls one uniform model")
+          "heads shared (exclude=heads) for pamal/palora/lorpman, palora rays max(5, T), ls one uniform model"
+          + "".join(f"; {setting}" for setting in args.set))
     header = (f"{'T':>3} {'method':<8} {'test HV (acc, ref 0)':>26} {'non-dom':>8} {'added':>9} {'formula':>9} "
               f"{'s/step':>7} {'peak MiB':>8}")
     print(header)
@@ -115,7 +121,8 @@ def main() -> None:
     for tasks in [int(t) for t in args.tasks.split(",")]:
         for method in args.methods.split(","):
             command = [sys.executable, __file__, "--one", str(tasks), method, "--train-size", str(args.train_size),
-                       "--epochs", str(args.epochs), "--seed", str(args.seed)]
+                       "--epochs", str(args.epochs), "--seed", str(args.seed),
+                       *[part for setting in args.set for part in ("--set", setting)]]
             result = subprocess.run(command, capture_output=True, text=True, check=False)
             if result.returncode != 0:
                 print(f"{tasks:>3} {method:<8} failed: {result.stderr.strip().splitlines()[-1:]}")
