@@ -100,13 +100,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plot", help="write the curves against T to this PNG")
     parser.add_argument("--out", help="also write the rows as JSON lines to this file")
-    parser.add_argument("--replot", help="only redraw --plot from the JSON lines of an earlier --out")
+    parser.add_argument("--replot", help="only redraw --plot from the JSON lines of earlier --out files (comma "
+                        "separated; rows of several seeds are averaged per T and method)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a setting of every run (repeatable)")
     parser.add_argument("--one", nargs=2, metavar=("T", "METHOD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.replot:
-        _plot([json.loads(line) for line in Path(args.replot).read_text().splitlines()], args.plot)
+        _plot([json.loads(line) for name in args.replot.split(",") for line in Path(name).read_text().splitlines()],
+              args.plot)
         return
     if args.one:
         print(json.dumps(one(int(args.one[0]), args.one[1], args)))
@@ -140,12 +142,28 @@ def main() -> None:
         _plot(rows, args.plot)
 
 
+def _seed_means(rows: list[dict]) -> list[dict]:
+    """One row per (T, method): the mean of each numeric field over the rows (seeds) given for it."""
+    groups: dict[tuple[int, str], list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["tasks"], row["method"]), []).append(row)
+    means = []
+    for (tasks, method), group in groups.items():
+        mean = {"tasks": tasks, "method": method, "seeds": len(group)}
+        for key in ("hv", "nondominated", "added", "seconds_per_step", "peak_mib"):
+            values = [row[key] for row in group if row.get(key) is not None]
+            mean[key] = sum(values) / len(values) if values else None
+        means.append(mean)
+    return means
+
+
 def _plot(rows: list[dict], path: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    rows = _seed_means(rows)
     # Hypervolumes of accuracies shrink geometrically with T (each is about the product of T accuracies), so the
     # first panel shows each method's hypervolume relative to LS's at the same T.
     reference = {row["tasks"]: row["hv"] for row in rows if row["method"] == "ls"}
@@ -169,6 +187,9 @@ def _plot(rows: list[dict], path: str) -> None:
         axis.minorticks_off()
         if log:
             axis.set_yscale("log")
+    seeds = max(row["seeds"] for row in rows)
+    if seeds > 1:
+        figure.suptitle(f"means over {seeds} seeds", fontsize=9)
     axes[0].legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
