@@ -26,7 +26,7 @@ from paretorch.runs import evaluate_run, load_run, train_run
 METHODS = {
     "pamal": {},
     "pamal-m4": {"method": "pamal", "m": 4},  # PaMaL's window b = 4 (its paper's and LORPMAN's MultiMNIST setting)
-    "pamal-p1": {"method": "pamal", "p": 1.0},  # the paper's Dirichlet(1), PaMaL's default before p = 0.5
+    "pamal-p1": {"method": "pamal", "p": 1.0},  # the paper's Dirichlet(1); PaMaL's default is 0.5 up to 3 tasks
     "palora": {},
     "palora-eq3": {"method": "palora", "temperature": 1.0, "margin": 0.0, "member_lr_multiplier": False},
     "palora-peft": {"method": "palora", "conv_layout": "peft"},  # PaLoRA before its loralib default

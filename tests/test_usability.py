@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from paretorch import ParetorchError, build_method
 from paretorch.cli import flatten_tables, main
@@ -218,7 +219,7 @@ def test_runs_record_the_conv_layout_and_runs_saved_before_it_load_with_peft(tmp
 
 
 @pytest.mark.parametrize(("method", "key", "default", "before"),
-                         [("pamal", "m", 4, 3), ("pamal", "p", 0.5, 1.0), ("cpmtl", "m", 2, 1),
+                         [("pamal", "m", 4, 3), ("pamal", "p", None, 1.0), ("cpmtl", "m", 2, 1),
                           ("lorpman", "p", 0.2, 1.0)])
 def test_a_changed_default_is_recorded_and_runs_saved_before_it_resume_with_the_old_one(tmp_path, method, key,
                                                                                        default, before):
@@ -237,3 +238,21 @@ def test_a_changed_default_is_recorded_and_runs_saved_before_it_resume_with_the_
     assert result.returncode == 0, result.stderr
     assert load_run(old).config[key] == before
     assert len((old / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_pamal_draws_near_the_corners_for_few_tasks_and_flat_for_many_unless_p_is_given(tmp_path):
+    # Unset p: 0.5 up to 3 tasks (ordered fronts on MultiMNIST and MultiMNIST-3), the paper's 1 from 4 (the higher
+    # hypervolume on the many-task Adult). A given p wins whatever the task count.
+    def concentration(tasks: int, **options: float) -> list[float]:
+        setup = build_method("pamal", nn.Sequential(nn.Linear(3, tasks)), tasks, **options)
+        return setup.sampler.concentration.tolist()
+
+    for tasks, expected in ((2, 0.5), (3, 0.5), (4, 1.0), (40, 1.0)):
+        assert concentration(tasks) == [expected] * tasks
+    assert concentration(40, p=0.3) == [0.3] * 40
+    # A run records "unset", and is rebuilt with its task count's value.
+    run = tmp_path / "many"
+    assert main(["train", str(run), "method=pamal", "dataset=adult-many", "tasks=5", "train_size=64", "val_size=32",
+                 "test_size=32", "batch_size=32", "epochs=1", "--quiet"]) == 0
+    assert json.loads((run / "config.json").read_text())["p"] is None
+    assert load_run(run).config["p"] is None
