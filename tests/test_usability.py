@@ -18,7 +18,7 @@ from paretorch.cli import flatten_tables, main
 from paretorch.methods import get_method, method_names
 from paretorch.options import DATASET_TASKS, MODELS, RUN_OPTIONS, TRAIN_OPTIONS
 from paretorch.preferences import AnnealedGrid
-from paretorch.runs import load_run, validate_run_options
+from paretorch.runs import build_setup, load_run, validate_run_options
 from paretorch.training import Front, MeanLoss, ParetoLoss
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -255,4 +255,5 @@ def test_pamal_draws_near_the_corners_for_few_tasks_and_flat_for_many_unless_p_i
     assert main(["train", str(run), "method=pamal", "dataset=adult-many", "tasks=5", "train_size=64", "val_size=32",
                  "test_size=32", "batch_size=32", "epochs=1", "--quiet"]) == 0
     assert json.loads((run / "config.json").read_text())["p"] is None
-    assert load_run(run).config["p"] is None
+    loaded = load_run(run)
+    assert build_setup(loaded.config, loaded.splits, {}).sampler.concentration.tolist() == [1.0] * 5
