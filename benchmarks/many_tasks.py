@@ -8,8 +8,8 @@ parameters the method adds (and the papers' formula for them), seconds per train
 memory. With --plot the curves against T go to a PNG.
 
 Settings (stated in the output): the shared bottom is adapted and the T heads stay shared, as LORPMAN does
-(``exclude=heads``); PaLoRA anneals max(5, T) rays so that every task has its vertex; LS is one model with
-uniform weights (an LS grid would need at least T models).
+(``exclude=heads``); PaLoRA anneals its default rays (T + 1 from 4 tasks: every vertex and the centre); LS is
+one model with uniform weights (an LS grid would need at least T models).
 
 Run: ``python benchmarks/many_tasks.py [--tasks 2,5,10,20,40] [--train-size 8192] [--epochs 3] [--plot F.png]
 [--set KEY=VALUE ...]``; ``--set`` overrides a setting of every run, e.g. ``--methods lorpman --set p=1``.
@@ -58,8 +58,6 @@ def one(tasks: int, method: str, args: argparse.Namespace) -> dict:
     from paretorch.runs import evaluate_run, load_run, train_run
 
     options = dict(METHODS[method])
-    if method == "palora":
-        options["m"] = max(5, tasks)
     rank = {"palora": 1, "lorpman": 8}.get(method, 0)
     with tempfile.TemporaryDirectory() as folder:
         config = {"method": method, "dataset": "adult-many", "tasks": tasks, "epochs": args.epochs,
@@ -114,7 +112,7 @@ def main() -> None:
         print(json.dumps(one(int(args.one[0]), args.one[1], args)))
         return
     print(f"# many-task Adult, train_size {args.train_size}, {args.epochs} epochs, batch 256, seed {args.seed}; "
-          "heads shared (exclude=heads) for pamal/palora/lorpman, palora rays max(5, T), ls one uniform model"
+          "heads shared (exclude=heads) for pamal/palora/lorpman, palora's default rays, ls one uniform model"
           + "".join(f"; {setting}" for setting in args.set))
     header = (f"{'T':>3} {'method':<8} {'test HV (acc, ref 0)':>26} {'non-dom':>8} {'added':>9} {'formula':>9} "
               f"{'s/step':>7} {'peak MiB':>8}")

@@ -17,7 +17,7 @@ from paretorch import ParetorchError, build_method
 from paretorch.cli import flatten_tables, main
 from paretorch.methods import get_method, method_names
 from paretorch.options import DATASET_TASKS, MODELS, RUN_OPTIONS, TRAIN_OPTIONS
-from paretorch.preferences import AnnealedGrid
+from paretorch.preferences import AnnealedGrid, annealed_ray_count
 from paretorch.runs import build_setup, load_run, validate_run_options
 from paretorch.training import Front, MeanLoss, ParetoLoss
 
@@ -220,7 +220,7 @@ def test_runs_record_the_conv_layout_and_runs_saved_before_it_load_with_peft(tmp
 
 @pytest.mark.parametrize(("method", "key", "default", "before"),
                          [("pamal", "m", 4, 3), ("pamal", "p", None, 1.0), ("cpmtl", "m", 2, 1),
-                          ("lorpman", "p", 0.2, 1.0)])
+                          ("lorpman", "p", 0.2, 1.0), ("palora", "m", None, 5)])
 def test_a_changed_default_is_recorded_and_runs_saved_before_it_resume_with_the_old_one(tmp_path, method, key,
                                                                                        default, before):
     tiny = ["dataset=multimnist", "train_size=32", "val_size=16", "test_size=16", "batch_size=16"]
@@ -257,3 +257,34 @@ def test_pamal_draws_near_the_corners_for_few_tasks_and_flat_for_many_unless_p_i
     assert json.loads((run / "config.json").read_text())["p"] is None
     loaded = load_run(run)
     assert build_setup(loaded.config, loaded.splits, {}).sampler.concentration.tolist() == [1.0] * 5
+
+
+def _as_point_set(rays: torch.Tensor) -> set[tuple[float, ...]]:
+    return {tuple(round(float(v), 6) for v in ray) for ray in rays}
+
+
+def test_palora_rays_treat_every_task_alike_unless_m_is_given(tmp_path):
+    # Unset m: a ray grid that no permutation of the tasks changes, with a ray that favours each task, at every
+    # point of the schedule. The old fixed 5 rays failed both: for 3 tasks one ray sat between tasks 1 and 2, and
+    # from 6 tasks the grid held only the first 5 vertices.
+    for tasks in range(2, 9):
+        sampler = build_method("palora", nn.Sequential(nn.Linear(3, tasks)), tasks).sampler
+        assert sampler.m == annealed_ray_count(tasks) >= max(5, tasks)
+        for step in (0, 37, 99):
+            rays = sampler.sample(step, 100).double()
+            for first in range(tasks - 1):  # adjacent transpositions generate every permutation
+                swapped = rays.clone()
+                swapped[:, [first, first + 1]] = rays[:, [first + 1, first]]
+                assert _as_point_set(swapped) == _as_point_set(rays), (tasks, step, first)
+        end = sampler.sample(99, 100)
+        assert set(end.argmax(dim=1).tolist()) == set(range(tasks)), "each task has a ray of its own"
+    uneven = AnnealedGrid(3, m=5).sample(99, 100)
+    assert _as_point_set(uneven[:, [1, 0, 2]]) != _as_point_set(uneven), "the old 3-task grid favoured tasks 1-2"
+    assert build_method("palora", nn.Sequential(nn.Linear(3, 10)), 10, m=4).sampler.m == 4  # a given m wins
+    # A run records "unset", and is rebuilt with its task count's grid.
+    run = tmp_path / "five"
+    assert main(["train", str(run), "method=palora", "dataset=adult-many", "tasks=5", "train_size=64",
+                 "val_size=32", "test_size=32", "batch_size=32", "epochs=1", "--quiet"]) == 0
+    assert json.loads((run / "config.json").read_text())["m"] is None
+    loaded = load_run(run)
+    assert build_setup(loaded.config, loaded.splits, {}).sampler.m == 6

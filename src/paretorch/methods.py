@@ -223,8 +223,8 @@ def build_method(name: str, model: nn.Module, num_tasks: int, epochs: int = 10, 
     - ``pamal`` (PaMaL): ensemble, Dirichlet(p) with p = 0.5 up to 3 tasks and 1 from 4 (unless ``p`` is given),
       window ``m=4``, λ_p = 1 (lexicographic edges).
     - ``palora`` (PaLoRA): low-rank r = 1, α = 2, convolutions in loralib's layout (rank r·k, as its official
-      code), AnnealedGrid with ``m=5`` rays, Q = 0.2 and margin 0.01 (the official code's schedule), adapters at
-      lr × T (its ``reweight_lr``), no regulariser.
+      code), AnnealedGrid with ``m`` rays (unset: 5 for 2 tasks, 6 for 3, T + 1 from 4), Q = 0.2 and margin 0.01
+      (the official code's schedule), adapters at lr × T (its ``reweight_lr``), no regulariser.
     - ``lorpman`` (LORPMAN): low-rank r = 8 (convolutions in PEFT's layout), s = 6, Dirichlet(p=0.2) window
       ``m=4``, λ_p = 0, λ_o = 1, freeze epoch at 60 % of training (6 of 10 epochs, as tuned for MultiMNIST).
     - ``cpmtl`` (Controllable Pareto MTL): hypernetwork (2-layer MLP, 100 hidden, ``chunk_size`` optional),
@@ -513,7 +513,12 @@ for _preset in (
         Option("freeze_base", "bool", False, "train the adapters only"),
         _conv_layout_option("loralib", "loralib as PaLoRA's public code; on MultiMNIST it took the front from HV "
                             "0.664 to 0.724 and 8.0 to 9.7 of 11 non-dominated points"),
-        Option("m", "int", 5, "annealed rays per step", minimum=1),
+        Option("m", "int", None, "annealed rays per step; unset: a grid the same for every task, 5 rays for 2 tasks, "
+               "6 for 3 (vertices and edge midpoints), T + 1 from 4 (vertices and centre). 5 for every T before "
+               "2026-12-06: for 3 tasks that grid favoured tasks 1-2 (MultiMNIST-3, 20 epochs, 3 seeds: 6 rays gave "
+               "43.7 against 29.3 of 66 non-dominated, min Spearman 0.95 against 0.84, HV 0.870 against 0.872), and "
+               "from 6 tasks it left the later tasks without a ray", minimum=1, optional=True,
+               recorded=True, legacy_default=5),
         Option("temperature", "float", 0.2, "Q of the annealed schedule (Eq. 3, τ' = τ/Q); 0.2 is the official "
                "code's power 5τ, Q = 1 the text's literal reading", above=0.0),
         Option("margin", "float", 0.01, "base rays moved this far off the simplex's faces (the official code's "

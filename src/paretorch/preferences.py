@@ -24,6 +24,7 @@ __all__ = [
     "Dirichlet",
     "Fixed",
     "PreferenceSampler",
+    "annealed_ray_count",
     "as_preference",
     "das_dennis",
     "simplex_grid",
@@ -234,6 +235,22 @@ def _dirichlet(concentration: Tensor, m: int, generator: torch.Generator | None)
     return (gammas / gammas.sum(dim=1, keepdim=True)).float()
 
 
+def annealed_ray_count(num_tasks: int) -> int:
+    """How many rays :class:`AnnealedGrid` spreads when ``m`` is left unset: at least 5, a ray towards each vertex,
+    and a grid that is the same for every task (no task has a ray another lacks), as PaLoRA's "evenly spaced" asks.
+
+    - 2 tasks: 5 (the two ends, the middle and the quarters).
+    - 3 tasks: 6, the Das-Dennis lattice with 2 partitions (vertices and edge midpoints).
+    - 4 tasks or more: T + 1, one ray per vertex and the centre.
+
+    >>> [annealed_ray_count(t) for t in (2, 3, 4, 10)]
+    [5, 6, 5, 11]
+    """
+    if num_tasks < 2:
+        raise ParetorchError(f"annealed_ray_count needs at least 2 tasks, got {num_tasks}")
+    return {2: 5, 3: 6}.get(num_tasks, num_tasks + 1)
+
+
 class AnnealedGrid:
     """PaLoRA's deterministic annealed schedule (Dimitriadis et al. 2025, Eq. 3).
 
@@ -242,6 +259,11 @@ class AnnealedGrid:
     At τ = 0 every ray is the centre of the simplex; at τ = 1 and Q = 1 they are the base rays; a larger Q
     keeps them nearer the centre, a Q below 1 pushes them past the base rays towards the vertices (the
     official code's power 5τ is Q = 0.2). No randomness.
+
+    ``m`` left unset is :func:`annealed_ray_count` (T): a grid that treats every task alike. A count that is no
+    such grid (5 rays for 3 tasks: the vertices, the centre and one ray between tasks 1 and 2) favours some tasks,
+    and with fewer rays than tasks the grid holds only the first ``m`` vertices, so the later tasks never get a
+    ray of their own.
 
     ``margin`` moves the base rays off the faces, ``λ̃ ← margin + (1 − T·margin)·λ̃`` (the official code's
     ``linspace(0.01, 0.99)`` is margin 0.01): a base ray on a face has a zero weight, and 0^τ' = 0 for every
@@ -254,7 +276,9 @@ class AnnealedGrid:
 
     annealed = True  # its preferences depend on the progress step / total_steps
 
-    def __init__(self, num_tasks: int, m: int = 5, temperature: float = 1.0, margin: float = 0.0) -> None:
+    def __init__(self, num_tasks: int, m: int | None = None, temperature: float = 1.0, margin: float = 0.0) -> None:
+        if m is None:
+            m = annealed_ray_count(num_tasks)
         if temperature <= 0:
             raise ParetorchError(f"AnnealedGrid temperature must be > 0, got {temperature}")
         if not 0 <= margin < 1 / num_tasks:
