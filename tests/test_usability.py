@@ -288,3 +288,6 @@ def test_palora_rays_treat_every_task_alike_unless_m_is_given(tmp_path):
     assert json.loads((run / "config.json").read_text())["m"] is None
     loaded = load_run(run)
     assert build_setup(loaded.config, loaded.splits, {}).sampler.m == 6
+    # Settings that depend on several preferences per step accept the unset count.
+    assert main(["train", str(tmp_path / "penalised"), "method=palora", "multi_forward_coef=1", "dataset=multimnist",
+                 "train_size=32", "val_size=16", "test_size=16", "batch_size=16", "epochs=1", "--quiet"]) == 0

@@ -289,8 +289,10 @@ def _solver_is(*solvers: str) -> Callable[[Mapping[str, Any]], bool]:
 
 
 def _several_preferences(settings: Mapping[str, Any]) -> bool:
-    # The ordering penalty compares the losses of the step's preferences: it needs at least two.
-    return int(settings.get("m", 1)) > 1
+    # The ordering penalty compares the losses of the step's preferences: it needs at least two. An unset m is
+    # PaLoRA's automatic ray grid, which has at least 5.
+    count = settings.get("m", 1)
+    return count is None or int(count) > 1
 
 
 _MOO = {"applies": _solver_is("moo"), "when": "solver=moo"}
