@@ -17,7 +17,7 @@ from paretorch import ParetorchError, build_method
 from paretorch.cli import flatten_tables, main
 from paretorch.methods import get_method, method_names
 from paretorch.options import DATASET_TASKS, MODELS, RUN_OPTIONS, TRAIN_OPTIONS
-from paretorch.preferences import AnnealedGrid, annealed_ray_count
+from paretorch.preferences import AnnealedGrid, symmetric_grid_size
 from paretorch.runs import build_setup, load_run, validate_run_options
 from paretorch.training import Front, MeanLoss, ParetoLoss
 
@@ -263,13 +263,66 @@ def _as_point_set(rays: torch.Tensor) -> set[tuple[float, ...]]:
     return {tuple(round(float(v), 6) for v in ray) for ray in rays}
 
 
+def test_ls_grid_treats_every_task_alike_and_grids_saved_before_keep_their_models(tmp_path):
+    # Unset ls_points: the grid no permutation of the tasks changes, a model per task and at least 5 models. The old
+    # fixed 5 put one model between tasks 1 and 2 for 3 tasks, and kept the vertices alone from 5 tasks.
+    ls = get_method("ls")
+    for tasks in range(2, 9):
+        grid = torch.tensor([m["weights"] for m in ls.members_of({"weights": None, "ls_points": None}, tasks)])
+        assert len(grid) == symmetric_grid_size(tasks) >= max(5, tasks)
+        for first in range(tasks - 1):
+            swapped = grid.clone()
+            swapped[:, [first, first + 1]] = grid[:, [first + 1, first]]
+            assert _as_point_set(swapped) == _as_point_set(grid), (tasks, first)
+        assert {tuple(row) for row in torch.eye(tasks).tolist()} <= _as_point_set(grid), "a model per task"
+        assert any(float(row.max()) < 1 for row in grid), "and a model that weighs tasks together"
+    assert len(ls.members_of({"weights": None, "ls_points": 3}, 2)) == 3  # a given count wins
+    tiny = ["dataset=adult-many", "tasks=3", "train_size=64", "val_size=32", "test_size=32", "batch_size=32",
+            "--quiet"]
+
+    def cli(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "paretorch.cli", *argv], capture_output=True, text=True)
+
+    new = tmp_path / "new"
+    assert main(["train", str(new), "method=ls", "epochs=1", *tiny]) == 0
+    assert json.loads((new / "config.json").read_text())["ls_points"] is None
+    assert len(load_run(new).models) == 6
+    # A grid saved before ls_points was recorded trained 5 models: it resumes and loads with those 5.
+    old = tmp_path / "old"
+    assert main(["train", str(old), "method=ls", "ls_points=5", "epochs=1", *tiny]) == 0
+    stored = json.loads((old / "config.json").read_text())
+    del stored["ls_points"]
+    (old / "config.json").write_text(json.dumps(stored))
+    resumed = cli("train", str(old), "--resume", "epochs=2", *tiny)
+    assert resumed.returncode == 0, resumed.stderr
+    loaded = load_run(old)
+    assert loaded.config["ls_points"] == 5 and len(loaded.models) == 5
+    assert len((old / "member_4" / "metrics.jsonl").read_text().splitlines()) == 2
+    # A run of one weighting saved then had no grid: nothing is filled in, and it resumes.
+    single = tmp_path / "single"
+    assert main(["train", str(single), "method=ls", "weights=[0.2, 0.3, 0.5]", "epochs=1", *tiny]) == 0
+    stored = json.loads((single / "config.json").read_text())
+    del stored["ls_points"]
+    (single / "config.json").write_text(json.dumps(stored))
+    resumed = cli("train", str(single), "--resume", "epochs=2", *tiny)
+    assert resumed.returncode == 0, resumed.stderr
+    assert list(load_run(single).models) == [pytest.approx((0.2, 0.3, 0.5))]
+    # Members that the settings no longer describe are refused, not loaded under another preference.
+    stored = json.loads((old / "config.json").read_text())
+    stored["ls_points"] = None
+    (old / "config.json").write_text(json.dumps(stored))
+    refused = cli("eval", str(old))
+    assert refused.returncode == 2 and "was trained with" in refused.stderr, refused.stderr
+    assert refused.stderr.count("\n") == 1, refused.stderr
+
+
 def test_palora_rays_treat_every_task_alike_unless_m_is_given(tmp_path):
     # Unset m: a ray grid that no permutation of the tasks changes, with a ray that favours each task, at every
     # point of the schedule. The old fixed 5 rays failed both: for 3 tasks one ray sat between tasks 1 and 2, and
     # from 6 tasks the grid held only the first 5 vertices.
     for tasks in range(2, 9):
         sampler = build_method("palora", nn.Sequential(nn.Linear(3, tasks)), tasks).sampler
-        assert sampler.m == annealed_ray_count(tasks) >= max(5, tasks)
+        assert sampler.m == symmetric_grid_size(tasks) >= max(5, tasks)
         for step in (0, 37, 99):
             rays = sampler.sample(step, 100).double()
             for first in range(tasks - 1):  # adjacent transpositions generate every permutation

@@ -31,7 +31,15 @@ from paretorch.objectives import EPO, MGDA, Objective, ParetoMTL, PreferenceMOO
 from paretorch.options import TRAIN_OPTIONS, Option, option_table
 from paretorch.parameterisations import ParetoModel, conditioned, ensemble, film, hypernetwork, lowrank, plain
 from paretorch.parameterisations._lowrank import CONV_LAYOUTS
-from paretorch.preferences import AnnealedGrid, Dirichlet, Fixed, PreferenceSampler, simplex_grid, unit_vectors
+from paretorch.preferences import (
+    AnnealedGrid,
+    Dirichlet,
+    Fixed,
+    PreferenceSampler,
+    simplex_grid,
+    symmetric_grid_size,
+    unit_vectors,
+)
 from paretorch.training.loss import ParetoLoss, TaskLoss
 from paretorch.training.regularisers import CosineAlignment, MultiForwardOrdering, Orthogonality, Regulariser
 from paretorch.training.trainer import TrainConfig, Trainer, configured_loss, parameter_groups
@@ -431,11 +439,18 @@ def _ls(inputs: BuildInputs) -> Recipe:
 def _ls_members(options: Mapping[str, Any], num_tasks: int) -> list[dict[str, Any]]:
     if options.get("weights") is not None:
         return [{}]
-    # Each member is one weighting of the grid (ls_points is the run's, not the member's, setting).
-    points = options.get("ls_points") or 5
+    # Each member is one weighting of the grid (ls_points is the run's, not the member's, setting). A given count
+    # below T still holds every vertex (one model per task).
+    points = options.get("ls_points") or symmetric_grid_size(num_tasks)
     if points == 1:
         return [{"weights": [1.0 / num_tasks] * num_tasks, "ls_points": None}]
     return [{"weights": pref.tolist(), "ls_points": None} for pref in simplex_grid(num_tasks, max(points, num_tasks))]
+
+
+def _ls_legacy_points(stored: Mapping[str, Any]) -> int | None:
+    # Grids saved before ls_points was recorded had 5 models (the vertices alone from 5 tasks); a run of one
+    # weighting (weights=) had no grid.
+    return 5 if stored.get("weights") is None else None
 
 
 def _ls_check(options: Mapping[str, Any], num_tasks: int) -> None:
@@ -564,8 +579,9 @@ for _preset in (
     MethodPreset("ls", "linear scalarisation: one plain model per weighting", option_table(
         Option("weights", "floats", None, "one weighting (a run of one model); default the ls_points grid",
                optional=True),
-        Option("ls_points", "int", None, "models on the simplex grid, default 5 (1: uniform weights only)",
-               minimum=1, optional=True)),
+        Option("ls_points", "int", None, "models on the simplex grid (1: uniform weights only); unset: 5 for 2 "
+               "tasks, 6 for 3 (vertices and edge midpoints), T + 1 from 4 (vertices and centre)", minimum=1,
+               optional=True, recorded=True, legacy_default=_ls_legacy_points)),
         _ls, discrete=True, members=_ls_members, check=_ls_check),
     MethodPreset("stl", "single-task learning: one plain model per task", option_table(
         Option("task", "int", None, "train this task only (default one model per task)", minimum=0, optional=True)),

@@ -89,8 +89,13 @@ class Option:
     # was trained if the default changes later (options that fix the model's shapes, or whose default changed).
     recorded: bool = False
     # With ``recorded``: the value that runs saved before the option was recorded trained with, read for a stored
-    # config.json without the key (None: those runs get the current default).
+    # config.json without the key (None: those runs get the current default). A function of the stored settings
+    # where that value depended on other settings (it returns None where the option was not in use).
     legacy_default: Any = None
+
+    def legacy_value(self, stored: Mapping[str, Any]) -> Any:
+        """What a run saved before this option was recorded trained with (None: nothing to fill in)."""
+        return self.legacy_default(stored) if callable(self.legacy_default) else self.legacy_default
 
     def describe(self) -> str:
         """What a valid value is, in words (used in errors and help)."""

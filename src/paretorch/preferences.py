@@ -24,10 +24,10 @@ __all__ = [
     "Dirichlet",
     "Fixed",
     "PreferenceSampler",
-    "annealed_ray_count",
     "as_preference",
     "das_dennis",
     "simplex_grid",
+    "symmetric_grid_size",
     "unit_vectors",
 ]
 
@@ -235,19 +235,23 @@ def _dirichlet(concentration: Tensor, m: int, generator: torch.Generator | None)
     return (gammas / gammas.sum(dim=1, keepdim=True)).float()
 
 
-def annealed_ray_count(num_tasks: int) -> int:
-    """How many rays :class:`AnnealedGrid` spreads when ``m`` is left unset: at least 5, a ray towards each vertex,
-    and a grid that is the same for every task (no task has a ray another lacks), as PaLoRA's "evenly spaced" asks.
+def symmetric_grid_size(num_tasks: int) -> int:
+    """The size of the default grids of PaLoRA's rays (:class:`AnnealedGrid` with ``m`` unset) and of the LS
+    preset's models: at least 5, a point at each vertex, and a grid that is the same for every task (no task has a
+    point another lacks; PaLoRA's "evenly spaced" rays).
 
     - 2 tasks: 5 (the two ends, the middle and the quarters).
     - 3 tasks: 6, the Das-Dennis lattice with 2 partitions (vertices and edge midpoints).
-    - 4 tasks or more: T + 1, one ray per vertex and the centre.
+    - 4 tasks or more: T + 1, every vertex and the centre.
 
-    >>> [annealed_ray_count(t) for t in (2, 3, 4, 10)]
+    ``simplex_grid(T, symmetric_grid_size(T))`` is that grid. Other counts are not: 5 points for 3 tasks are the
+    vertices, the centre and one point between tasks 1 and 2, and T points from 5 tasks are the vertices alone.
+
+    >>> [symmetric_grid_size(t) for t in (2, 3, 4, 10)]
     [5, 6, 5, 11]
     """
     if num_tasks < 2:
-        raise ParetorchError(f"annealed_ray_count needs at least 2 tasks, got {num_tasks}")
+        raise ParetorchError(f"symmetric_grid_size needs at least 2 tasks, got {num_tasks}")
     return {2: 5, 3: 6}.get(num_tasks, num_tasks + 1)
 
 
@@ -260,7 +264,7 @@ class AnnealedGrid:
     keeps them nearer the centre, a Q below 1 pushes them past the base rays towards the vertices (the
     official code's power 5τ is Q = 0.2). No randomness.
 
-    ``m`` left unset is :func:`annealed_ray_count` (T): a grid that treats every task alike. A count that is no
+    ``m`` left unset is :func:`symmetric_grid_size` (T): a grid that treats every task alike. A count that is no
     such grid (5 rays for 3 tasks: the vertices, the centre and one ray between tasks 1 and 2) favours some tasks,
     and with fewer rays than tasks the grid holds only the first ``m`` vertices, so the later tasks never get a
     ray of their own.
@@ -278,7 +282,7 @@ class AnnealedGrid:
 
     def __init__(self, num_tasks: int, m: int | None = None, temperature: float = 1.0, margin: float = 0.0) -> None:
         if m is None:
-            m = annealed_ray_count(num_tasks)
+            m = symmetric_grid_size(num_tasks)
         if temperature <= 0:
             raise ParetorchError(f"AnnealedGrid temperature must be > 0, got {temperature}")
         if not 0 <= margin < 1 / num_tasks:

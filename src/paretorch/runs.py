@@ -2,7 +2,7 @@
 
 Continuous methods (pamal, palora, lorpman) train one steerable model in the run directory. Discrete
 methods train one plain model per preference in ``member_<k>/`` sub-directories: ``ls`` a grid of
-weightings (``ls_points``, default 5), ``stl`` one model per task.
+weightings (``ls_points``; unset, the grid that treats every task alike), ``stl`` one model per task.
 """
 
 from __future__ import annotations
@@ -132,8 +132,9 @@ def _stored_config(directory: Path) -> dict[str, Any]:
     # Runs saved before an option was recorded (e.g. low-rank runs before conv_layout: PEFT's layout; PaMaL and
     # CPMTL before their windows: 3 and 1 preferences per step) are rebuilt and resumed with what they trained with.
     for name, option in preset.items():
-        if option.recorded and option.legacy_default is not None and name not in values:
-            values[name] = option.legacy_default
+        legacy = option.legacy_value(values) if option.recorded and name not in values else None
+        if legacy is not None:
+            values[name] = legacy
     return values
 
 
@@ -217,6 +218,33 @@ def _channels_last(config: RunConfig, pm: nn.Module) -> bool:
 def _members(config: RunConfig, num_tasks: int) -> list[dict[str, Any]]:
     """One entry per model a run trains: the options that differ between the members of a discrete method."""
     return get_method(config["method"]).members_of(config.method_options, num_tasks)
+
+
+def _same_options(stored: Any, member: Any) -> bool:
+    # JSON turns tuples into lists; weights are compared to float32 precision (they come from float32 grids).
+    if isinstance(member, Mapping):
+        return isinstance(stored, Mapping) and stored.keys() == member.keys() and all(
+            _same_options(stored[key], member[key]) for key in member)
+    if isinstance(member, list | tuple):
+        return isinstance(stored, list) and len(stored) == len(member) and all(
+            _same_options(a, b) for a, b in zip(stored, member, strict=True))
+    if isinstance(member, float) and isinstance(stored, int | float) and not isinstance(stored, bool):
+        return abs(stored - member) <= 1e-6
+    return stored == member
+
+
+def _check_member(config: RunConfig, directory: Path, index: int, member: Mapping[str, Any]) -> None:
+    """Refuse a member that its run's settings no longer describe (say a default that changed without being
+    recorded): loading it under the grid's new options would label a model with a preference it never trained
+    at."""
+    record = _member_dir(config, directory, index) / "member.json"
+    if not _discrete(config) or not record.exists():
+        return
+    stored = read_json(record, "member record")
+    options = stored.get("options") if isinstance(stored, dict) else None
+    if not _same_options(options, member):
+        raise ParetorchError(f"{record.parent} was trained with {options}, but the run's config.json now gives it "
+                             f"{dict(member)}: restore the config.json this run was trained with, or train a new run")
 
 
 def _discrete(config: RunConfig) -> bool:
@@ -343,6 +371,7 @@ def _check_resumable(config: RunConfig, splits: Splits, directory: Path) -> None
     # Load every checkpoint the run has before anything is written: a corrupt or mismatched one stops the
     # command with the run directory untouched.
     for index, member in enumerate(_members(config, splits.num_tasks)):
+        _check_member(config, directory, index, member)
         target = _member_dir(config, directory, index)
         if (target / "checkpoint.pt").exists():
             trainer = _trainer(config, splits, build_setup(config, splits, member), target)
@@ -442,6 +471,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     splits = load_splits(config)
     loaded: dict[tuple[float, ...], ParetoModel] = {}
     for index, member in enumerate(_members(config, splits.num_tasks)):
+        _check_member(config, directory, index, member)
         target = _member_dir(config, directory, index)
         if not (target / "checkpoint.pt").exists():
             raise ParetorchError(f"{target} has no checkpoint: the run's training did not finish; continue it with "
