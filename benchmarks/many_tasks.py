@@ -8,8 +8,9 @@ parameters the method adds (and the papers' formula for them), seconds per train
 memory. With --plot the curves against T go to a PNG.
 
 Settings (stated in the output): the shared bottom is adapted and the T heads stay shared, as LORPMAN does
-(``exclude=heads``); PaLoRA anneals its default rays (T + 1 from 4 tasks: every vertex and the centre); LS is
-one model with uniform weights (an LS grid would need at least T models).
+(``exclude=heads``); PaLoRA anneals its default rays (T + 1 from 4 tasks: every vertex and the centre; from 6
+tasks 6 of them per step, in turn); LS is one model with uniform weights (an LS grid would need at least T
+models).
 
 Run: ``python benchmarks/many_tasks.py [--tasks 2,5,10,20,40] [--train-size 8192] [--epochs 3] [--plot F.png]
 [--set KEY=VALUE ...]``; ``--set`` overrides a setting of every run, e.g. ``--methods lorpman --set p=1``.

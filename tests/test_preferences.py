@@ -76,6 +76,29 @@ def test_annealed_grid_spreads_monotonically():
     assert all(b >= a - 1e-7 for a, b in itertools.pairwise(spreads))
 
 
+@pytest.mark.parametrize(("tasks", "per_step"), [(2, 2), (3, 4), (10, 5), (40, 5), (40, 1)])
+def test_annealed_grid_in_turn_trains_every_ray_equally_often_spread_over_the_grid(tasks, per_step):
+    full = AnnealedGrid(tasks, temperature=1.0)
+    turn = AnnealedGrid(tasks, temperature=1.0, per_step=per_step)
+    grid = full.sample(0, 1)  # the end of the schedule (τ = 1, Q = 1): the base rays themselves
+    index = {tuple(ray): i for i, ray in enumerate(grid.tolist())}
+    counts = [0] * full.m
+    for step in range(full.m):  # one cycle: m steps (at τ = 1 throughout: steps past the end stay there)
+        picked = sorted(index[tuple(ray)] for ray in turn.sample(step, 1).tolist())
+        assert len(set(picked)) == per_step, "distinct rays of the grid"
+        gaps = [b - a for a, b in zip(picked, [*picked[1:], picked[0] + full.m], strict=True)]
+        assert min(gaps) >= full.m // per_step, f"rays spread over the grid, not a block of neighbours: {picked}"
+        for i in picked:
+            counts[i] += 1
+    assert counts == [per_step] * full.m, "each ray per_step times in every m steps"
+    early = AnnealedGrid(tasks, temperature=0.2, margin=0.01, per_step=per_step).sample(3, 100).tolist()
+    annealed = AnnealedGrid(tasks, temperature=0.2, margin=0.01).sample(3, 100).tolist()
+    assert {tuple(ray) for ray in early} <= {tuple(ray) for ray in annealed}, "annealed as the full grid is"
+    assert torch.equal(AnnealedGrid(tasks, per_step=10_000).sample(5, 9), AnnealedGrid(tasks).sample(5, 9))
+    with pytest.raises(ParetorchError, match="per_step >= 1"):
+        AnnealedGrid(tasks, per_step=0)
+
+
 def test_dirichlet_is_reproducible_and_on_simplex():
     a = Dirichlet(4, p=2.0, m=8, generator=torch.Generator().manual_seed(3)).sample(0, 10)
     b = Dirichlet(4, p=2.0, m=8, generator=torch.Generator().manual_seed(3)).sample(0, 10)

@@ -263,6 +263,35 @@ def _as_point_set(rays: torch.Tensor) -> set[tuple[float, ...]]:
     return {tuple(round(float(v), 6) for v in ray) for ray in rays}
 
 
+def test_palora_trains_a_large_ray_grid_in_turn_within_its_budget_and_older_runs_keep_every_ray(tmp_path):
+    # Up to 5 tasks the grid (at most 6 rays) is trained whole every step; beyond, 6 of its T + 1 rays per step.
+    for tasks in range(2, 12):
+        sampler = build_method("palora", nn.Sequential(nn.Linear(3, tasks)), tasks).sampler
+        assert sampler.per_step == min(6, sampler.m) and sampler.sample(7, 100).shape == (sampler.per_step, tasks)
+        assert (sampler.per_step == sampler.m) == (tasks <= 5)
+    whole = build_method("palora", nn.Sequential(nn.Linear(3, 9)), 9, rays_per_step=None).sampler
+    assert whole.per_step == whole.m == 10
+    with pytest.raises(ParetorchError, match="multi_forward_coef"):  # one ray per step: nothing to order
+        build_method("palora", nn.Sequential(nn.Linear(3, 9)), 9, rays_per_step=1, multi_forward_coef=1.0)
+    tiny = ["method=palora", "dataset=adult-many", "tasks=7", "train_size=64", "val_size=32", "test_size=32",
+            "batch_size=32", "--quiet"]
+    new = tmp_path / "new"
+    assert main(["train", str(new), *tiny, "epochs=1"]) == 0
+    assert json.loads((new / "config.json").read_text())["rays_per_step"] == 6
+    # A run saved before the budget existed trained every ray every step: it is rebuilt and resumed so.
+    old = tmp_path / "old"
+    assert main(["train", str(old), *tiny, "epochs=1"]) == 0
+    stored = json.loads((old / "config.json").read_text())
+    del stored["rays_per_step"]
+    (old / "config.json").write_text(json.dumps(stored))
+    resumed = subprocess.run([sys.executable, "-m", "paretorch.cli", "train", str(old), "--resume", "epochs=2",
+                              *tiny], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    loaded = load_run(old)
+    assert loaded.config["rays_per_step"] is None
+    assert build_setup(loaded.config, loaded.splits, {}).sampler.per_step == 8
+
+
 def test_ls_grid_treats_every_task_alike_and_grids_saved_before_keep_their_models(tmp_path):
     # Unset ls_points: the grid no permutation of the tasks changes, a model per task and at least 5 models. The old
     # fixed 5 put one model between tasks 1 and 2 for 3 tasks, and kept the vertices alone from 5 tasks.
@@ -318,10 +347,11 @@ def test_ls_grid_treats_every_task_alike_and_grids_saved_before_keep_their_model
 
 def test_palora_rays_treat_every_task_alike_unless_m_is_given(tmp_path):
     # Unset m: a ray grid that no permutation of the tasks changes, with a ray that favours each task, at every
-    # point of the schedule. The old fixed 5 rays failed both: for 3 tasks one ray sat between tasks 1 and 2, and
-    # from 6 tasks the grid held only the first 5 vertices.
+    # point of the schedule (the whole grid; from 6 tasks a step trains 6 of its rays, in turn). The old fixed 5
+    # rays failed both: for 3 tasks one ray sat between tasks 1 and 2, and from 6 tasks the grid held only the
+    # first 5 vertices.
     for tasks in range(2, 9):
-        sampler = build_method("palora", nn.Sequential(nn.Linear(3, tasks)), tasks).sampler
+        sampler = build_method("palora", nn.Sequential(nn.Linear(3, tasks)), tasks, rays_per_step=None).sampler
         assert sampler.m == symmetric_grid_size(tasks) >= max(5, tasks)
         for step in (0, 37, 99):
             rays = sampler.sample(step, 100).double()

@@ -298,8 +298,8 @@ def _solver_is(*solvers: str) -> Callable[[Mapping[str, Any]], bool]:
 
 def _several_preferences(settings: Mapping[str, Any]) -> bool:
     # The ordering penalty compares the losses of the step's preferences: it needs at least two. An unset m is
-    # PaLoRA's automatic ray grid, which has at least 5.
-    count = settings.get("m", 1)
+    # PaLoRA's automatic ray grid, which has at least 5, of which it may train rays_per_step at a time.
+    count = settings.get("rays_per_step") or settings.get("m", 1)
     return count is None or int(count) > 1
 
 
@@ -401,7 +401,9 @@ def _palora(inputs: BuildInputs) -> Recipe:
     # The official code's schedule and learning rates (see the preset's options): rays from linspace(0.01, 0.99)
     # sharpened to the power 5τ, adapters at lr × T. With Eq. 3 read literally (Q = 1, rays on the faces) the
     # fronts came out badly ordered (benchmarks/results/palora-defaults-2026-11-23-cpu.txt).
-    return Recipe(pm, AnnealedGrid(inputs.num_tasks, options["m"], options["temperature"], options["margin"]),
+    rays = AnnealedGrid(inputs.num_tasks, options["m"], options["temperature"], options["margin"],
+                        options["rays_per_step"])
+    return Recipe(pm, rays,
                   _solver_objective(options, inputs.seed), _regularisers(options),
                   train={"member_lr_multiplier": True})
 
@@ -449,7 +451,7 @@ def _ls_members(options: Mapping[str, Any], num_tasks: int) -> list[dict[str, An
 
 def _ls_legacy_points(stored: Mapping[str, Any]) -> int | None:
     # Grids saved before ls_points was recorded had 5 models (the vertices alone from 5 tasks); a run of one
-    # weighting (weights=) had no grid.
+    # weighting (weights=) had no grid (and a grid count beside weights= is refused).
     return 5 if stored.get("weights") is None else None
 
 
@@ -530,12 +532,16 @@ for _preset in (
         Option("freeze_base", "bool", False, "train the adapters only"),
         _conv_layout_option("loralib", "loralib as PaLoRA's public code; on MultiMNIST it took the front from HV "
                             "0.664 to 0.724 and 8.0 to 9.7 of 11 non-dominated points"),
-        Option("m", "int", None, "annealed rays per step; unset: a grid the same for every task, 5 rays for 2 tasks, "
-               "6 for 3 (vertices and edge midpoints), T + 1 from 4 (vertices and centre). 5 for every T before "
+        Option("m", "int", None, "rays of the annealed grid; unset: a grid the same for every task, 5 rays for 2 "
+               "tasks, 6 for 3 (vertices and edge midpoints), T + 1 from 4 (vertices and centre). 5 for every T before "
                "2026-12-06: for 3 tasks that grid favoured tasks 1-2 (MultiMNIST-3, 20 epochs, 3 seeds: 6 rays gave "
                "43.7 against 29.3 of 66 non-dominated, min Spearman 0.95 against 0.84, HV 0.870 against 0.872), and "
                "from 6 tasks it left the later tasks without a ray", minimum=1, optional=True,
                recorded=True, legacy_default=5),
+        Option("rays_per_step", "int", 6, "forward passes per step (PaLoRA's budget M): a grid with more rays "
+               "trains them in turn, this many per step, each as often; 6 keeps every ray of the grids up to 5 tasks "
+               "in every step; unset (null): every ray every step (the default before 2026-12-06)", minimum=1,
+               optional=True, recorded=True, legacy_default=None),
         Option("temperature", "float", 0.2, "Q of the annealed schedule (Eq. 3, τ' = τ/Q); 0.2 is the official "
                "code's power 5τ, Q = 1 the text's literal reading", above=0.0),
         Option("margin", "float", 0.01, "base rays moved this far off the simplex's faces (the official code's "

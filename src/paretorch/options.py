@@ -67,6 +67,15 @@ MODEL_HELP = {
 }
 
 
+class _CurrentDefault:
+    def __repr__(self) -> str:
+        return "CURRENT_DEFAULT"
+
+
+# Option.legacy_default's "runs saved before the option was recorded get today's default".
+CURRENT_DEFAULT: Any = _CurrentDefault()
+
+
 @dataclass(frozen=True)
 class Option:
     """One setting: its type, default, meaning, allowed range or choices, and when it applies.
@@ -89,12 +98,13 @@ class Option:
     # was trained if the default changes later (options that fix the model's shapes, or whose default changed).
     recorded: bool = False
     # With ``recorded``: the value that runs saved before the option was recorded trained with, read for a stored
-    # config.json without the key (None: those runs get the current default). A function of the stored settings
-    # where that value depended on other settings (it returns None where the option was not in use).
-    legacy_default: Any = None
+    # config.json without the key (CURRENT_DEFAULT: those runs get today's default; None is a value like any other).
+    # A function of the stored settings where that value depended on other settings.
+    legacy_default: Any = CURRENT_DEFAULT
 
     def legacy_value(self, stored: Mapping[str, Any]) -> Any:
-        """What a run saved before this option was recorded trained with (None: nothing to fill in)."""
+        """What a run saved before this option was recorded trained with (:data:`CURRENT_DEFAULT`: nothing to
+        fill in)."""
         return self.legacy_default(stored) if callable(self.legacy_default) else self.legacy_default
 
     def describe(self) -> str:

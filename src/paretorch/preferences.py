@@ -274,15 +274,26 @@ class AnnealedGrid:
     τ' > 0, so without a margin such a ray jumps to the face at the first step instead of moving there as
     training proceeds.
 
+    ``per_step`` (default: all ``m``) is the budget of forward passes per step, PaLoRA's M. Step s trains rays
+    ``(s + ⌊j·m / per_step⌋) mod m`` for ``j < per_step``: rays spread over the grid (not a block of neighbours,
+    which with vertices first would train a few tasks at a time), each trained equally often (``per_step``
+    times in every m steps), so the grid still treats every task alike at a fraction of the cost per step
+    when it is large (T + 1 rays for T tasks).
+
     >>> AnnealedGrid(2, m=3, temperature=1.0).sample(0, 100).tolist()
     [[0.5, 0.5], [0.5, 0.5], [0.5, 0.5]]
+    >>> AnnealedGrid(2, m=5, temperature=1.0, per_step=2).sample(99, 100).tolist()  # rays 4 and 1 of 0-4
+    [[1.0, 0.0], [0.25, 0.75]]
     """
 
     annealed = True  # its preferences depend on the progress step / total_steps
 
-    def __init__(self, num_tasks: int, m: int | None = None, temperature: float = 1.0, margin: float = 0.0) -> None:
+    def __init__(self, num_tasks: int, m: int | None = None, temperature: float = 1.0, margin: float = 0.0,
+                 per_step: int | None = None) -> None:
         if m is None:
             m = symmetric_grid_size(num_tasks)
+        if per_step is not None and per_step < 1:
+            raise ParetorchError(f"AnnealedGrid needs per_step >= 1 rays, got {per_step}")
         if temperature <= 0:
             raise ParetorchError(f"AnnealedGrid temperature must be > 0, got {temperature}")
         if not 0 <= margin < 1 / num_tasks:
@@ -296,11 +307,16 @@ class AnnealedGrid:
         grid = simplex_grid(num_tasks, m).double() if m >= num_tasks else torch.eye(num_tasks, dtype=torch.float64)[:m]
         self.margin = margin
         self.base = margin + (1 - num_tasks * margin) * grid
+        self.per_step = m if per_step is None else min(per_step, m)
+        self._offsets = torch.arange(self.per_step) * m // self.per_step
 
     def sample(self, step: int, total_steps: int, generator: torch.Generator | None = None) -> Tensor:
         exponent = _progress(step, total_steps) / self.temperature
+        base = self.base
+        if self.per_step < self.m:  # this step's share of the grid, in turn (a function of the step alone)
+            base = base[(step + self._offsets) % self.m]
         # torch defines 0 ** 0 = 1, which is what Eq. 3 needs at τ = 0 for rays on a face.
-        powered = self.base.pow(exponent)
+        powered = base.pow(exponent)
         return (powered / powered.sum(dim=1, keepdim=True)).float()
 
 

@@ -40,7 +40,7 @@ from paretorch.errors import ParetorchError
 from paretorch.loading import batch_loader
 from paretorch.methods import MethodSetup, build_method, get_method, method_names, validate_method_options
 from paretorch.models import CensusMLP, MultiLeNet, ResNet18MTL, SegNetMTL
-from paretorch.options import DATASET_TASKS, RUN_OPTIONS, TRAIN_OPTIONS, check_device
+from paretorch.options import CURRENT_DEFAULT, DATASET_TASKS, RUN_OPTIONS, TRAIN_OPTIONS, check_device
 from paretorch.parameterisations import ParetoModel
 from paretorch.scenes import SCENE_DATASETS, SCENE_LOSSES, load_scenes, scene_metric
 from paretorch.training import Accuracy, Front, MeanLoss, StackedTrainer, Trainer, evaluate_front
@@ -132,8 +132,8 @@ def _stored_config(directory: Path) -> dict[str, Any]:
     # Runs saved before an option was recorded (e.g. low-rank runs before conv_layout: PEFT's layout; PaMaL and
     # CPMTL before their windows: 3 and 1 preferences per step) are rebuilt and resumed with what they trained with.
     for name, option in preset.items():
-        legacy = option.legacy_value(values) if option.recorded and name not in values else None
-        if legacy is not None:
+        legacy = option.legacy_value(values) if option.recorded and name not in values else CURRENT_DEFAULT
+        if legacy is not CURRENT_DEFAULT:
             values[name] = legacy
     return values
 
