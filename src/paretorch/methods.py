@@ -540,8 +540,9 @@ for _preset in (
                recorded=True, legacy_default=5),
         Option("rays_per_step", "int", 6, "forward passes per step (PaLoRA's budget M): a grid with more rays "
                "trains them in turn, this many per step, each as often; 6 keeps every ray of the grids up to 5 tasks "
-               "in every step; unset (null): every ray every step (the default before 2026-12-06)", minimum=1,
-               optional=True, recorded=True, legacy_default=None),
+               "in every step; null or a count >= the grid's rays: every ray every step, as runs saved before this "
+               "option trained (many-task Adult, 10-40 tasks: 2-9 % more HV per epoch at up to 6x the step time)",
+               minimum=1, optional=True, recorded=True, legacy_default=None),
         Option("temperature", "float", 0.2, "Q of the annealed schedule (Eq. 3, τ' = τ/Q); 0.2 is the official "
                "code's power 5τ, Q = 1 the text's literal reading", above=0.0),
         Option("margin", "float", 0.01, "base rays moved this far off the simplex's faces (the official code's "
