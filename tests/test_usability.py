@@ -327,6 +327,11 @@ def test_ls_grid_treats_every_task_alike_and_grids_saved_before_keep_their_model
     loaded = load_run(old)
     assert loaded.config["ls_points"] == 5 and len(loaded.models) == 5
     assert len((old / "member_4" / "metrics.jsonl").read_text().splitlines()) == 2
+    # Wave-1 members recorded their weights alone; those records still describe them.
+    record = old / "member_0" / "member.json"
+    options = json.loads(record.read_text())["options"]
+    record.write_text(json.dumps({"options": {"weights": options["weights"]}}))
+    assert len(load_run(old).models) == 5
     # A run of one weighting saved then had no grid: nothing is filled in, and it resumes.
     single = tmp_path / "single"
     assert main(["train", str(single), "method=ls", "weights=[0.2, 0.3, 0.5]", "epochs=1", *tiny]) == 0

@@ -221,10 +221,11 @@ def _members(config: RunConfig, num_tasks: int) -> list[dict[str, Any]]:
 
 
 def _same_options(stored: Any, member: Any) -> bool:
-    # JSON turns tuples into lists; weights are compared to float32 precision (they come from float32 grids).
+    # JSON turns tuples into lists; weights are compared to float32 precision (they come from float32 grids); a
+    # key left out is unset (wave-1 LS members recorded only their weights, not "ls_points": null).
     if isinstance(member, Mapping):
-        return isinstance(stored, Mapping) and stored.keys() == member.keys() and all(
-            _same_options(stored[key], member[key]) for key in member)
+        return isinstance(stored, Mapping) and all(
+            _same_options(stored.get(key), member.get(key)) for key in {*stored, *member})
     if isinstance(member, list | tuple):
         return isinstance(stored, list) and len(stored) == len(member) and all(
             _same_options(a, b) for a, b in zip(stored, member, strict=True))
