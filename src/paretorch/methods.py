@@ -297,10 +297,10 @@ def _solver_is(*solvers: str) -> Callable[[Mapping[str, Any]], bool]:
 
 
 def _several_preferences(settings: Mapping[str, Any]) -> bool:
-    # The ordering penalty compares the losses of the step's preferences: it needs at least two. An unset m is
-    # PaLoRA's automatic ray grid, which has at least 5, of which it may train rays_per_step at a time.
-    count = settings.get("rays_per_step") or settings.get("m", 1)
-    return count is None or int(count) > 1
+    # The ordering penalty compares the losses of the step's preferences: it needs at least two. A step has the
+    # smaller of m and PaLoRA's rays_per_step; an unset m is PaLoRA's automatic ray grid, which has at least 5.
+    counts = [int(count) for count in (settings.get("m", 1), settings.get("rays_per_step")) if count is not None]
+    return not counts or min(counts) > 1
 
 
 _MOO = {"applies": _solver_is("moo"), "when": "solver=moo"}
@@ -403,8 +403,7 @@ def _palora(inputs: BuildInputs) -> Recipe:
     # fronts came out badly ordered (benchmarks/results/palora-defaults-2026-11-23-cpu.txt).
     rays = AnnealedGrid(inputs.num_tasks, options["m"], options["temperature"], options["margin"],
                         options["rays_per_step"])
-    return Recipe(pm, rays,
-                  _solver_objective(options, inputs.seed), _regularisers(options),
+    return Recipe(pm, rays, _solver_objective(options, inputs.seed), _regularisers(options),
                   train={"member_lr_multiplier": True})
 
 
