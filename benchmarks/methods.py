@@ -32,7 +32,8 @@ METHODS = {
     "palora-peft": {"method": "palora", "conv_layout": "peft"},  # PaLoRA before its loralib default
     "lorpman": {},
     "lorpman-p1": {"method": "lorpman", "p": 1.0},  # the paper's Dirichlet(1), LORPMAN's default before p = 0.2
-    "ls": {"ls_points": 5},
+    "ls": {},  # its default grid: 5 models for 2 tasks, every vertex and the centre from 3
+    "ls-5": {"method": "ls", "ls_points": 5},  # 5 models whatever T, the benchmark's LS before 2026-12-06
     "stl": {},
     "cpmtl": {},
     "cpmtl-m1": {"method": "cpmtl", "m": 1},  # one preference per step, CPMTL's default before m = 2

@@ -236,9 +236,9 @@ def _dirichlet(concentration: Tensor, m: int, generator: torch.Generator | None)
 
 
 def symmetric_grid_size(num_tasks: int) -> int:
-    """The size of the default grids of PaLoRA's rays (:class:`AnnealedGrid` with ``m`` unset) and of the LS
-    preset's models: at least 5, a point at each vertex, and a grid that is the same for every task (no task has a
-    point another lacks; PaLoRA's "evenly spaced" rays).
+    """The size of PaLoRA's default ray grid (:class:`AnnealedGrid` with ``m`` unset): at least 5, a point at each
+    vertex, and a grid that is the same for every task (no task has a point another lacks; PaLoRA's "evenly
+    spaced" rays).
 
     - 2 tasks: 5 (the two ends, the middle and the quarters).
     - 3 tasks: 6, the Das-Dennis lattice with 2 partitions (vertices and edge midpoints).

@@ -2,7 +2,7 @@
 
 Continuous methods (pamal, palora, lorpman) train one steerable model in the run directory. Discrete
 methods train one plain model per preference in ``member_<k>/`` sub-directories: ``ls`` a grid of
-weightings (``ls_points``; unset, the grid that treats every task alike), ``stl`` one model per task.
+weightings (``ls_points``; unset, 5 for 2 tasks, every vertex and the centre from 3), ``stl`` one model per task.
 """
 
 from __future__ import annotations
@@ -248,6 +248,18 @@ def _check_member(config: RunConfig, directory: Path, index: int, member: Mappin
                              f"{dict(member)}: restore the config.json this run was trained with, or train a new run")
 
 
+def _check_members(config: RunConfig, directory: Path, members: list[dict[str, Any]]) -> None:
+    """Refuse a discrete run whose members its settings no longer describe: one trained with other options, or
+    more models on disk than the settings give (they would be dropped without a word)."""
+    for index, member in enumerate(members):
+        _check_member(config, directory, index, member)
+    extra = _member_dir(config, directory, len(members))
+    if _discrete(config) and extra.exists():
+        found = len(list(directory.glob("member_*")))
+        raise ParetorchError(f"{directory} holds {found} models, but the run's config.json now gives "
+                             f"{len(members)}: restore the config.json this run was trained with, or train a new run")
+
+
 def _discrete(config: RunConfig) -> bool:
     return get_method(config["method"]).discrete
 
@@ -371,8 +383,9 @@ def _resume_config(directory: Path, values: dict[str, Any]) -> RunConfig:
 def _check_resumable(config: RunConfig, splits: Splits, directory: Path) -> None:
     # Load every checkpoint the run has before anything is written: a corrupt or mismatched one stops the
     # command with the run directory untouched.
-    for index, member in enumerate(_members(config, splits.num_tasks)):
-        _check_member(config, directory, index, member)
+    members = _members(config, splits.num_tasks)
+    _check_members(config, directory, members)
+    for index, member in enumerate(members):
         target = _member_dir(config, directory, index)
         if (target / "checkpoint.pt").exists():
             trainer = _trainer(config, splits, build_setup(config, splits, member), target)
@@ -471,8 +484,9 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     config = resolve_config(_stored_config(directory))
     splits = load_splits(config)
     loaded: dict[tuple[float, ...], ParetoModel] = {}
-    for index, member in enumerate(_members(config, splits.num_tasks)):
-        _check_member(config, directory, index, member)
+    members = _members(config, splits.num_tasks)
+    _check_members(config, directory, members)
+    for index, member in enumerate(members):
         target = _member_dir(config, directory, index)
         if not (target / "checkpoint.pt").exists():
             raise ParetorchError(f"{target} has no checkpoint: the run's training did not finish; continue it with "
