@@ -263,6 +263,17 @@ def _as_point_set(rays: torch.Tensor) -> set[tuple[float, ...]]:
     return {tuple(round(float(v), 6) for v in ray) for ray in rays}
 
 
+def _resume_as_saved_before(run: Path, key: str, settings: list[str]) -> None:
+    """Drop ``key`` from a run's config.json, as in a run saved before the option was recorded, and resume it to 2
+    epochs through a CLI subprocess."""
+    stored = json.loads((run / "config.json").read_text())
+    del stored[key]
+    (run / "config.json").write_text(json.dumps(stored))
+    resumed = subprocess.run([sys.executable, "-m", "paretorch.cli", "train", str(run), "--resume", "epochs=2",
+                              *settings], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+
+
 def test_palora_trains_a_large_ray_grid_in_turn_within_its_budget_and_older_runs_keep_every_ray(tmp_path):
     # Up to 5 tasks the grid (at most 6 rays) is trained whole every step; beyond, 6 of its T + 1 rays per step.
     for tasks in range(2, 12):
@@ -281,12 +292,7 @@ def test_palora_trains_a_large_ray_grid_in_turn_within_its_budget_and_older_runs
     # A run saved before the budget existed trained every ray every step: it is rebuilt and resumed so.
     old = tmp_path / "old"
     assert main(["train", str(old), *tiny, "epochs=1"]) == 0
-    stored = json.loads((old / "config.json").read_text())
-    del stored["rays_per_step"]
-    (old / "config.json").write_text(json.dumps(stored))
-    resumed = subprocess.run([sys.executable, "-m", "paretorch.cli", "train", str(old), "--resume", "epochs=2",
-                              *tiny], capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr
+    _resume_as_saved_before(old, "rays_per_step", tiny)
     loaded = load_run(old)
     assert loaded.config["rays_per_step"] is None
     assert build_setup(loaded.config, loaded.splits, {}).sampler.per_step == 8
@@ -311,9 +317,6 @@ def test_ls_grid_treats_every_task_alike_and_grids_saved_before_keep_their_model
     tiny = ["dataset=adult-many", "tasks=3", "train_size=64", "val_size=32", "test_size=32", "batch_size=32",
             "--quiet"]
 
-    def cli(*argv: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "paretorch.cli", *argv], capture_output=True, text=True)
-
     new = tmp_path / "new"
     assert main(["train", str(new), "method=ls", "epochs=1", *tiny]) == 0
     assert json.loads((new / "config.json").read_text())["ls_points"] is None
@@ -321,11 +324,7 @@ def test_ls_grid_treats_every_task_alike_and_grids_saved_before_keep_their_model
     # A grid saved before ls_points was recorded trained 5 models: it resumes and loads with those 5.
     old = tmp_path / "old"
     assert main(["train", str(old), "method=ls", "ls_points=5", "epochs=1", *tiny]) == 0
-    stored = json.loads((old / "config.json").read_text())
-    del stored["ls_points"]
-    (old / "config.json").write_text(json.dumps(stored))
-    resumed = cli("train", str(old), "--resume", "epochs=2", *tiny)
-    assert resumed.returncode == 0, resumed.stderr
+    _resume_as_saved_before(old, "ls_points", tiny)
     loaded = load_run(old)
     assert loaded.config["ls_points"] == 5 and len(loaded.models) == 5
     assert len((old / "member_4" / "metrics.jsonl").read_text().splitlines()) == 2
@@ -337,18 +336,15 @@ def test_ls_grid_treats_every_task_alike_and_grids_saved_before_keep_their_model
     # A run of one weighting saved then had no grid: nothing is filled in, and it resumes.
     single = tmp_path / "single"
     assert main(["train", str(single), "method=ls", "weights=[0.2, 0.3, 0.5]", "epochs=1", *tiny]) == 0
-    stored = json.loads((single / "config.json").read_text())
-    del stored["ls_points"]
-    (single / "config.json").write_text(json.dumps(stored))
-    resumed = cli("train", str(single), "--resume", "epochs=2", *tiny)
-    assert resumed.returncode == 0, resumed.stderr
+    _resume_as_saved_before(single, "ls_points", tiny)
     assert list(load_run(single).models) == [pytest.approx((0.2, 0.3, 0.5))]
     # Members that the settings no longer describe are refused, not loaded under another preference or dropped.
     for points, message in ((6, "was trained with"), (None, "holds 5 models")):
         stored = json.loads((old / "config.json").read_text())
         stored["ls_points"] = points
         (old / "config.json").write_text(json.dumps(stored))
-        refused = cli("eval", str(old))
+        refused = subprocess.run([sys.executable, "-m", "paretorch.cli", "eval", str(old)], capture_output=True,
+                                 text=True)
         assert refused.returncode == 2 and message in refused.stderr, refused.stderr
         assert refused.stderr.count("\n") == 1, refused.stderr
 
