@@ -177,3 +177,16 @@ def test_the_malicious_checkpoint_is_refused_by_a_cli_subprocess_too(tmp_path):
     assert result.returncode == 2 and "not a plain paretorch checkpoint" in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert not marker.exists()
+
+
+def test_palora_training_its_rays_in_turn_resumes_exactly_after_a_kill(tmp_path):
+    # 7 tasks: 8 rays, 6 per step, so a cycle (8 steps) runs across the epoch boundary (12 steps) where it is killed.
+    settings = ["method=palora", "dataset=adult-many", "tasks=7", "train_size=384", "val_size=64", "test_size=64",
+                "batch_size=32", "epochs=3", "--quiet"]
+    reference, run = tmp_path / "reference", tmp_path / "run"
+    assert _run(["train", str(reference), *settings]).returncode == 0
+    assert json.loads((reference / "config.json").read_text())["rays_per_step"] == 6
+    _kill_when(["train", str(run), *settings], lambda: (run / "checkpoint.pt").exists())
+    finished = _run(["train", str(run), "--resume", "--quiet"])
+    assert finished.returncode == 0, finished.stderr
+    _assert_same(_checkpoint(reference / "checkpoint.pt"), _checkpoint(run / "checkpoint.pt"))
