@@ -31,14 +31,7 @@ from paretorch.objectives import EPO, MGDA, Objective, ParetoMTL, PreferenceMOO
 from paretorch.options import TRAIN_OPTIONS, Option, option_table
 from paretorch.parameterisations import ParetoModel, conditioned, ensemble, film, hypernetwork, lowrank, plain
 from paretorch.parameterisations._lowrank import CONV_LAYOUTS
-from paretorch.preferences import (
-    AnnealedGrid,
-    Dirichlet,
-    Fixed,
-    PreferenceSampler,
-    simplex_grid,
-    unit_vectors,
-)
+from paretorch.preferences import AnnealedGrid, Dirichlet, Fixed, PreferenceSampler, simplex_grid, unit_vectors
 from paretorch.training.loss import ParetoLoss, TaskLoss
 from paretorch.training.regularisers import CosineAlignment, MultiForwardOrdering, Orthogonality, Regulariser
 from paretorch.training.trainer import TrainConfig, Trainer, configured_loss, parameter_groups

@@ -132,9 +132,10 @@ def _stored_config(directory: Path) -> dict[str, Any]:
     # Runs saved before an option was recorded (e.g. low-rank runs before conv_layout: PEFT's layout; PaMaL and
     # CPMTL before their windows: 3 and 1 preferences per step) are rebuilt and resumed with what they trained with.
     for name, option in preset.items():
-        legacy = option.legacy_value(values) if option.recorded and name not in values else CURRENT_DEFAULT
-        if legacy is not CURRENT_DEFAULT:
-            values[name] = legacy
+        if option.recorded and name not in values:
+            legacy = option.legacy_value(values)
+            if legacy is not CURRENT_DEFAULT:
+                values[name] = legacy
     return values
 
 
@@ -234,30 +235,26 @@ def _same_options(stored: Any, member: Any) -> bool:
     return stored == member
 
 
-def _check_member(config: RunConfig, directory: Path, index: int, member: Mapping[str, Any]) -> None:
-    """Refuse a member that its run's settings no longer describe (say a default that changed without being
-    recorded): loading it under the grid's new options would label a model with a preference it never trained
-    at."""
-    record = _member_dir(config, directory, index) / "member.json"
-    if not _discrete(config) or not record.exists():
-        return
-    stored = read_json(record, "member record")
-    options = stored.get("options") if isinstance(stored, dict) else None
-    if not _same_options(options, member):
-        raise ParetorchError(f"{record.parent} was trained with {options}, but the run's config.json now gives it "
-                             f"{dict(member)}: restore the config.json this run was trained with, or train a new run")
-
-
 def _check_members(config: RunConfig, directory: Path, members: list[dict[str, Any]]) -> None:
-    """Refuse a discrete run whose members its settings no longer describe: one trained with other options, or
-    more models on disk than the settings give (they would be dropped without a word)."""
+    """Refuse a discrete run whose members its settings no longer describe (say a default that changed without
+    being recorded): a member trained with other options would be labelled with a preference it never trained at,
+    and more models on disk than the settings give would be dropped without a word."""
+    if not _discrete(config):
+        return
+    fix = "restore the config.json this run was trained with, or train a new run"
     for index, member in enumerate(members):
-        _check_member(config, directory, index, member)
-    extra = _member_dir(config, directory, len(members))
-    if _discrete(config) and extra.exists():
+        record = _member_dir(config, directory, index) / "member.json"
+        if not record.exists():
+            continue
+        stored = read_json(record, "member record")
+        options = stored.get("options") if isinstance(stored, dict) else None
+        if not _same_options(options, member):
+            raise ParetorchError(f"{record.parent} was trained with {options}, but the run's config.json now gives "
+                                 f"it {dict(member)}: {fix}")
+    if _member_dir(config, directory, len(members)).exists():
         found = len(list(directory.glob("member_*")))
         raise ParetorchError(f"{directory} holds {found} models, but the run's config.json now gives "
-                             f"{len(members)}: restore the config.json this run was trained with, or train a new run")
+                             f"{len(members)}: {fix}")
 
 
 def _discrete(config: RunConfig) -> bool:
