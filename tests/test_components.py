@@ -380,7 +380,8 @@ def test_dict_batches_are_keyword_arguments_and_evaluation_streams_the_loader():
     from paretorch import Accuracy, evaluate_front
 
     torch.manual_seed(0)
-    setup = build_method("lorpman", KeywordModel(), 2, epochs=2, lr=1e-2)
+    # Its only layers are the heads (the embedding is no adapter target): LORPMAN adapts them on request.
+    setup = build_method("lorpman", KeywordModel(), 2, epochs=2, lr=1e-2, adapt_heads=True)
     history = setup.trainer({"a": F.cross_entropy, "b": F.cross_entropy}).fit(list(_keyword_batches()))
     assert len(history) == 2
     alive = []

@@ -133,10 +133,11 @@ def _model(run) -> dict[str, torch.Tensor]:
 
 
 def _assert_same_weights(first, second) -> None:
-    # Two half-batch means averaged by DDP against one mean over the batch: float32 rounding only.
+    # Two half-batch means averaged by DDP against one mean over the batch: float32 rounding only, which Adam's
+    # normalised steps carry into the weights (assert_close's float32 tolerances).
     assert first.keys() == second.keys()
     for name in first:
-        torch.testing.assert_close(first[name], second[name], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(first[name], second[name])
 
 
 def _history(run) -> list[dict]:

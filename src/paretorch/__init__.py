@@ -29,6 +29,7 @@ from paretorch.parameterisations import (
     recalibrate_batchnorm,
     shared_parameters,
     split_outputs,
+    task_heads,
     wrap,
 )
 from paretorch.training import Accuracy, Front, MeanLoss, ParetoLoss, TrainConfig, Trainer, evaluate_front
@@ -64,6 +65,7 @@ __all__ = [
     "shared_parameters",
     "solvers",
     "split_outputs",
+    "task_heads",
     "wrap",
 ]
 __version__ = "0.1.0"

@@ -11,8 +11,9 @@ layer-replacing parameterisation is :func:`wrap` with a dispatch table from the 
 :class:`ParetoLayer` subclasses; a new one is a subclass and a table (see :class:`ParetoLayer`).
 
 **Default targets.** Every Linear and Conv1d/2d/3d layer, task heads included, as PaMaL's and PaLoRA's
-public code do (they walk all children). LORPMAN's paper adapts only the shared bottom; pass
-``exclude=["heads"]`` (or whatever your heads are called) or explicit ``targets`` for that.
+public code do (they walk all children). LORPMAN's paper adapts only the shared bottom: its preset leaves
+out the heads that :func:`task_heads` finds (a ``ModuleList``/``ModuleDict`` called ``heads`` with one module
+per task); elsewhere pass ``exclude=["heads"]`` (or whatever your heads are called) or explicit ``targets``.
 
 **BatchNorm policy.** Running statistics are always shared by all preferences: during training they average
 over the preferences seen, which matches no single trade-off exactly. For a model at one trade-off, refit
@@ -54,7 +55,13 @@ from paretorch.parameterisations._model import (
     wrap,
 )
 from paretorch.parameterisations._pretrained import from_pretrained
-from paretorch.parameterisations._select import Targets, check_num_tasks, replace_module, select_layers
+from paretorch.parameterisations._select import (
+    Targets,
+    check_num_tasks,
+    replace_module,
+    select_layers,
+    task_heads,
+)
 
 __all__ = [
     "EnsembleBatchNorm",
@@ -95,6 +102,7 @@ __all__ = [
     "select_layers",
     "shared_parameters",
     "split_outputs",
+    "task_heads",
     "to_channels_last",
     "wrap",
 ]

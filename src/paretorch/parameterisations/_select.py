@@ -13,7 +13,7 @@ from torch import nn
 
 from paretorch.errors import ParetorchError
 
-__all__ = ["Targets", "check_num_tasks", "replace_module", "select_layers"]
+__all__ = ["Targets", "check_num_tasks", "replace_module", "select_layers", "task_heads", "with_excluded"]
 
 Targets = str | Sequence[str] | None
 
@@ -94,3 +94,36 @@ def check_num_tasks(num_tasks: int) -> None:
     """Refuse a task count below 2 (a front needs at least two tasks)."""
     if not isinstance(num_tasks, int) or num_tasks < 2:
         raise ParetorchError(f"num_tasks must be an integer >= 2, got {num_tasks!r}")
+
+
+def task_heads(model: nn.Module, num_tasks: int) -> list[str]:
+    """The names of ``model``'s task heads: each ``nn.ModuleList`` or ``nn.ModuleDict`` called ``heads`` (at any
+    depth) that holds one module per task, the layout of paretorch's built-in models. Nothing else is guessed: a
+    list of ``num_tasks`` encoder blocks is no set of heads, so a model whose heads go by another name gets none
+    (name them with ``exclude``).
+
+    >>> from torch import nn
+    >>> net = nn.Module()
+    >>> net.encoder = nn.ModuleList([nn.Linear(4, 4), nn.Linear(4, 4)])
+    >>> net.heads = nn.ModuleDict({"digit": nn.Linear(4, 10), "parity": nn.Linear(4, 2)})
+    >>> task_heads(net, 2), task_heads(net, 3)
+    (['heads'], [])
+    """
+    return [name for name, module in model.named_modules()
+            if name.rpartition(".")[2] == "heads" and isinstance(module, (nn.ModuleList, nn.ModuleDict))
+            and len(module) == num_tasks]
+
+
+def with_excluded(exclude: Targets, names: Sequence[str]) -> Targets:
+    """``exclude`` with ``names`` left out as well (a regular expression stays one, a list grows).
+
+    >>> with_excluded(None, ["heads"]), with_excluded(["embed"], ["heads"]), with_excluded("emb.*", ["heads"])
+    (['heads'], ['embed', 'heads'], '(?:emb.*)|(?:heads)')
+    """
+    if not names:
+        return exclude
+    if exclude is None:
+        return list(names)
+    if isinstance(exclude, str):
+        return "|".join(f"(?:{pattern})" for pattern in (exclude, *(re.escape(name) for name in names)))
+    return [*exclude, *names]
