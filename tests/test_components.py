@@ -167,7 +167,7 @@ def test_wrap_refuses_a_factory_that_returns_a_plain_module():
 
 # ----- ParetoLoss in a hand-written loop equals the Trainer --------------------------------------------------------
 @pytest.mark.parametrize(("method", "options"), [
-    ("lorpman", {"rank": 2}),  # Dirichlet draws, orthogonality subsets, freeze epoch
+    ("lorpman", {"rank": 2, "freeze_fraction": 0.5}),  # Dirichlet draws, orthogonality subsets, freeze epoch 1
     ("palora", {"m": 3}),  # the annealed schedule needs step and total_steps
     ("pamal", {"gradient_balancing": True, "loss_balancing_window": 2}),  # balancing term and balancer
     ("cpmtl", {"solver": "moo", "m": 2, "hidden": 8}),  # an objective that reads grams and draws references

@@ -113,8 +113,8 @@ def test_two_ddp_processes_give_the_weights_of_one_process_on_the_combined_batch
 
 
 # ----- the command line under torchrun --------------------------------------------------------------------------
-RUN = ["dataset=adult", "method=lorpman", "epochs=2", "train_size=256", "val_size=128", "test_size=128",
-       "batch_size=64", "seed=1"]
+RUN = ["dataset=adult", "method=lorpman", "epochs=2", "freeze_fraction=0.5", "train_size=256", "val_size=128",
+       "test_size=128", "batch_size=64", "seed=1"]
 
 
 def _paretorch(*args: str, processes: int | None = None) -> subprocess.CompletedProcess[str]:

@@ -220,7 +220,8 @@ def test_runs_record_the_conv_layout_and_runs_saved_before_it_load_with_peft(tmp
 
 @pytest.mark.parametrize(("method", "key", "default", "before"),
                          [("pamal", "m", 4, 3), ("pamal", "p", None, 1.0), ("cpmtl", "m", 2, 1),
-                          ("lorpman", "p", 0.2, 1.0), ("palora", "m", None, 5)])
+                          ("lorpman", "p", 0.2, 1.0), ("lorpman", "freeze_fraction", 0.8, 0.6),
+                          ("palora", "m", None, 5)])
 def test_a_changed_default_is_recorded_and_runs_saved_before_it_resume_with_the_old_one(tmp_path, method, key,
                                                                                        default, before):
     tiny = ["dataset=multimnist", "train_size=32", "val_size=16", "test_size=16", "batch_size=16"]
@@ -435,3 +436,12 @@ def test_lorpman_adapts_the_shared_bottom_and_leaves_each_task_head_plain(tmp_pa
     loaded = load_run(old)
     assert loaded.config["adapt_heads"] is True and len(adapted(loaded.models)) == 7
     assert len((old / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_lorpman_freezes_its_main_network_after_a_share_of_training_unless_an_epoch_is_given():
+    def freeze(epochs: int, **options: float) -> int | None:
+        return build_method("lorpman", nn.Sequential(nn.Linear(3, 2)), 2, epochs=epochs, **options).config.freeze_epoch
+
+    assert [freeze(epochs) for epochs in (1, 3, 10, 50, 100)] == [1, 2, 8, 40, 80]
+    assert freeze(10, freeze_fraction=0.6) == 6 and freeze(10, freeze_fraction=1.0) == 10  # 10 of 10: never
+    assert freeze(10, freeze_epoch=3) == 3 and freeze(10, freeze_fraction=0.6, freeze_epoch=9) == 9

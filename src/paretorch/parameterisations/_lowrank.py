@@ -48,6 +48,8 @@ __all__ = ["LowRankConv", "LowRankLayer", "LowRankLinear", "lowrank", "lowrank_d
 
 Scaling = Literal["palora", "lorpman"]
 ConvLayout = Literal["loralib", "peft"]
+# The layer types lowrank gives adapters (the keys of its dispatch table; attention through its projections).
+ADAPTED_LAYERS: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.MultiheadAttention)
 CONV_LAYOUTS: tuple[ConvLayout, ...] = ("loralib", "peft")
 
 

@@ -13,7 +13,8 @@ from torch import nn
 
 from paretorch.errors import ParetorchError
 
-__all__ = ["Targets", "check_num_tasks", "replace_module", "select_layers", "task_heads", "with_excluded"]
+__all__ = ["Targets", "check_num_tasks", "has_layers_outside", "replace_module", "select_layers", "task_heads",
+           "with_excluded"]
 
 Targets = str | Sequence[str] | None
 
@@ -127,3 +128,8 @@ def with_excluded(exclude: Targets, names: Sequence[str]) -> Targets:
     if isinstance(exclude, str):
         return "|".join(f"(?:{pattern})" for pattern in (exclude, *(re.escape(name) for name in names)))
     return [*exclude, *names]
+
+
+def has_layers_outside(model: nn.Module, supported: tuple[type[nn.Module], ...], names: Sequence[str]) -> bool:
+    """Whether ``model`` has a layer of a ``supported`` type outside the submodules ``names``."""
+    return any(isinstance(module, supported) and not _excluded(name, names) for name, module in model.named_modules())
