@@ -398,7 +398,7 @@ def test_lorpman_adapts_the_shared_bottom_and_leaves_each_task_head_plain(tmp_pa
     rank = 8  # the preset's r; PEFT's layout: r·(out + in·k·k) per task for a convolution, r·(out + in) for a Linear
     bottom = 2 * rank * ((10 + 1 * 25) + (20 + 10 * 25) + (50 + 320))
     assert sum(p.numel() for p in setup.pm.parameters()) == base + bottom
-    assert len(adapted(build_method("lorpman", net, 2, adapt_heads=True).pm)) == 7  # the paper's bottom + 4 heads
+    assert len(adapted(build_method("lorpman", net, 2, adapt_heads=True).pm)) == 7  # the bottom's 3 and the heads' 4
     assert adapted(build_method("lorpman", net, 2, targets=["heads.0.0"]).pm) == ["heads.0.0"]  # as the user says
     assert adapted(build_method("lorpman", net, 2, exclude=["encoder.0"]).pm) == ["encoder.3", "encoder.7"]
 
