@@ -588,7 +588,7 @@ for _preset in (
                "300) runs and within its MultiMNIST grid {4, 6, 8} of 10: on MultiMNIST (50,000 pairs, 10 epochs, "
                "6 seeds) HV 0.892 against 0.886 with 0.6, higher on every seed, 8.5 of 11 non-dominated both; "
                "MultiMNIST-3 (20 epochs) HV 0.884 against 0.878 at 33 against 38 of 66; 5-epoch runs 5-15 % more "
-               "HV (0.6 before 2026-12-06)",
+               "HV, the many-task Adult (10-40 tasks) 1-3 % (0.6 before 2026-12-06)",
                above=0.0, recorded=True, legacy_default=0.6), *_WRAPPING,
         *_solver_options(), *_regulariser_options(orthogonality=1.0)),
         _lorpman, traits=lambda options: _continuous_traits(options, "adapters")),
