@@ -48,7 +48,7 @@ __all__ = ["LowRankConv", "LowRankLayer", "LowRankLinear", "lowrank", "lowrank_d
 
 Scaling = Literal["palora", "lorpman"]
 ConvLayout = Literal["loralib", "peft"]
-# The layer types lowrank gives adapters (the keys of its dispatch table; attention through its projections).
+# The layer types lowrank gives adapters, in the order of its dispatch table (attention through its projections).
 ADAPTED_LAYERS: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.MultiheadAttention)
 CONV_LAYOUTS: tuple[ConvLayout, ...] = ("loralib", "peft")
 
@@ -288,8 +288,9 @@ def lowrank(
     def conv(layer: nn.Module, state: PreferenceState, name: str) -> ParetoLayer:
         return LowRankConv(layer, state, name, rank, factor, conv_layout)  # type: ignore[arg-type]
 
-    dispatch: dict[type[nn.Module], LayerFactory] = {nn.Linear: linear, nn.Conv1d: conv, nn.Conv2d: conv,
-                                                      nn.Conv3d: conv, nn.MultiheadAttention: attention_factory(linear)}
+    # Every adapted type (ADAPTED_LAYERS, listed once) gets its factory: the convolutions share one.
+    special: dict[type[nn.Module], LayerFactory] = {nn.Linear: linear, nn.MultiheadAttention: attention_factory(linear)}
+    dispatch = {kind: special.get(kind, conv) for kind in ADAPTED_LAYERS}
     pm = wrap(model, num_tasks, dispatch, targets=targets, exclude=exclude, name=f"lowrank-{scaling}",
               config={"method": "lowrank", "rank": rank, "scale": scale, "scaling": scaling,
                       "conv_layout": conv_layout})
