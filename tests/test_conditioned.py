@@ -7,6 +7,7 @@ from paretorch import ParetorchError
 from paretorch.methods import build_method
 from paretorch.models import CensusMLP, MultiLeNet
 from paretorch.parameterisations import ParetoLayer, conditioned, film
+from paretorch.training import CosineAlignment, StepOutputs
 
 
 @pytest.mark.parametrize(("model", "shape"), [(CensusMLP(12), (12,)), (MultiLeNet(), (1, 28, 28))],
@@ -53,6 +54,34 @@ def test_cosmos_preset_has_cosine_term():
     setup = build_method("cosmos", CensusMLP(12), 2)
     assert [repr(r) for r in setup.regularisers] == ["CosineAlignment(1)"]
     assert setup.pm.layer_names == ["encoder.0"]
+
+
+def test_cosine_term_inverse_target_is_epos_ray_on_which_every_weighted_loss_is_equal():
+    torch.manual_seed(0)
+    prefs = torch.distributions.Dirichlet(torch.full((5,), 0.7)).sample((8,))
+    term = CosineAlignment(2.0, target="inverse")
+    ray = term.ray(prefs)
+    weighted = prefs * ray  # λ_t·d_t: the same for every task of a row
+    torch.testing.assert_close(weighted, weighted[:, :1].expand_as(weighted))
+    assert torch.all(ray > 0) and torch.all(ray <= 1)
+    # Two tasks: the preference reversed; a zero weight: that task's axis, finite.
+    pair = torch.tensor([[0.8, 0.2], [1.0, 0.0]])
+    torch.testing.assert_close(term.ray(pair), torch.tensor([[0.25, 1.0], [0.0, 1.0]]))
+    # The term is smallest where the losses lie on the ray: a large weight asks for a small loss.
+    on_ray = StepOutputs(prefs=pair[:1], losses=torch.tensor([[0.1, 0.4]]))
+    off_ray = StepOutputs(prefs=pair[:1], losses=torch.tensor([[0.4, 0.1]]))
+    assert term(on_ray) == pytest.approx(-2.0) and term(off_ray) > term(on_ray)
+    own = CosineAlignment(2.0)  # COSMOS's own ray is λ: the opposite loss vector is the aligned one
+    assert own(off_ray) == pytest.approx(-2.0) and own(on_ray) > own(off_ray)
+    with pytest.raises(ParetorchError, match="'preference' or 'inverse'"):
+        CosineAlignment(1.0, target="epo")
+
+
+def test_cosmos_preset_takes_the_cosine_target_and_refuses_it_without_a_cosine_term():
+    setup = build_method("cosmos", CensusMLP(12), 2, cosine_target="inverse")
+    assert [repr(r) for r in setup.regularisers] == ["CosineAlignment(1, target='inverse')"]
+    with pytest.raises(ParetorchError, match=r"cosine_target.*cosine_coef > 0"):
+        build_method("cosmos", CensusMLP(12), 2, cosine_target="inverse", cosine_coef=0)
 
 
 class BatchNormNet(nn.Module):

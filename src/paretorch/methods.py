@@ -325,6 +325,10 @@ def _regulariser_options(ordering: float = 0.0, orthogonality: float | None = No
                choices=("full", "lexicographic"), **_SEVERAL),
         Option("cosine_coef", "float", cosine, "μ, COSMOS's cosine alignment of losses with the preference",
                minimum=0.0),
+        Option("cosine_target", "str", "preference", "the ray the cosine term aligns the losses with: preference "
+               "(COSMOS's λ, which asks a heavily weighted task for a large loss) or inverse (EPO's ray 1/λ, on "
+               "which every λ_t·L_t is equal)", choices=("preference", "inverse"),
+               applies=lambda s: s.get("cosine_coef", cosine) > 0, when="cosine_coef > 0"),
     )
     if orthogonality is None:
         return found
@@ -337,7 +341,7 @@ def _regularisers(options: Mapping[str, Any]) -> list[Regulariser]:
     found: list[Regulariser] = [MultiForwardOrdering(options["multi_forward_coef"], options["multi_forward_edges"])]
     if "orthogonality_coef" in options:
         found.append(Orthogonality(options["orthogonality_coef"]))
-    return [*found, CosineAlignment(options["cosine_coef"])]
+    return [*found, CosineAlignment(options["cosine_coef"], options["cosine_target"])]
 
 
 def _continuous_traits(options: Mapping[str, Any], *extra: str) -> list[str]:

@@ -6,7 +6,7 @@ loss owns). The built-in ones:
 
 - :class:`MultiForwardOrdering`: PaMaL's multi-forward ordering penalty (Eq. 3);
 - :class:`Orthogonality`: LORPMAN's orthogonality of the low-rank task deltas (Eq. 7-8);
-- :class:`CosineAlignment`: COSMOS's cosine term, −Σ_j cos(L(λ_j), λ_j).
+- :class:`CosineAlignment`: COSMOS's cosine term, −Σ_j cos(L(λ_j), λ_j) (or EPO's ray 1/λ_j).
 
 A new one is a subclass with ``penalty(step)``:
 
@@ -192,16 +192,44 @@ class Orthogonality(Regulariser):
 
 
 class CosineAlignment(Regulariser):
-    """COSMOS's cosine term (Ruchte & Grabocka 2021): −Σ_j cos(L(λ_j), λ_j) pulls each loss vector towards its
-    preference ray, so that the objective is λᵀL − μ·cos(L, λ) with μ the coefficient.
+    """COSMOS's cosine term (Ruchte & Grabocka 2021): −Σ_j cos(L(λ_j), d(λ_j)) pulls each loss vector towards a
+    ray d(λ) set by its preference, so that the objective is λᵀL − μ·cos(L, d(λ)) with μ the coefficient.
 
-    The two terms pull a task's loss in opposite directions: λᵀL rewards a low loss where λ_t is large, the
-    cosine a loss vector parallel to λ, that is a *high* L_t where λ_t is large. When the cosine wins (small
-    losses late in training make its gradient, of order 1/‖L‖, large), more weight on a task gives it a worse
-    loss: on MultiMNIST the front's per-task Spearman correlation is negative (README, "Which method to
-    choose"). PaMaL's authors tuned COSMOS on the Spearman correlation *between* the tasks, which this does not
-    change. Use a smaller coefficient (``cosine_coef=``) where the direction of the preference matters.
+    ``target="preference"`` is COSMOS's own ray, d(λ) = λ. Then the two terms pull a task's loss in opposite
+    directions: λᵀL rewards a low loss where λ_t is large, the cosine a loss vector parallel to λ, that is a
+    *high* L_t where λ_t is large. When the cosine wins (small losses late in training make its gradient, of
+    order 1/‖L‖, large), more weight on a task gives it a worse loss: on MultiMNIST the front's per-task
+    Spearman correlation is negative, in the official COSMOS code too (README, "Which method to choose").
+
+    ``target="inverse"`` aligns the losses with EPO's preference ray instead, d(λ)_t ∝ 1/λ_t, on which every
+    λ_t·L_t is equal (Mahapatra & Rajan 2020's exact Pareto optimality, PHN-EPO's ray): a large weight then
+    asks for a small loss in both terms. For two tasks it is λ reversed. A zero weight gives that task's
+    axis (the other losses are asked to be negligible beside it).
+
+    >>> step = StepOutputs(prefs=torch.tensor([[0.8, 0.2]]), losses=torch.tensor([[0.1, 0.4]]))
+    >>> CosineAlignment(1.0)(step) > CosineAlignment(1.0, target="inverse")(step)  # (0.1, 0.4) ∥ (0.2, 0.8)
+    tensor(True)
     """
 
+    def __init__(self, coefficient: float = 1.0, target: Literal["preference", "inverse"] = "preference") -> None:
+        super().__init__(coefficient)
+        if target not in ("preference", "inverse"):
+            raise ParetorchError(f"CosineAlignment target must be 'preference' or 'inverse', got {target!r}")
+        self.target = target
+
     def penalty(self, step: StepOutputs) -> Tensor:
-        return -torch.cosine_similarity(step.losses, step.prefs, dim=1).sum()
+        return -torch.cosine_similarity(step.losses, self.ray(step.prefs), dim=1).sum()
+
+    def ray(self, prefs: Tensor) -> Tensor:
+        """The direction d(λ) each preference's loss vector is pulled towards, one row per preference."""
+        if self.target == "preference":
+            return prefs
+        # 1/λ scaled by each row's smallest positive weight, so that it stays finite and at most 1 per entry
+        # whatever T; a zero weight gets the whole ray (the clamp's 1/tiny dominates, then the scaling).
+        smallest = torch.finfo(prefs.dtype).tiny
+        inverse = prefs.clamp_min(smallest).reciprocal()
+        return inverse / inverse.amax(dim=1, keepdim=True)
+
+    def __repr__(self) -> str:
+        extra = "" if self.target == "preference" else f", target={self.target!r}"
+        return f"{type(self).__name__}({self.coefficient:g}{extra})"
