@@ -50,9 +50,10 @@ class ParetoLightningModule(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self.loss.start_epoch(self.current_epoch)  # the loss's random streams, derived from (seed, epoch)
-        freeze = self.setup_.config.freeze_epoch
-        if freeze is not None and self.current_epoch >= freeze:
-            self.pm.freeze_base()
+        # A preset's freeze epoch (LORPMAN's): from then on only the adapters train. On several devices DDP
+        # fixes the parameters it synchronises when it is built, so such a preset needs
+        # strategy="ddp_find_unused_parameters_true" (PaLoRA, trained here, has no freeze epoch).
+        self.setup_.freeze_if_due(self.current_epoch)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_index: int) -> torch.Tensor:
         inputs, targets = batch

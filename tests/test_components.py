@@ -186,8 +186,9 @@ def test_paretoloss_in_a_hand_written_loop_gives_the_trainers_weights(method, op
     optimizer = torch.optim.Adam(by_hand.parameter_groups())  # the method's learning rates (PaLoRA: lr × T)
     for epoch in range(epochs):
         loss.start_epoch(epoch)  # the loss's random streams, derived from (seed, epoch)
-        if by_hand.config.freeze_epoch is not None and epoch >= by_hand.config.freeze_epoch:
-            pm.freeze_base()
+        # LORPMAN's freeze epoch, as the README's loop: True once, at the epoch that froze the base network.
+        froze = by_hand.freeze_if_due(epoch)
+        assert froze == (epoch == by_hand.config.freeze_epoch)
         for batch in batches:
             out = loss(batch)  # the loss counts its steps itself
             optimizer.zero_grad()

@@ -2,6 +2,8 @@
 train a front with ParetoLoss and save it."""
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -25,3 +27,17 @@ def test_recipe_trains_a_front_and_saves_it(recipe, tmp_path):
     # A steerable front: more weight on a task gives it a lower loss, across the whole grid.
     assert front.spearman[0] < -0.8 and front.spearman[1] < -0.8, front.spearman
     assert front.num_nondominated >= 6
+
+
+def test_accelerate_recipe_on_two_processes_trains_the_model_of_one_process(tmp_path):
+    # The recipe's model is LORPMAN, frozen after 6 of its 8 epochs: the DDP wrapper Accelerate built must be
+    # rebuilt then, and the loss must run through it, or the processes train apart without a word.
+    one = accelerate_front.main(epochs=8, out=tmp_path / "one")
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+    done = subprocess.run([*launcher, str(EXAMPLES / "accelerate_front.py"), "--epochs", "8", "--out",
+                           str(tmp_path / "two")], capture_output=True, text=True, timeout=300,
+                          env=os.environ | {"OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    two = json.loads((tmp_path / "two" / "front_test.json").read_text())
+    # Float rounding of the averaged gradients only (about 1e-7 on the weights).
+    np.testing.assert_allclose(np.asarray(two["values"]), np.asarray(one.values), rtol=1e-5, atol=1e-6)

@@ -35,7 +35,7 @@ from paretorch.parameterisations._select import has_layers_outside, task_heads, 
 from paretorch.preferences import AnnealedGrid, Dirichlet, Fixed, PreferenceSampler, simplex_grid, unit_vectors
 from paretorch.training.loss import ParetoLoss, TaskLoss
 from paretorch.training.regularisers import CosineAlignment, MultiForwardOrdering, Orthogonality, Regulariser
-from paretorch.training.trainer import TrainConfig, Trainer, configured_loss, parameter_groups
+from paretorch.training.trainer import TrainConfig, Trainer, configured_loss, freeze_if_due, parameter_groups
 
 __all__ = [
     "MethodPreset",
@@ -209,6 +209,12 @@ class MethodSetup:
         """Parameter groups for your own optimiser, with the method's learning rates (adapters or ensemble
         members at lr × T where the preset says so): ``torch.optim.Adam(setup.parameter_groups())``."""
         return parameter_groups(self.pm, self.config)
+
+    def freeze_if_due(self, epoch: int) -> bool:
+        """Call at the start of each epoch of your own loop: from the preset's freeze epoch on (LORPMAN's 80 %
+        of training) only the adapters train. True when this call froze the base network: rebuild a
+        ``DistributedDataParallel`` wrapper then (see :func:`~paretorch.training.trainer.freeze_if_due`)."""
+        return freeze_if_due(self.pm, self.config, epoch)
 
     def trainer(self, losses: Sequence[TaskLoss], **kwargs: Any) -> Trainer:
         """A :class:`~paretorch.Trainer` of this method (keyword arguments go to the Trainer and may replace the

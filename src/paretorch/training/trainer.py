@@ -24,7 +24,7 @@ from paretorch.training.evaluation import Front, TaskMetric, evaluate_front, eva
 from paretorch.training.loss import ParetoLoss, TaskLoss
 from paretorch.training.regularisers import Regulariser
 
-__all__ = ["TrainConfig", "Trainer", "configured_loss", "parameter_groups"]
+__all__ = ["TrainConfig", "Trainer", "configured_loss", "freeze_if_due", "parameter_groups"]
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -94,6 +94,28 @@ def configured_loss(pm: ParetoModel, losses: Sequence[TaskLoss] | Mapping[str, T
                       representation=config.representation, loss_balancing_window=config.loss_balancing_window,
                       gradient_balancing=config.gradient_balancing, seed=config.seed, total_steps=total_steps,
                       distributed=distributed)
+
+
+def freeze_if_due(pm: ParetoModel, config: TrainConfig, epoch: int) -> bool:
+    """At the start of ``epoch``: freeze ``pm``'s base network once ``config.freeze_epoch`` is reached, so that
+    from then on only the adapters (or members) train (LORPMAN's second phase, Algorithm 1).
+
+    Returns True when this call changed which parameters train. A ``DistributedDataParallel`` wrapper built
+    before then synchronises parameters that no longer receive gradients, and must be built again (the
+    Trainer does; ``examples/accelerate_front.py`` shows it with Accelerate).
+
+    >>> import torch
+    >>> from paretorch import build_method
+    >>> setup = build_method("lorpman", torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2)), 2,
+    ...                      epochs=10)
+    >>> [freeze_if_due(setup.pm, setup.config, epoch) for epoch in (7, 8, 9)]  # frozen after 80 % of 10 epochs
+    [False, True, False]
+    """
+    if config.freeze_epoch is None or epoch < config.freeze_epoch:
+        return False
+    was_training = any(param.requires_grad for param in pm.base_parameters())
+    pm.freeze_base()
+    return was_training
 
 
 class Trainer:
@@ -278,8 +300,7 @@ class Trainer:
                      total_steps: int) -> None:
         cfg = self.config
         device = next(self.pm.parameters()).device
-        if cfg.freeze_epoch is not None and self.epoch >= cfg.freeze_epoch:
-            self.pm.freeze_base()
+        freeze_if_due(self.pm, cfg, self.epoch)
         if self.distributed:
             self._wrap_for_processes()
         # Everything random in an epoch derives from (seed, epoch): where a run resumed makes no difference.
