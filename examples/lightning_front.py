@@ -2,6 +2,8 @@
 
 Run: ``python examples/lightning_front.py`` (CPU, a few seconds). It trains PaLoRA on a small synthetic problem
 with two conflicting regression tasks, then evaluates the front on an 11-point preference grid and saves it.
+``--method lorpman`` trains another preset; ``torchrun --nproc-per-node 2 examples/lightning_front.py --devices 2``
+trains on two processes.
 Everything paretorch-specific is in ``ParetoLightningModule``: the loss per batch, its random streams per epoch,
 the freeze epoch of the preset; Lightning does the loop, the devices and the logging.
 """
@@ -42,22 +44,24 @@ def conflicting_data(samples: int, seed: int) -> TensorDataset:
 class ParetoLightningModule(L.LightningModule):
     """A method preset trained by Lightning: ``training_step`` returns the ParetoLoss of the batch."""
 
-    def __init__(self, setup: MethodSetup, losses: dict, total_steps: int) -> None:
+    def __init__(self, setup: MethodSetup, losses: dict) -> None:
         super().__init__()
         self.setup_ = setup
         self.pm = setup.pm  # registered as a submodule: Lightning moves it and hands its parameters to the optimizer
-        self.loss = setup.loss(losses, total_steps=total_steps)
+        self.loss = setup.loss(losses)
 
     def on_train_epoch_start(self) -> None:
         self.loss.start_epoch(self.current_epoch)  # the loss's random streams, derived from (seed, epoch)
-        # A preset's freeze epoch (LORPMAN's): from then on only the adapters train. On several devices DDP
-        # fixes the parameters it synchronises when it is built, so such a preset needs
-        # strategy="ddp_find_unused_parameters_true" (PaLoRA, trained here, has no freeze epoch).
+        # A preset's freeze epoch (LORPMAN's): from then on only the adapters train (on several devices see the
+        # strategy in main).
         self.setup_.freeze_if_due(self.current_epoch)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_index: int) -> torch.Tensor:
         inputs, targets = batch
-        result = self.loss((inputs, {"left": targets[:, 0], "right": targets[:, 1]}), step=self.global_step)
+        # Annealed samplers (PaLoRA's rays) follow the optimiser steps of the whole fit, which Lightning counts
+        # for the devices it runs on (each takes a share of the data, so there are fewer steps on more devices).
+        result = self.loss((inputs, {"left": targets[:, 0], "right": targets[:, 1]}), step=self.global_step,
+                           total_steps=int(self.trainer.estimated_stepping_batches))
         self.log_dict(result.logs(), prog_bar=False)
         return result.loss
 
@@ -65,21 +69,28 @@ class ParetoLightningModule(L.LightningModule):
         return torch.optim.Adam(self.setup_.parameter_groups())
 
 
-def main(epochs: int = 8, out: str | Path = "paretorch-runs/lightning", seed: int = 0) -> paretorch.Front:
+def main(epochs: int = 8, out: str | Path = "paretorch-runs/lightning", seed: int = 0, method: str = "palora",
+         devices: int = 1) -> paretorch.Front:
     torch.manual_seed(seed)
-    setup = paretorch.build_method("palora", TwoTaskNet(), 2, epochs=epochs, seed=seed, lr=1e-2, scale=4.0)
+    options = {"scale": 4.0} if method == "palora" else {"rank": 2} if method == "lorpman" else {}
+    setup = paretorch.build_method(method, TwoTaskNet(), 2, epochs=epochs, seed=seed, lr=1e-2, **options)
     train = DataLoader(conflicting_data(512, seed), batch_size=64, shuffle=True,
                        generator=torch.Generator().manual_seed(seed))
     losses = {"left": F.mse_loss, "right": F.mse_loss}
-    module = ParetoLightningModule(setup, losses, total_steps=epochs * len(train))
-    trainer = L.Trainer(max_epochs=epochs, accelerator="auto", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False)
+    module = ParetoLightningModule(setup, losses)
+    # DDP fixes the parameters it synchronises when it is built: a preset that freezes its base network during
+    # training (LORPMAN) needs DDP to look for parameters without gradients.
+    strategy = "auto" if devices == 1 else (
+        "ddp_find_unused_parameters_true" if setup.config.freeze_epoch is not None else "ddp")
+    trainer = L.Trainer(max_epochs=epochs, accelerator="auto", devices=devices, strategy=strategy, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(module, train)
     test = DataLoader(conflicting_data(256, seed + 1), batch_size=256)
     metrics = {task: lambda: paretorch.MeanLoss(F.mse_loss, "mse") for task in ("left", "right")}
     front = paretorch.evaluate_front(setup.pm.cpu(), ((x, {"left": y[:, 0], "right": y[:, 1]}) for x, y in test),
                                      metrics, ref=[20.0, 20.0])
-    front.save(Path(out), "front_test")
+    if trainer.is_global_zero:
+        front.save(Path(out), "front_test")
     return front
 
 
@@ -87,5 +98,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--out", default="paretorch-runs/lightning")
+    parser.add_argument("--method", default="palora")
+    parser.add_argument("--devices", type=int, default=1, help="processes (under torchrun: its --nproc-per-node)")
     args = parser.parse_args()
-    print(main(args.epochs, args.out).table())
+    print(main(args.epochs, args.out, method=args.method, devices=args.devices).table())
