@@ -50,6 +50,12 @@ class ParetoLightningModule(L.LightningModule):
         self.pm = setup.pm  # registered as a submodule: Lightning moves it and hands its parameters to the optimizer
         self.loss = setup.loss(losses)
 
+    def on_fit_start(self) -> None:
+        # On several devices Lightning's DDP runs training_step inside its wrapper, which synchronises the
+        # gradients; the loss then averages what sets the step's weights (the losses its penalties and balancing
+        # see, Gram matrices) over the processes, as one process would compute them on the whole batch.
+        self.loss.across_processes = self.trainer.world_size > 1
+
     def on_train_epoch_start(self) -> None:
         self.loss.start_epoch(self.current_epoch)  # the loss's random streams, derived from (seed, epoch)
         # A preset's freeze epoch (LORPMAN's): from then on only the adapters train (on several devices see the

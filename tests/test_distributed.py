@@ -55,20 +55,36 @@ CASES = {
 }
 
 
-def _train(shard: slice, distributed: bool, case: str = "lorpman") -> dict[str, torch.Tensor]:
+class LossStep(nn.Module):
+    """A module whose forward is one loss step, as Lightning's DDP wraps a LightningModule's training_step."""
+
+    def __init__(self, pm: nn.Module, loss: ParetoLoss) -> None:
+        super().__init__()
+        self.pm, self.loss = pm, loss
+
+    def forward(self, batch):
+        return self.loss(batch).loss
+
+
+def _train(shard: slice, distributed: bool, case: str = "lorpman", outer: bool = False) -> dict[str, torch.Tensor]:
+    """``outer``: the DDP wrapper is the caller's, around a module that runs the loss (Lightning's layout), and
+    the loss is told so with ``across_processes``; otherwise the loss runs the model through its own wrapper."""
     torch.manual_seed(0)
     method, options, loss_options = CASES[case]
     setup = build_method(method, TwoHeads(), 2, epochs=1, seed=3, lr=1e-2, **options)
-    wrapper = DistributedDataParallel(setup.pm) if distributed else None
+    wrapper = DistributedDataParallel(setup.pm) if distributed and not outer else None
     gradients = "representation" if options.get("ub") else None
     loss = ParetoLoss(setup.pm, [F.mse_loss, F.mse_loss], setup.sampler, setup.objective, setup.regularisers,
-                      seed=setup.config.seed, distributed=wrapper, gradients=gradients, **loss_options)
+                      seed=setup.config.seed, distributed=wrapper, gradients=gradients,
+                      across_processes=distributed and outer, **loss_options)
+    step_module = LossStep(setup.pm, loss)
+    run = DistributedDataParallel(step_module) if distributed and outer else step_module
     optimizer = torch.optim.Adam(setup.pm.parameters(), lr=1e-2)
     x, y = _data()
     for step in range(STEPS):
-        out = loss((x[step, shard], y[step, shard]))
+        total = run((x[step, shard], y[step, shard]))
         optimizer.zero_grad()
-        out.loss.backward()
+        total.backward()
         optimizer.step()
     return {name: value.detach().clone() for name, value in setup.pm.state_dict().items()}
 
@@ -81,8 +97,9 @@ def _worker(rank: int, world: int, folder: str) -> None:
     try:
         share = BATCH // world
         for case in CASES:
-            weights = _train(slice(rank * share, (rank + 1) * share), distributed=True, case=case)
-            torch.save(weights, os.path.join(folder, f"{case}-rank{rank}.pt"))
+            for outer in (False, True):
+                weights = _train(slice(rank * share, (rank + 1) * share), distributed=True, case=case, outer=outer)
+                torch.save(weights, os.path.join(folder, f"{case}-{'outer' if outer else 'own'}-rank{rank}.pt"))
         # Neither process leaves while the other still talks to it: gloo aborts a process whose peer (or the
         # store rank 0 hosts) went away mid-conversation ("terminate called without an active exception").
         dist.barrier()
@@ -94,14 +111,18 @@ def _worker(rank: int, world: int, folder: str) -> None:
 def two_process_weights(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ddp")
     mp.spawn(_worker, args=(2, str(folder)), nprocs=2, join=True)
-    return {case: [torch.load(folder / f"{case}-rank{rank}.pt", weights_only=True) for rank in range(2)]
-            for case in CASES}
+    return {(case, wrapper): [torch.load(folder / f"{case}-{wrapper}-rank{rank}.pt", weights_only=True)
+                              for rank in range(2)]
+            for case in CASES for wrapper in ("own", "outer")}
 
 
+@pytest.mark.parametrize("wrapper", ["own", "outer"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_two_ddp_processes_give_the_weights_of_one_process_on_the_combined_batch(two_process_weights, case):
+def test_two_ddp_processes_give_the_weights_of_one_process_on_the_combined_batch(two_process_weights, case, wrapper):
+    # own: ParetoLoss(distributed=DDP(pm)); outer: DDP around a module whose forward is the loss step (Lightning's
+    # layout), with across_processes=True.
     single = _train(slice(0, BATCH), distributed=False, case=case)
-    ranks = two_process_weights[case]
+    ranks = two_process_weights[case, wrapper]
     for name, expected in single.items():
         # The ranks agree exactly (DDP averages the same gradients on both); against one process the sums of
         # the two half-batch means are reassociated, hence a float32 rounding tolerance.

@@ -86,6 +86,9 @@ class ParetoLoss:
       the task gradients of gradient balancing are averaged over the processes first, and the regularisers
       see the whole batch's loss values (with this process's gradients); shares of equal size then give the
       weights and the gradient of one process with the combined batch (``tests/test_distributed.py``).
+    - ``across_processes``: the caller's own ``DistributedDataParallel`` wrapper runs this loss inside its
+      forward (a ``LightningModule``'s ``training_step`` under Lightning's DDP): the gradients are synchronised
+      there, and the loss averages what sets the weights over the processes as with ``distributed``.
     - ``seed``: the loss's random streams (preference draws, the objective's and the regularisers' draws) are
       derived from ``(seed, stream, epoch)``; call :meth:`start_epoch` at each epoch for runs that resume
       exactly (the Trainer does). The process-wide generator is never touched.
@@ -129,6 +132,7 @@ class ParetoLoss:
         seed: int = 0,
         total_steps: int | None = None,
         distributed: nn.Module | None = None,
+        across_processes: bool = False,
     ) -> None:
         self.tasks, self.loss_fns = TaskOrder.of(losses, len(losses))
         self.pm, self.sampler = pm, sampler
@@ -153,6 +157,7 @@ class ParetoLoss:
         self.gradient_balancing = gradient_balancing
         self.seed, self.total_steps = seed, total_steps
         self.distributed = distributed
+        self.across_processes = across_processes
         self._calls = 0
         self._shared: list[nn.Parameter] | None = None
         self.start_epoch(0)
@@ -183,11 +188,11 @@ class ParetoLoss:
         losses, captured = self._task_losses(inputs, targets, prefs)
         # On several processes, what decides the weights (the losses, the balancer's running means, the Gram
         # matrices) is that of the whole batch, so every rank weights alike and as one process would.
-        whole = average(losses) if self.distributed is not None else losses.detach()
+        whole = average(losses) if self._synchronised else losses.detach()
         # The regularisers see the whole batch's loss values with this process's gradients: a penalty that is
         # not linear in the losses (PaMaL's ordering, COSMOS's cosine) then has the whole batch's value, and
         # DDP's mean of the processes' gradients is the gradient one process would compute.
-        seen = losses if self.distributed is None else whole + (losses - losses.detach())
+        seen = whole + (losses - losses.detach()) if self._synchronised else losses
         observed, weighted = whole, losses
         if self.balancer is not None:
             self.balancer.record(observed)
@@ -215,7 +220,12 @@ class ParetoLoss:
     @property
     def _reduce(self) -> Callable[[Tensor], Tensor] | None:
         # How a per-process statistic becomes the whole batch's: the mean over the processes.
-        return average if self.distributed is not None else None
+        return average if self._synchronised else None
+
+    @property
+    def _synchronised(self) -> bool:
+        # Several processes share each step: through the loss's own DDP wrapper, or inside the caller's.
+        return self.distributed is not None or self.across_processes
 
     def _task_losses(self, inputs: Any, targets: list[Tensor], prefs: Tensor) -> tuple[Tensor, list[Any]]:
         count = prefs.shape[0]
@@ -247,7 +257,7 @@ class ParetoLoss:
                                      f"forward pass (got {len(captured)} for {weighted.shape[0]} preferences); the "
                                      "plain parameterisation is needed")
             grams = torch.stack([task_gram(row, [z]) for row, z in zip(weighted, captured, strict=True)])
-            if self.distributed is not None:
+            if self._synchronised:
                 # Each rank differentiates its own samples' representations, each scaled by 1/W too much
                 # (its loss is the mean over its share): the whole batch's Gram is Σ_ranks Gram / W².
                 grams = sum_across(grams) / world_size() ** 2
