@@ -78,7 +78,7 @@ class ParetoLightningModule(L.LightningModule):
 def main(epochs: int = 8, out: str | Path = "paretorch-runs/lightning", seed: int = 0, method: str = "palora",
          devices: int = 1) -> paretorch.Front:
     torch.manual_seed(seed)
-    options = {"scale": 4.0} if method == "palora" else {"rank": 2} if method == "lorpman" else {}
+    options = {"palora": {"scale": 4.0}, "lorpman": {"rank": 2}}.get(method, {})  # sized for this small problem
     setup = paretorch.build_method(method, TwoTaskNet(), 2, epochs=epochs, seed=seed, lr=1e-2, **options)
     train = DataLoader(conflicting_data(512, seed), batch_size=64, shuffle=True,
                        generator=torch.Generator().manual_seed(seed))

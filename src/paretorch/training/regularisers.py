@@ -224,8 +224,8 @@ class CosineAlignment(Regulariser):
         """The direction d(λ) each preference's loss vector is pulled towards, one row per preference."""
         if self.target == "preference":
             return prefs
-        # 1/λ scaled by each row's smallest positive weight, so that it stays finite and at most 1 per entry
-        # whatever T; a zero weight gets the whole ray (the clamp's 1/tiny dominates, then the scaling).
+        # 1/λ times the row's smallest weight (a zero clamped to the smallest positive float), so that every
+        # entry is finite and at most 1 whatever T; a zero weight then gets the whole ray, the others about 0.
         smallest = torch.finfo(prefs.dtype).tiny
         inverse = prefs.clamp_min(smallest).reciprocal()
         return inverse / inverse.amax(dim=1, keepdim=True)
