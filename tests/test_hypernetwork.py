@@ -1,11 +1,15 @@
 import copy
+import math
 
 import pytest
 import torch
 from torch import nn
 
 from paretorch import hypernetwork, split_outputs
+from paretorch.errors import ParetorchError
+from paretorch.methods import build_method
 from paretorch.models import MultiLeNet
+from paretorch.parameterisations import auto_chunk_size
 
 
 @pytest.fixture(params=[None, 500], ids=["per-tensor projections", "chunked"])
@@ -81,6 +85,32 @@ def test_generated_tensors_start_at_the_scale_of_the_targets_own_initialisation(
     assert rms(generated["encoder.0.weight"]) > 2 * rms(generated["encoder.7.weight"])
 
 
+def test_a_chunked_hypernetwork_starts_with_distinct_chunks_and_gains_about_one():
+    # Two causes of a chunked LeNet that did not learn MultiMNIST in 10 epochs (test HV 0.01): chunk codes of
+    # scale 0.1 made every chunk's MLP output 87 % correlated with the others (the target network began as copies
+    # of one chunk), and per-tensor gains of 10-40 multiplied every Adam step of the shared projection.
+    # A third: the preference, two numbers beside a 64-dimensional code, barely moved the codes (its fronts came
+    # out unordered).
+    torch.manual_seed(0)
+    hyper = hypernetwork(MultiLeNet(), 2, chunk_size=275).hyper
+
+    def codes(preference: list[float]) -> torch.Tensor:
+        chunks = len(hyper.chunk_embeddings)
+        with torch.no_grad():
+            return hyper.mlp(torch.cat([torch.tensor(preference).expand(chunks, -1), hyper.chunk_embeddings], 1))
+
+    centre = codes([0.5, 0.5])
+    correlation = torch.corrcoef(centre)
+    assert float(correlation[~torch.eye(len(centre), dtype=torch.bool)].mean()) < 0.5
+    # The two vertices' codes of one chunk lie about as far apart as two chunks' codes (0.16 times before).
+    first, second = codes([1.0, 0.0]), codes([0.0, 1.0])
+    between_chunks = torch.cdist(first, first).sum() / (len(first) * (len(first) - 1))
+    assert float((first - second).norm(dim=1).mean() / between_chunks) > 0.5
+    gains = hyper.tensor_gains.double()
+    assert float(gains.log().mean().exp()) == pytest.approx(1.0, rel=1e-6)
+    assert float(gains.max() / gains.min()) < 5
+
+
 def test_a_chunked_hypernetwork_saved_without_tensor_gains_loads_with_gain_one():
     # Chunked hypernetworks saved before the per-tensor gains generated every tensor with gain 1.
     torch.manual_seed(0)
@@ -92,3 +122,27 @@ def test_a_chunked_hypernetwork_saved_without_tensor_gains_loads_with_gain_one()
     saved.hyper.tensor_gains.fill_(1.0)
     x = torch.randn(3, 1, 28, 28)
     close(loaded(x, [0.2, 0.8]), saved(x, [0.2, 0.8]))
+
+
+@pytest.mark.parametrize("method", ["cpmtl", "phn"])
+def test_the_presets_chunk_a_target_too_large_for_one_projection_per_tensor(method):
+    # A 1.05-million-parameter target would need 105 million projection parameters unchunked: the preset chunks
+    # it so that the hypernetwork stays about the target's size, as CPMTL's chunked runs.
+    big = nn.Sequential(nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, 2))
+    target = sum(p.numel() for p in big.parameters())
+    pm = build_method(method, big, 2).pm
+    assert pm.hyper.chunk_size == math.ceil(target / 100) == auto_chunk_size(target, 100)
+    generator = sum(p.numel() for p in pm.parameters() if p.requires_grad)
+    assert target < generator < 1.2 * target
+    # A LeNet stays unchunked (PHN's MultiMNIST hypernetwork), and so does any target with chunk_size=0.
+    assert build_method(method, MultiLeNet(), 2).pm.hyper.chunk_size is None
+    assert build_method(method, MultiLeNet(), 2, chunk_size=0).pm.config["chunk_size"] is None
+    assert build_method(method, MultiLeNet(), 2, chunk_size=500).pm.config["chunk_size"] == 500
+    x = torch.randn(3, 1024)
+    assert pm(x, [0.3, 0.7]).shape == (3, 2)
+
+
+def test_hypernetwork_refuses_a_chunk_size_that_is_not_a_positive_integer_or_auto():
+    for bad in (0, -5, "big", 2.5):
+        with pytest.raises(ParetorchError, match="chunk_size must be a positive integer"):
+            hypernetwork(MultiLeNet(), 2, chunk_size=bad)

@@ -29,7 +29,7 @@ from paretorch.parameterisations._attention import ParetoAttention
 from paretorch.parameterisations._conditioned import FiLMLayer, PreferenceEmbedding, PreferenceInput, conditioned, film
 from paretorch.parameterisations._context import PreferenceState, per_sample
 from paretorch.parameterisations._ensemble import EnsembleBatchNorm, EnsembleLayer, ensemble
-from paretorch.parameterisations._hyper import HyperParetoModel, hypernetwork
+from paretorch.parameterisations._hyper import HyperParetoModel, auto_chunk_size, hypernetwork
 from paretorch.parameterisations._layer import LayerFactory, ParetoLayer
 from paretorch.parameterisations._lowrank import (
     LowRankConv,
@@ -84,6 +84,7 @@ __all__ = [
     "SharedParameters",
     "Targets",
     "adapter_scale",
+    "auto_chunk_size",
     "call_model",
     "check_num_tasks",
     "conditioned",

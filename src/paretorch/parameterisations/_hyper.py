@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -50,7 +50,16 @@ class PreferenceHyperNetwork(nn.Module):
         self.mlp = nn.Sequential(*blocks)
         if chunk_size:
             chunks = math.ceil(self.total / chunk_size)
-            self.chunk_embeddings = nn.Parameter(torch.randn(chunks, chunk_embedding) * 0.1)
+            # Unit-variance codes: with codes of 0.1 the preference and the biases dominated the MLP's input, the
+            # chunks' MLP outputs came out 87 % correlated on average and the target network started as near
+            # copies of one chunk (a chunked LeNet did not learn MultiMNIST in 10 epochs:
+            # benchmarks/results/hypernetwork-chunking-2026-12-06-cpu.txt).
+            self.chunk_embeddings = nn.Parameter(torch.randn(chunks, chunk_embedding))
+            # The preference then enters the first layer beside a code of norm √E: its columns start √E larger, so
+            # that moving λ across the simplex moves the layer's input as much as a different code does (CPMTL
+            # embeds preference and chunk alike in 64 dimensions). Without it the chunked fronts came out unordered.
+            with torch.no_grad():
+                self.mlp[0].weight[:, :num_tasks] *= math.sqrt(chunk_embedding)
             self.projection = nn.Linear(hidden, chunk_size)
             # One fixed gain per target tensor (set by match_template): the shared projection cannot be rescaled
             # per tensor, so its output is. Saved with the model, so a loaded model generates what it did.
@@ -75,25 +84,34 @@ class PreferenceHyperNetwork(nn.Module):
 
         At the centre of the simplex each generated tensor is brought to the root-mean-square of the target's
         default-initialised one: without chunking by rescaling its projection, with chunking (one projection
-        for all tensors) by the tensor's fixed gain. A single scale for all tensors leaves the first layers of a
+        for all tensors) by rescaling the projection by the tensors' common factor (the geometric mean) and each
+        tensor's fixed gain by the rest. A single scale for all tensors leaves the first layers of a
         network far below their usual scale (a LeNet's first convolution about 7× too small), and the signal
         then fades through the layers.
         """
         centre = torch.full((self.num_tasks,), 1.0 / self.num_tasks, dtype=self.mlp[0].weight.dtype,
                             device=self.mlp[0].weight.device)
         generated = self._generate(centre)
+        ratios: dict[int, float] = {}
         for index, (name, value) in enumerate(generated.items()):
             target = template[name].detach().double().pow(2).mean().sqrt()
             current = value.double().pow(2).mean().sqrt()
-            if not (target > 0 and current > 0):
-                continue
-            ratio = float(target / current)
-            if self.chunk_size:
-                self.tensor_gains[index] *= ratio
-            else:
+            if target > 0 and current > 0:
+                ratios[index] = float(target / current)
+        if self.chunk_size:
+            # The ratios' common part goes into the shared projection, the per-tensor gains keep the rest (about
+            # 1). A fixed gain of 10-40 on every tensor would multiply each Adam step of the projection by as much.
+            common = math.exp(sum(math.log(ratio) for ratio in ratios.values()) / len(ratios)) if ratios else 1.0
+            self.projection.weight.mul_(common)
+            self.projection.bias.mul_(common)
+            for index, ratio in ratios.items():
+                self.tensor_gains[index] *= ratio / common
+            return
+        for index, name in enumerate(generated):
+            if index in ratios:
                 projection = self.projections[name.replace(".", "__")]
-                projection.weight.mul_(ratio)
-                projection.bias.mul_(ratio)
+                projection.weight.mul_(ratios[index])
+                projection.bias.mul_(ratios[index])
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
         # Chunked hypernetworks saved before the per-tensor gains existed generated with gain 1.
@@ -197,20 +215,52 @@ def _merge(outputs: list[Any], restore: Tensor) -> Any:
     return type(first)(_merge([o[i] for o in outputs], restore) for i in range(len(first)))
 
 
+# Without chunking the projections hold hidden × N parameters for a target of N: 3 million for PaMaL's LeNet,
+# 1.1 billion for a ResNet-18 (the size LORPMAN's §4 gives for not running PHN there). "auto" chunks above this.
+UNCHUNKED_LIMIT = 100_000_000
+
+
+def auto_chunk_size(num_params: int, hidden: int) -> int | None:
+    """The chunk size ``chunk_size="auto"`` picks for a target of ``num_params`` parameters: none (one projection
+    per tensor) while the projections would hold at most :data:`UNCHUNKED_LIMIT` parameters, else ⌈N / hidden⌉.
+
+    That chunk keeps the hypernetwork "comparable in size with the corresponding MTL model", as CPMTL does for
+    its chunked SegNet and ResNet runs (§5.1, App. E): the shared projection has hidden × chunk ≈ N parameters and
+    there are about ``hidden`` chunks.
+
+    >>> auto_chunk_size(31_000, 100) is None  # a LeNet: 3.1 million parameters unchunked
+    True
+    >>> auto_chunk_size(11_200_000, 100)  # a ResNet-18
+    112000
+    """
+    if hidden * num_params <= UNCHUNKED_LIMIT:
+        return None
+    return math.ceil(num_params / hidden)
+
+
 def hypernetwork(model: nn.Module, num_tasks: int, hidden: int = 100, layers: int = 2,
-                 chunk_size: int | None = None, chunk_embedding: int = 64) -> HyperParetoModel:
+                 chunk_size: int | Literal["auto"] | None = None, chunk_embedding: int = 64) -> HyperParetoModel:
     """Wrap ``model`` so that a hypernetwork generates all its parameters from the preference.
 
     Defaults follow CPMTL's synthetic setting (a 2-layer MLP with 100 hidden units, no chunking) and PHN's
-    MultiMNIST hypernetwork; ``chunk_size`` turns on CPMTL's chunking with trainable chunk embeddings.
+    MultiMNIST hypernetwork; ``chunk_size`` turns on CPMTL's chunking with trainable chunk embeddings, and
+    ``"auto"`` chunks only a target too large for one projection per tensor (:func:`auto_chunk_size`).
 
     >>> net = torch.nn.Sequential(torch.nn.Linear(3, 2))
     >>> pm = hypernetwork(net, num_tasks=2, hidden=8)
     >>> pm(torch.randn(4, 3), [0.5, 0.5]).shape
     torch.Size([4, 2])
+    >>> big = torch.nn.Linear(1024, 1024)  # 1.05 million parameters: 105 million unchunked
+    >>> hypernetwork(big, num_tasks=2, chunk_size="auto").config["chunk_size"]
+    10496
     """
     if num_tasks < 2:
         raise ParetorchError(f"num_tasks must be an integer >= 2, got {num_tasks!r}")
+    if chunk_size == "auto":
+        chunk_size = auto_chunk_size(sum(param.numel() for param in model.parameters()), hidden)
+    elif chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int)
+                                     or chunk_size < 1):
+        raise ParetorchError(f"chunk_size must be a positive integer, \"auto\" or None, got {chunk_size!r}")
     wrapped = copy.deepcopy(model)
     shapes = {name: param.shape for name, param in wrapped.named_parameters()}
     reference = next(iter(wrapped.parameters()), None)
