@@ -15,6 +15,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch import nn
+from torch.multiprocessing.spawn import ProcessExitedException
 from torch.nn.parallel import DistributedDataParallel
 
 from paretorch import ParetoLoss, build_method
@@ -110,7 +111,16 @@ def _worker(rank: int, world: int, folder: str) -> None:
 @pytest.fixture(scope="module")
 def two_process_weights(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ddp")
-    mp.spawn(_worker, args=(2, str(folder)), nprocs=2, join=True)
+    try:
+        mp.spawn(_worker, args=(2, str(folder)), nprocs=2, join=True)
+    except ProcessExitedException:
+        # Seen once in a full run (2026-12-06), never alone: both processes aborted with gloo's "terminate called
+        # without an active exception". What is tested is the weights each process saved; a process that died
+        # before saving all of them leaves a file missing, and that still fails here.
+        saved = [folder / f"{case}-{wrapper}-rank{rank}.pt" for case in CASES for wrapper in ("own", "outer")
+                 for rank in range(2)]
+        if not all(path.exists() for path in saved):
+            raise
     return {(case, wrapper): [torch.load(folder / f"{case}-{wrapper}-rank{rank}.pt", weights_only=True)
                               for rank in range(2)]
             for case in CASES for wrapper in ("own", "outer")}
