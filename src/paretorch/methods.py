@@ -527,7 +527,7 @@ def _hyper_options(layers: int, p: float, p_help: str = _P, m: Option | None = N
         Option("layers", "int", layers, "hypernetwork depth", minimum=1),
         Option("chunk_size", "int", None, "chunking (CPMTL's Fig. 4b): weights generated this many at a time; 0: "
                "never; unset: none while the projections hold at most 100 million parameters (hidden × the "
-               "target's, e.g. 3 million for a LeNet), else ⌈target / hidden⌉, so the hypernetwork stays about "
+               "target's, e.g. 2.7 million for a LeNet), else ⌈target / hidden⌉, so the hypernetwork stays about "
                "the target's size, as CPMTL's chunked runs (a ResNet-18 unchunked: 1.1 billion; none before "
                "2026-12-06). MultiMNIST's LeNet so chunked (78 k parameters against 2.8 M): HV 0.868 against 0.885 "
                "(cpmtl), 0.850 against 0.885 (phn), both still ordered", minimum=0, optional=True, recorded=True,

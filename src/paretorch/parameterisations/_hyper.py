@@ -215,7 +215,7 @@ def _merge(outputs: list[Any], restore: Tensor) -> Any:
     return type(first)(_merge([o[i] for o in outputs], restore) for i in range(len(first)))
 
 
-# Without chunking the projections hold hidden × N parameters for a target of N: 3 million for PaMaL's LeNet,
+# Without chunking the projections hold hidden × N parameters for a target of N: 2.7 million for PaMaL's LeNet,
 # 1.1 billion for a ResNet-18 (the size LORPMAN's §4 gives for not running PHN there). "auto" chunks above this.
 UNCHUNKED_LIMIT = 100_000_000
 
@@ -228,7 +228,7 @@ def auto_chunk_size(num_params: int, hidden: int) -> int | None:
     its chunked SegNet and ResNet runs (§5.1, App. E): the shared projection has hidden × chunk ≈ N parameters and
     there are about ``hidden`` chunks.
 
-    >>> auto_chunk_size(31_000, 100) is None  # a LeNet: 3.1 million parameters unchunked
+    >>> auto_chunk_size(27_450, 100) is None  # PaMaL's MultiLeNet: 2.7 million parameters unchunked
     True
     >>> auto_chunk_size(11_200_000, 100)  # a ResNet-18
     112000
