@@ -90,6 +90,11 @@ def _train(shard: slice, distributed: bool, case: str = "lorpman", outer: bool =
     return {name: value.detach().clone() for name, value in setup.pm.state_dict().items()}
 
 
+def _weights_file(folder: str | os.PathLike[str], case: str, wrapper: str, rank: int) -> str:
+    """Where one process saves the weights of one case and wrapper layout."""
+    return os.path.join(folder, f"{case}-{wrapper}-rank{rank}.pt")
+
+
 def _worker(rank: int, world: int, folder: str) -> None:
     torch.set_num_threads(1)
     # A file store: no TCP store server whose thread outlives its peers (nor a port to find).
@@ -100,7 +105,7 @@ def _worker(rank: int, world: int, folder: str) -> None:
         for case in CASES:
             for outer in (False, True):
                 weights = _train(slice(rank * share, (rank + 1) * share), distributed=True, case=case, outer=outer)
-                torch.save(weights, os.path.join(folder, f"{case}-{'outer' if outer else 'own'}-rank{rank}.pt"))
+                torch.save(weights, _weights_file(folder, case, "outer" if outer else "own", rank))
         # Neither process leaves while the other still talks to it: gloo aborts a process whose peer (or the
         # store rank 0 hosts) went away mid-conversation ("terminate called without an active exception").
         dist.barrier()
@@ -111,19 +116,17 @@ def _worker(rank: int, world: int, folder: str) -> None:
 @pytest.fixture(scope="module")
 def two_process_weights(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ddp")
+    files = {(case, wrapper): [_weights_file(folder, case, wrapper, rank) for rank in range(2)]
+             for case in CASES for wrapper in ("own", "outer")}
     try:
         mp.spawn(_worker, args=(2, str(folder)), nprocs=2, join=True)
     except ProcessExitedException:
         # Seen once in a full run (2026-12-06), never alone: both processes aborted with gloo's "terminate called
         # without an active exception". What is tested is the weights each process saved; a process that died
         # before saving all of them leaves a file missing, and that still fails here.
-        saved = [folder / f"{case}-{wrapper}-rank{rank}.pt" for case in CASES for wrapper in ("own", "outer")
-                 for rank in range(2)]
-        if not all(path.exists() for path in saved):
+        if not all(os.path.exists(path) for paths in files.values() for path in paths):
             raise
-    return {(case, wrapper): [torch.load(folder / f"{case}-{wrapper}-rank{rank}.pt", weights_only=True)
-                              for rank in range(2)]
-            for case in CASES for wrapper in ("own", "outer")}
+    return {key: [torch.load(path, weights_only=True) for path in paths] for key, paths in files.items()}
 
 
 @pytest.mark.parametrize("wrapper", ["own", "outer"])

@@ -432,7 +432,9 @@ def _lorpman(inputs: BuildInputs) -> Recipe:
 def _hyper(inputs: BuildInputs) -> Recipe:
     # CPMTL: 2-layer MLP, 100 hidden, chunked when large; PHN: 3-layer ray MLP. Both draw from Dirichlet(0.2).
     options = inputs.options
-    chunk_size = options["chunk_size"]  # unset: chunk a target too large for one projection per tensor
+    # The option's unset is hypernetwork's "auto" (chunk only a target too large for one projection per tensor),
+    # its 0 ("never") hypernetwork's None.
+    chunk_size = options["chunk_size"]
     pm = hypernetwork(inputs.model, inputs.num_tasks, hidden=options["hidden"], layers=options["layers"],
                       chunk_size="auto" if chunk_size is None else chunk_size or None)
     return Recipe(pm, _dirichlet(inputs), _solver_objective(options, inputs.seed), _regularisers(options))
