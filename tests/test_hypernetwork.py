@@ -12,10 +12,12 @@ from paretorch.models import MultiLeNet
 from paretorch.parameterisations import auto_chunk_size
 
 
-@pytest.fixture(params=[None, 500], ids=["per-tensor projections", "chunked"])
+@pytest.fixture(params=[(None, False), (500, False), (None, True), (500, True)],
+                ids=["per-tensor projections", "chunked", "residual", "chunked residual"])
 def pm(request):
     torch.manual_seed(0)
-    return hypernetwork(MultiLeNet(), 2, hidden=32, chunk_size=request.param)
+    chunk_size, residual = request.param
+    return hypernetwork(MultiLeNet(), 2, hidden=32, chunk_size=chunk_size, residual=residual)
 
 
 def close(a, b):
@@ -111,6 +113,53 @@ def test_a_chunked_hypernetwork_starts_with_distinct_chunks_and_gains_about_one(
     assert float(gains.max() / gains.min()) < 5
 
 
+@pytest.mark.parametrize("chunk_size", [None, 500], ids=["per-tensor projections", "chunked"])
+def test_a_residual_hypernetwork_starts_at_the_targets_own_weights_pretrained_ones_included(chunk_size):
+    torch.manual_seed(0)
+    net = MultiLeNet()
+    with torch.no_grad():  # stands for pretrained weights: far from any default initialisation
+        for param in net.parameters():
+            param.add_(0.5 + torch.randn_like(param))
+    pm = hypernetwork(net, 2, chunk_size=chunk_size, residual=True, residual_init=0.1)
+    rms = lambda t: float(t.detach().double().pow(2).mean().sqrt())  # noqa: E731
+    for pref in ([1.0, 0.0], [0.5, 0.5], [0.0, 1.0]):
+        steered = pm.at(pref)
+        for name, weight in net.named_parameters():
+            moved = rms(steered.get_parameter(name) - weight) / rms(weight)
+            # H(λ) starts at a tenth of each tensor's scale (exactly so at the centre), never at the weights' own.
+            assert 0.0 < moved < 0.3, (name, pref, moved)
+    centre = pm.hyper(torch.tensor([0.5, 0.5]))
+    rmses = {name: rms(centre[name] - weight) / rms(weight) for name, weight in net.named_parameters()}
+    if chunk_size is None:
+        assert all(value == pytest.approx(0.1, rel=1e-4) for value in rmses.values()), rmses
+    # The paper's form keeps the weights only as a template for scale: its networks start elsewhere.
+    paper = hypernetwork(net, 2, chunk_size=chunk_size).at([0.5, 0.5])
+    assert rms(paper.encoder[0].weight - net.encoder[0].weight) > 0.5 * rms(net.encoder[0].weight)
+
+
+@pytest.mark.parametrize("chunk_size", [None, 500], ids=["per-tensor projections", "chunked"])
+def test_the_residual_step_shrinks_how_far_one_adam_step_moves_the_generated_weights(chunk_size):
+    # One Adam step moves every entry of a projection by about lr whatever its scale, and a projection's step moves
+    # every generated weight at once (15-20 % of their norm per step at lr 1e-3 in the paper's form): the residual
+    # form's c = residual_step scales the projections' share of that move by c.
+    def moved(step: float) -> float:
+        torch.manual_seed(0)
+        pm = hypernetwork(MultiLeNet(), 2, hidden=32, chunk_size=chunk_size, residual=True, residual_step=step)
+        hyper, pref = pm.hyper, torch.tensor([0.3, 0.7])
+        before = {name: value.detach().clone() for name, value in hyper._generated_part(pref).items()}
+        optimizer = torch.optim.Adam(pm.parameters(), lr=1e-3)
+        torch.manual_seed(1)
+        x, targets = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (2, 8))
+        outputs = pm(x, pref)
+        sum(nn.functional.cross_entropy(out, target) for out, target in zip(outputs, targets, strict=True)).backward()
+        optimizer.step()
+        with torch.no_grad():
+            after = hyper._generated_part(pref)
+        return sum(float((after[name] - value).norm()) for name, value in before.items())
+
+    assert moved(0.1) < 0.25 * moved(1.0)  # 0.11 and 0.14 of it here
+
+
 def test_a_chunked_hypernetwork_saved_without_tensor_gains_loads_with_gain_one():
     # Chunked hypernetworks saved before the per-tensor gains generated every tensor with gain 1.
     torch.manual_seed(0)
@@ -133,7 +182,9 @@ def test_the_presets_chunk_a_target_too_large_for_one_projection_per_tensor(meth
     pm = build_method(method, big, 2).pm
     assert pm.hyper.chunk_size == math.ceil(target / 100) == auto_chunk_size(target, 100)
     generator = sum(p.numel() for p in pm.parameters() if p.requires_grad)
-    assert target < generator < 1.2 * target
+    # The residual form's trainable copy of the target's weights (θ₀) holds as many again.
+    assert sum(p.numel() for p in pm.hyper.base.parameters()) == target
+    assert target < generator - target < 1.2 * target
     # A LeNet stays unchunked (PHN's MultiMNIST hypernetwork), and so does any target with chunk_size=0.
     assert build_method(method, MultiLeNet(), 2).pm.hyper.chunk_size is None
     assert build_method(method, MultiLeNet(), 2, chunk_size=0).pm.config["chunk_size"] is None

@@ -197,11 +197,13 @@ def test_the_parameter_report_shows_wrapped_shared_and_frozen_parameters():
 
 
 # ----- steerable checkpoints ------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", [*WRAPPERS, "hypernetwork", "plain"])
+@pytest.mark.parametrize("name", [*WRAPPERS, "hypernetwork", "residual hypernetwork", "plain"])
 def test_save_pretrained_and_from_pretrained_give_identical_outputs(name, tmp_path):
     from paretorch import from_pretrained, hypernetwork, plain
 
     wrappers = WRAPPERS | {"hypernetwork": lambda net: hypernetwork(net, 2, hidden=8),
+                           "residual hypernetwork": lambda net: hypernetwork(net, 2, hidden=8, residual=True,
+                                                                             residual_step=0.3),
                            "plain": lambda net: plain(net, 2)}
     torch.manual_seed(0)
     pm = wrappers[name](TokenTransformer())

@@ -44,7 +44,10 @@ _REBUILD: dict[str, Callable[[nn.Module, int, dict[str, Any], list[str]], Pareto
     "conditioned": lambda model, tasks, c, names: conditioned(model, tasks, target=c["target"]),
     "hypernetwork": lambda model, tasks, c, names: hypernetwork(model, tasks, hidden=c["hidden"], layers=c["layers"],
                                                                 chunk_size=c["chunk_size"],
-                                                                chunk_embedding=c["chunk_embedding"]),
+                                                                chunk_embedding=c["chunk_embedding"],
+                                                                # saves from before the residual form: without it
+                                                                residual=c.get("residual", False),
+                                                                residual_step=c.get("residual_step", 0.1)),
     "plain": lambda model, tasks, c, names: plain(model, tasks),
 }
 
