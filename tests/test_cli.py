@@ -102,6 +102,8 @@ def test_config_file_and_overrides(tmp_path):
 def test_parse_overrides_types():
     assert parse_overrides(["lr=1e-3", "weights=[0.3, 0.7]", "method=pamal"]) == {
         "lr": 1e-3, "weights": [0.3, 0.7], "method": "pamal"}
+    assert parse_overrides(["residual=False", "flag=true", "other=True"]) == {
+        "residual": False, "flag": True, "other": True}
     with pytest.raises(ParetorchError):
         parse_overrides(["=3"])
 

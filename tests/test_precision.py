@@ -32,6 +32,7 @@ WRAPPERS = {
     "film": lambda net: paretorch.film(net, 2),
     "conditioned": lambda net: paretorch.conditioned(net, 2),
     "hypernetwork": lambda net: paretorch.hypernetwork(net, 2, hidden=8),
+    "residual hypernetwork": lambda net: paretorch.hypernetwork(net, 2, hidden=8, residual=True),
     "plain": lambda net: paretorch.plain(net, 2),
 }
 

@@ -23,12 +23,20 @@ except ModuleNotFoundError:  # Python 3.10
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
-    """``key=value`` pairs; values are read as TOML (``lr=1e-3``, ``weights=[0.3, 0.7]``) or else as text."""
+    """``key=value`` pairs; values are read as TOML (``lr=1e-3``, ``weights=[0.3, 0.7]``) or else as text, and
+    Python's ``True`` and ``False`` as TOML's ``true`` and ``false``.
+
+    >>> parse_overrides(["lr=1e-3", "residual=False", "method=phn"])
+    {'lr': 0.001, 'residual': False, 'method': 'phn'}
+    """
     values: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip() or not raw.strip():
             raise ParetorchError(f"malformed override {item!r}; write key=value, for example lr=0.001")
+        if raw.strip() in ("True", "False"):  # a Python user's spelling; as text it would be refused as no bool
+            values[key.strip()] = raw.strip() == "True"
+            continue
         try:
             values[key.strip()] = tomllib.loads(f"value = {raw}")["value"]
         except tomllib.TOMLDecodeError:
