@@ -197,3 +197,6 @@ def test_hypernetwork_refuses_a_chunk_size_that_is_not_a_positive_integer_or_aut
     for bad in (0, -5, "big", 2.5):
         with pytest.raises(ParetorchError, match="chunk_size must be a positive integer"):
             hypernetwork(MultiLeNet(), 2, chunk_size=bad)
+    for step, init in ((0.0, 0.1), (0.1, -1.0)):
+        with pytest.raises(ParetorchError, match="residual_step and residual_init must be positive"):
+            hypernetwork(MultiLeNet(), 2, residual=True, residual_step=step, residual_init=init)
