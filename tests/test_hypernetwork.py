@@ -20,6 +20,10 @@ def pm(request):
     return hypernetwork(MultiLeNet(), 2, hidden=32, chunk_size=chunk_size, residual=residual)
 
 
+def rms(tensor: torch.Tensor) -> float:
+    return float(tensor.detach().double().pow(2).mean().sqrt())
+
+
 def close(a, b):
     for left, right in zip(a, b, strict=True):
         torch.testing.assert_close(left, right, atol=1e-5, rtol=1e-4)
@@ -81,7 +85,6 @@ def test_generated_tensors_start_at_the_scale_of_the_targets_own_initialisation(
     pm = hypernetwork(net, num_tasks=2, chunk_size=chunk_size)
     generated = pm.hyper(torch.tensor([0.5, 0.5]))
     for name, template in net.named_parameters():
-        rms = lambda t: float(t.detach().double().pow(2).mean().sqrt())  # noqa: E731
         assert rms(generated[name]) == pytest.approx(rms(template), rel=1e-4), name
     # The first convolution's default scale is several times the last layer's: one flat scale cannot fit both.
     assert rms(generated["encoder.0.weight"]) > 2 * rms(generated["encoder.7.weight"])
@@ -121,7 +124,6 @@ def test_a_residual_hypernetwork_starts_at_the_targets_own_weights_pretrained_on
         for param in net.parameters():
             param.add_(0.5 + torch.randn_like(param))
     pm = hypernetwork(net, 2, chunk_size=chunk_size, residual=True, residual_init=0.1)
-    rms = lambda t: float(t.detach().double().pow(2).mean().sqrt())  # noqa: E731
     for pref in ([1.0, 0.0], [0.5, 0.5], [0.0, 1.0]):
         steered = pm.at(pref)
         for name, weight in net.named_parameters():

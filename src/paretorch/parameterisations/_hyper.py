@@ -39,6 +39,11 @@ from paretorch.parameterisations._model import (
 )
 
 
+def _key(name: str) -> str:
+    # A target parameter's name as a key of the projections' ModuleDict and θ₀'s ParameterDict, which refuse dots.
+    return name.replace(".", "__")
+
+
 class PreferenceHyperNetwork(nn.Module):
     """Preference → the flat vector of all target parameters."""
 
@@ -73,7 +78,7 @@ class PreferenceHyperNetwork(nn.Module):
             self.register_buffer("tensor_gains", torch.ones(len(self.shapes)))
         else:
             self.projections = nn.ModuleDict({
-                name.replace(".", "__"): nn.Linear(hidden, math.prod(shape)) for name, shape in shapes.items()
+                _key(name): nn.Linear(hidden, math.prod(shape)) for name, shape in shapes.items()
             })
         self.residual = residual
         self.residual_init = residual_init
@@ -84,7 +89,7 @@ class PreferenceHyperNetwork(nn.Module):
         # entry whatever the entry's scale, and a projection's step moves every generated weight at once.
         self.output_scale = residual_step if residual else 1.0
         if residual:
-            self.base = nn.ParameterDict({name.replace(".", "__"): nn.Parameter(torch.zeros(shape))
+            self.base = nn.ParameterDict({_key(name): nn.Parameter(torch.zeros(shape))
                                           for name, shape in shapes.items()})
         self._rescale_outputs()
 
@@ -119,7 +124,7 @@ class PreferenceHyperNetwork(nn.Module):
         if self.residual:
             # θ₀ starts at the target's own weights (pretrained ones included); H(λ) at residual_init of their scale.
             for name, value in template.items():
-                self.base[name.replace(".", "__")].copy_(value)
+                self.base[_key(name)].copy_(value)
             ratios = {index: ratio * self.residual_init for index, ratio in ratios.items()}
         if self.chunk_size:
             # The ratios' common part goes into the shared projection, the per-tensor gains keep the rest (about
@@ -132,7 +137,7 @@ class PreferenceHyperNetwork(nn.Module):
             return
         for index, name in enumerate(generated):
             if index in ratios:
-                projection = self.projections[name.replace(".", "__")]
+                projection = self.projections[_key(name)]
                 projection.weight.mul_(ratios[index])
                 projection.bias.mul_(ratios[index])
 
@@ -152,25 +157,29 @@ class PreferenceHyperNetwork(nn.Module):
     def _generate(self, pref: Tensor) -> dict[str, Tensor]:
         out = self._generated_part(pref)
         if self.residual:
-            out = {name: value + self.base[name.replace(".", "__")] for name, value in out.items()}
+            out = {name: value + self.base[_key(name)] for name, value in out.items()}
         return out
 
     def _generated_part(self, pref: Tensor) -> dict[str, Tensor]:
-        # H(λ), scaled by the residual form's c (1 without it).
+        # H(λ), scaled by the residual form's c; the papers' form (c = 1) skips the multiplication, a pass over
+        # every generated weight each step.
         pref = pref.to(self.mlp[0].weight.dtype)
         if self.chunk_size:
             chunks = self.chunk_embeddings.shape[0]
             inputs = torch.cat([pref.expand(chunks, -1), self.chunk_embeddings], dim=1)
-            flat = self.projection(self.mlp(inputs)).reshape(-1)[: self.total] * self.output_scale
+            flat = self.projection(self.mlp(inputs)).reshape(-1)[: self.total]
+            if self.residual:
+                flat = flat * self.output_scale
             out, offset = {}, 0
             for index, (name, shape) in enumerate(self.shapes.items()):
                 size = math.prod(shape)
                 out[name] = flat[offset : offset + size].view(shape) * self.tensor_gains[index].to(flat.dtype)
                 offset += size
-        else:
-            embedding = self.mlp(pref)
-            out = {name: self.projections[name.replace(".", "__")](embedding).view(shape) * self.output_scale
-                   for name, shape in self.shapes.items()}
+            return out
+        embedding = self.mlp(pref)
+        out = {name: self.projections[_key(name)](embedding).view(shape) for name, shape in self.shapes.items()}
+        if self.residual:
+            out = {name: value * self.output_scale for name, value in out.items()}
         return out
 
 
