@@ -308,6 +308,45 @@ def test_evaluate_front_restores_training_mode_over_several_chunks(validation):
     assert pm.training
 
 
+class _WideBatchNormNet(nn.Module):
+    """A 256-wide hidden layer (1 kB per example) with BatchNorm, whose running statistics a probe must not move."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trunk = nn.Sequential(nn.Linear(8, 256), nn.BatchNorm1d(256), nn.ReLU())
+        self.heads = nn.ModuleList(nn.Linear(256, 1) for _ in range(2))
+
+    def forward(self, x):
+        hidden = self.trunk(x)
+        return [head(hidden).squeeze(-1) for head in self.heads]
+
+
+def test_evaluation_stacks_only_as_many_preferences_as_the_activation_budget_allows(validation, monkeypatch):
+    from paretorch.training import evaluation
+
+    torch.manual_seed(0)
+    pm = lowrank(_WideBatchNormNet(), 2, rank=2)
+    stats = pm.model.trunk[1].running_mean.clone()
+    passes = []
+    forward = pm.multi_forward
+    monkeypatch.setattr(pm, "multi_forward", lambda x, prefs: passes.append(len(prefs)) or forward(x, prefs))
+    whole = evaluate_front(pm, validation, METRICS, ref=REF)  # 1 kB × 4 × 256 examples: 1 MB per preference
+    assert passes[-1:] == [11]  # the probe's one preference, then the grid in one pass
+    reference = evaluate_front(pm, validation, METRICS, ref=REF, chunk=1)
+    # A budget of 3 MB holds three preferences of the batch: four passes of at most three, the same front.
+    monkeypatch.setattr(evaluation, "EVAL_ACTIVATION_BYTES", 3 * 4 * 1024 * 256)
+    passes.clear()
+    limited = evaluate_front(pm, validation, METRICS, ref=REF)
+    assert passes == [1, 3, 3, 3, 2]
+    assert evaluation.preferences_per_pass(pm.eval(), next(iter(validation))[0]) == 3
+    for front in (whole, limited):
+        assert torch.allclose(torch.as_tensor(front.values), torch.as_tensor(reference.values), rtol=1e-5)
+    # The probe ran in eval mode: BatchNorm's running statistics are where training left them.
+    assert torch.equal(pm.model.trunk[1].running_mean, stats)
+    # A budget below one preference still evaluates, one preference per pass.
+    assert evaluation.preferences_per_pass(pm, next(iter(validation))[0], budget=1) == 1
+
+
 class _DropoutFourTasks(nn.Module):
     """Dropout in the trunk and four heads: the global stream and LORPMAN's three-task subsets are both used."""
 

@@ -309,13 +309,10 @@ def task_metrics(splits: Splits) -> list[Any]:
             for kind, count in zip(splits.kinds(), splits.classes(), strict=True)]
 
 
-# Dense targets are large: evaluate them a few images and preferences at a time.
+# Dense targets are large: evaluate them a few images at a time. How many preferences one pass stacks is
+# measured from the model's activations (evaluation.preferences_per_pass).
 def _evaluation_batch(config: RunConfig) -> int:
     return config["batch_size"] if config["dataset"] in SCENE_DATASETS else 1024
-
-
-def _evaluation_chunk(config: RunConfig) -> int:
-    return 2 if config["dataset"] in SCENE_DATASETS else 16
 
 
 def _trainer(config: RunConfig, splits: Splits, setup: MethodSetup, target: Path, progress: bool = False
@@ -324,7 +321,7 @@ def _trainer(config: RunConfig, splits: Splits, setup: MethodSetup, target: Path
     names = splits.task_names
     return setup.trainer(dict(zip(names, task_losses(splits), strict=True)), run_dir=target,
                          metrics=dict(zip(names, task_metrics(splits), strict=True)),
-                         progress=progress, distributed=dist_state.active(), eval_chunk=_evaluation_chunk(config),
+                         progress=progress, distributed=dist_state.active(),
                          logs=log_kinds(config["log"]))
 
 
@@ -504,7 +501,7 @@ def evaluate_run(run: LoadedRun, split: str = "test") -> Front:
         raise ParetorchError(f"split must be 'val' or 'test', got {split!r}")
     dataset = run.splits.test if split == "test" else run.splits.val
     loader = batch_loader(dataset, _evaluation_batch(run.config))
-    front = evaluate_front(run.models, loader, task_metrics(run.splits), chunk=_evaluation_chunk(run.config))
+    front = evaluate_front(run.models, loader, task_metrics(run.splits))
     units = [_UNITS[kind] for kind in run.splits.kinds()]
     front.metric_names = [f"{name} {unit}" for name, unit in zip(run.splits.task_names, units, strict=True)]
     models = run.models.values() if isinstance(run.models, dict) else [run.models]

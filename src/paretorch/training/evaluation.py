@@ -15,13 +15,22 @@ from torch import Tensor
 from paretorch._files import atomic_write_text, read_json, write_json
 from paretorch.errors import ParetorchError
 from paretorch.metrics import hypervolume, nondominated, spearman_monotonicity
-from paretorch.parameterisations import ParetoModel, move_to, split_outputs
+from paretorch.parameterisations import ParetoModel, map_tensors, move_to, split_outputs
 from paretorch.preferences import simplex_grid
 from paretorch.training import distributed as dist_state
 from paretorch.training.tasks import TaskOrder
 
-__all__ = ["Accuracy", "Front", "MeanLoss", "TaskMetric", "evaluate_front", "evaluate_front_across_processes",
-           "on_common_reference", "split_batch"]
+__all__ = ["EVAL_ACTIVATION_BYTES", "Accuracy", "Front", "MeanLoss", "TaskMetric", "evaluate_front",
+           "evaluate_front_across_processes", "on_common_reference", "preferences_per_pass", "split_batch"]
+
+# What one evaluation pass may hold in activations. Stacking the whole grid of a ResNet-18 on 28 × 28 images
+# (11 preferences × 1,024 images) held 12 GB and, beside training, ended a 24 GB machine's run; a LeNet's
+# 16 preferences × 1,024 images take about 0.1 GB, so small models keep their one pass per 16 preferences.
+EVAL_ACTIVATION_BYTES = 2 * 2**30
+MAX_PREFERENCES_PER_PASS = 16
+# Tensors of the largest activation's size alive at once, per example (a residual block holds its input, two
+# convolution outputs and a normalised one).
+_LIVE_ACTIVATIONS = 4
 
 
 class TaskMetric:
@@ -219,13 +228,14 @@ def evaluate_front(
     metrics: Sequence[Callable[[], TaskMetric]] | Mapping[str, Callable[[], TaskMetric]],
     grid: Tensor | None = None,
     ref: Sequence[float] | None = None,
-    chunk: int = 16,
+    chunk: int | None = None,
 ) -> Front:
     """Evaluate ``pm`` at every preference of ``grid`` (default :func:`simplex_grid`) on ``loader``.
 
     ``metrics`` holds one factory per task (``[Accuracy, Accuracy]``, or ``{"task": Accuracy, …}`` to match
     the model's outputs and the batch's targets by task name; names also label the front's columns). The grid
-    is evaluated ``chunk`` preferences at a time with :meth:`ParetoModel.multi_forward`. A discrete method
+    is evaluated ``chunk`` preferences at a time with :meth:`ParetoModel.multi_forward` (default: as many as
+    :func:`preferences_per_pass` allows for the first batch, at most 16). A discrete method
     passes a mapping ``{preference: model}`` instead (linear-scalarisation or single-task runs); each is
     evaluated at its own preference. Hypervolume reference: 0 for metrics to maximise, ``ref`` (or 1.1 × worst
     seen) otherwise.
@@ -240,14 +250,13 @@ def evaluate_front(
     else:
         num_tasks = pm.num_tasks
         prefs = simplex_grid(num_tasks) if grid is None else grid
-        groups = [(prefs[i : i + chunk], pm) for i in range(0, len(prefs), chunk)]
+        groups = []  # chunked at the first batch, whose size sets how many preferences one pass may stack
     if count != num_tasks:
         raise ParetorchError(f"give one metric per task: got {count} for {num_tasks} tasks")
     trackers = [[factory() for factory in factories] for _ in range(len(prefs))]
-    offsets = [sum(len(p) for p, _ in groups[:index]) for index in range(len(groups))]
     # A grid evaluates one model in several chunks: record each distinct model's mode once, so it is restored
     # to what it was before, not to the eval mode set by an earlier chunk.
-    distinct = {id(model): model for _, model in groups}
+    distinct = {id(model): model for _, model in groups} if groups else {id(pm): pm}
     modes = {key: model.training for key, model in distinct.items()}
     for model in distinct.values():
         model.eval()
@@ -256,6 +265,10 @@ def evaluate_front(
         for batch in loader:
             inputs, targets = split_batch(batch, num_tasks, tasks)
             targets = [move_to(target, "cpu") for target in targets]
+            if not groups:  # a grid of one model (in eval mode now, so the probe leaves BatchNorm's statistics)
+                size = chunk or preferences_per_pass(pm, move_to(inputs, next(pm.parameters()).device))
+                groups = [(prefs[i : i + size], pm) for i in range(0, len(prefs), size)]
+            offsets = [sum(len(p) for p, _ in groups[:index]) for index in range(len(groups))]
             for (chunk_prefs, model), offset in zip(groups, offsets, strict=True):
                 device = next(model.parameters()).device
                 outputs = model.multi_forward(move_to(inputs, device), chunk_prefs.to(device))
@@ -273,13 +286,57 @@ def evaluate_front(
                  ref=list(ref) if ref is not None else None)
 
 
+def preferences_per_pass(pm: ParetoModel, inputs: Any, budget: int | None = None) -> int:
+    """How many preferences one evaluation pass of :meth:`ParetoModel.multi_forward` over the batch ``inputs``
+    may stack: as many as keep four of the largest activation one example makes within ``budget`` bytes
+    (default :data:`EVAL_ACTIVATION_BYTES`, 2 GiB), between 1 and 16. The largest activation is measured by
+    running one example of the batch at the centre of the simplex (put ``pm`` in eval mode first: BatchNorm in
+    training mode would update its statistics).
+
+    >>> from paretorch import lowrank
+    >>> pm = lowrank(torch.nn.Sequential(torch.nn.Linear(8, 512)), num_tasks=2).eval()
+    >>> preferences_per_pass(pm, torch.zeros(1024, 8))  # 2 kB per example: the cap of 16
+    16
+    >>> preferences_per_pass(pm, torch.zeros(1024, 8), budget=2**26)  # 64 MB: 8 MB per preference
+    8
+    """
+    sizes = [0]
+
+    def record(_module: torch.nn.Module, _args: Any, output: Any) -> None:
+        sizes.extend(t.numel() * t.element_size() for t in _tensors(output))
+
+    batched = [t for t in _tensors(inputs) if t.dim()]
+    if not batched:
+        raise ParetorchError("evaluation needs a tensor input with a batch dimension")
+    one = map_tensors(inputs, lambda t: t[:1] if t.dim() else t)
+    centre = torch.full((1, pm.num_tasks), 1.0 / pm.num_tasks, device=batched[0].device)
+    hooks = [module.register_forward_hook(record) for module in pm.model.modules()]
+    try:
+        with torch.no_grad():
+            pm.multi_forward(one, centre)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    examples = batched[0].shape[0]
+    largest = max(sizes)
+    per_preference = max(1, _LIVE_ACTIVATIONS * largest * examples)
+    budget = EVAL_ACTIVATION_BYTES if budget is None else budget
+    return max(1, min(MAX_PREFERENCES_PER_PASS, budget // per_preference))
+
+
+def _tensors(value: Any) -> list[Tensor]:
+    found: list[Tensor] = []
+    map_tensors(value, lambda t: found.append(t) or t)
+    return found
+
+
 def evaluate_front_across_processes(
     pm: ParetoModel,
     loader: Iterable[Any],
     metrics: Sequence[Callable[[], TaskMetric]] | Mapping[str, Callable[[], TaskMetric]],
     grid: Tensor | None = None,
     ref: Sequence[float] | None = None,
-    chunk: int = 16,
+    chunk: int | None = None,
 ) -> Front:
     """:func:`evaluate_front` with the grid split across the processes of a ``torch.distributed`` run.
 

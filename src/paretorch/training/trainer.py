@@ -142,8 +142,9 @@ class Trainer:
 
     ``logs=["csv", "tensorboard"]`` also writes each epoch's record to ``metrics.csv`` and to TensorBoard
     (see :mod:`paretorch.training.epoch_logs`); ``eval_chunk`` is how many preferences one evaluation pass
-    takes (fewer for models with large outputs, such as dense prediction). The validation hypervolume keeps
-    the reference point of the first validation for the whole run, so that epochs compare.
+    takes (default: as many as :func:`~paretorch.training.evaluation.preferences_per_pass` allows, at most
+    16). The validation hypervolume keeps the reference point of the first validation for the whole run, so
+    that epochs compare.
     """
 
     def __init__(
@@ -159,7 +160,7 @@ class Trainer:
         objective_parameters: GradientSource | None = None,
         regularisers: Iterable[Regulariser] = (),
         distributed: bool = False,
-        eval_chunk: int = 16,
+        eval_chunk: int | None = None,
         logs: Sequence[str] = (),
     ) -> None:
         if distributed and not dist_state.active():
@@ -167,7 +168,7 @@ class Trainer:
                                  "call torch.distributed.init_process_group() first")
         self.pm = pm
         self.distributed = distributed
-        self.eval_chunk = eval_chunk  # preferences per forward pass in evaluation (fewer for large outputs)
+        self.eval_chunk = eval_chunk  # preferences per evaluation pass; None: as many as fit (preferences_per_pass)
         self.log_kinds = list(logs)
         if self.log_kinds and run_dir is None:
             raise ParetorchError("logs=[...] write into the run directory: give run_dir too")
