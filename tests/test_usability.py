@@ -221,7 +221,7 @@ def test_runs_record_the_conv_layout_and_runs_saved_before_it_load_with_peft(tmp
 @pytest.mark.parametrize(("method", "key", "default", "before"),
                          [("pamal", "m", 4, 3), ("pamal", "p", None, 1.0), ("cpmtl", "m", 2, 1),
                           ("lorpman", "p", 0.2, 1.0), ("lorpman", "freeze_fraction", 0.8, 0.6),
-                          ("palora", "m", None, 5), ("cpmtl", "chunk_size", None, 0),
+                          ("palora", "m", 4, 5), ("cpmtl", "chunk_size", None, 0),
                           ("phn", "residual", True, False)])
 def test_a_changed_default_is_recorded_and_runs_saved_before_it_resume_with_the_old_one(tmp_path, method, key,
                                                                                        default, before):
@@ -239,6 +239,27 @@ def test_a_changed_default_is_recorded_and_runs_saved_before_it_resume_with_the_
                              "--quiet"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert load_run(old).config[key] == before
+    assert len((old / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_palora_records_its_ray_count_and_runs_that_recorded_it_unset_resume_with_the_rule_of_their_time(tmp_path):
+    # Unset m is 4 rays for 2 tasks now (5 until the rule changed); a new run records the count itself, so that the
+    # next change of the rule leaves it alone. A run that recorded null was trained with 5 and resumes with 5.
+    tiny = ["method=palora", "dataset=multimnist", "train_size=32", "val_size=16", "test_size=16", "batch_size=16",
+            "--quiet"]
+    new, old = tmp_path / "new", tmp_path / "old"
+    assert main(["train", str(new), *tiny, "epochs=1"]) == 0
+    assert json.loads((new / "config.json").read_text())["m"] == 4
+    loaded = load_run(new)
+    assert build_setup(loaded.config, loaded.splits, {}).sampler.m == 4
+    assert main(["train", str(old), *tiny, "epochs=1", "m=5"]) == 0
+    stored = json.loads((old / "config.json").read_text())
+    (old / "config.json").write_text(json.dumps(stored | {"m": None}))
+    resumed = subprocess.run([sys.executable, "-m", "paretorch.cli", "train", str(old), "--resume", "epochs=2",
+                              *tiny], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    loaded = load_run(old)
+    assert loaded.config["m"] == 5 and build_setup(loaded.config, loaded.splits, {}).sampler.m == 5
     assert len((old / "metrics.jsonl").read_text().splitlines()) == 2
 
 
@@ -358,7 +379,7 @@ def test_palora_rays_treat_every_task_alike_unless_m_is_given(tmp_path):
     # first 5 vertices.
     for tasks in range(2, 9):
         sampler = build_method("palora", nn.Sequential(nn.Linear(3, tasks)), tasks, rays_per_step=None).sampler
-        assert sampler.m == symmetric_grid_size(tasks) >= max(5, tasks)
+        assert sampler.m == symmetric_grid_size(tasks) >= tasks + 1
         for step in (0, 37, 99):
             rays = sampler.sample(step, 100).double()
             for first in range(tasks - 1):  # adjacent transpositions generate every permutation
@@ -374,7 +395,7 @@ def test_palora_rays_treat_every_task_alike_unless_m_is_given(tmp_path):
     run = tmp_path / "five"
     assert main(["train", str(run), "method=palora", "dataset=adult-many", "tasks=5", "train_size=64",
                  "val_size=32", "test_size=32", "batch_size=32", "epochs=1", "--quiet"]) == 0
-    assert json.loads((run / "config.json").read_text())["m"] is None
+    assert json.loads((run / "config.json").read_text())["m"] == 6  # the count unset stands for, recorded
     loaded = load_run(run)
     assert build_setup(loaded.config, loaded.splits, {}).sampler.m == 6
     # Settings that depend on several preferences per step accept the unset count.

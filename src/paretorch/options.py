@@ -101,6 +101,12 @@ class Option:
     # config.json without the key (CURRENT_DEFAULT: those runs get today's default; None is a value like any other).
     # A function of the stored settings where that value depended on other settings.
     legacy_default: Any = CURRENT_DEFAULT
+    # With ``recorded`` and ``optional``: the value that unset stands for with T tasks. A run records it, not null,
+    # so that a later change of the rule leaves the run as it was trained.
+    unset_value: Callable[[int], Any] | None = None
+    # The value a recorded null stood for with T tasks in runs saved before ``unset_value`` was recorded; they are
+    # rebuilt and resumed with it.
+    legacy_unset: Callable[[int], Any] | None = None
 
     def legacy_value(self, stored: Mapping[str, Any]) -> Any:
         """What a run saved before this option was recorded trained with (:data:`CURRENT_DEFAULT`: nothing to

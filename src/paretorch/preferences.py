@@ -236,11 +236,11 @@ def _dirichlet(concentration: Tensor, m: int, generator: torch.Generator | None)
 
 
 def symmetric_grid_size(num_tasks: int) -> int:
-    """The size of PaLoRA's default ray grid (:class:`AnnealedGrid` with ``m`` unset): at least 5, a point at each
-    vertex, and a grid that is the same for every task (no task has a point another lacks; PaLoRA's "evenly
-    spaced" rays).
+    """The size of PaLoRA's default ray grid (:class:`AnnealedGrid` with ``m`` unset): a point at each vertex, and
+    a grid that is the same for every task (no task has a point another lacks; PaLoRA's "evenly spaced" rays).
 
-    - 2 tasks: 5 (the two ends, the middle and the quarters).
+    - 2 tasks: 4 (the two ends and the thirds), the 4 rays of the official code's MultiMNIST runs; 5 (the ends,
+      the middle and the quarters) before 2026-12-06, which ordered its fronts less (README, PaLoRA).
     - 3 tasks: 6, the Das-Dennis lattice with 2 partitions (vertices and edge midpoints).
     - 4 tasks or more: T + 1, every vertex and the centre.
 
@@ -248,11 +248,11 @@ def symmetric_grid_size(num_tasks: int) -> int:
     vertices, the centre and one point between tasks 1 and 2, and T points from 5 tasks are the vertices alone.
 
     >>> [symmetric_grid_size(t) for t in (2, 3, 4, 10)]
-    [5, 6, 5, 11]
+    [4, 6, 5, 11]
     """
     if num_tasks < 2:
         raise ParetorchError(f"symmetric_grid_size needs at least 2 tasks, got {num_tasks}")
-    return {2: 5, 3: 6}.get(num_tasks, num_tasks + 1)
+    return {2: 4, 3: 6}.get(num_tasks, num_tasks + 1)
 
 
 class AnnealedGrid:

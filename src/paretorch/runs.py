@@ -103,7 +103,11 @@ def validate_run_options(values: Mapping[str, Any]) -> dict[str, Any]:
                              "or resnet18")
     if run["model"] == "resnet18" and not images:
         raise ParetorchError(f"model resnet18 takes images; dataset {run['dataset']} is tabular: use model=mlp")
-    recorded = [name for name, option in get_method(run["method"]).options.items() if option.recorded]
+    options = get_method(run["method"]).options
+    recorded = [name for name, option in options.items() if option.recorded]
+    for name in recorded:
+        if resolved[name] is None and options[name].unset_value is not None:
+            resolved[name] = options[name].unset_value(run_num_tasks(run))
     return run | {key: resolved[key] for key in [*method_given, *recorded]}
 
 
@@ -136,6 +140,9 @@ def _stored_config(directory: Path) -> dict[str, Any]:
             legacy = option.legacy_value(values)
             if legacy is not CURRENT_DEFAULT:
                 values[name] = legacy
+        elif option.legacy_unset is not None and values.get(name, "") is None:
+            # Recorded as unset (null) before unset values were recorded resolved: the rule of that time.
+            values[name] = option.legacy_unset(run_num_tasks(values))
     return values
 
 
