@@ -500,6 +500,25 @@ def test_batchnorm_members_policy_mixes_affine_and_shares_statistics():
     assert_outputs_close(pm(x, torch.tensor([0.25, 0.75])), merged(x))
 
 
+def test_batchnorm_members_normalise_each_preference_of_a_multi_forward_with_its_own_statistics():
+    # In training, a multi-forward step must compute what separate forwards at each preference compute: outputs
+    # and running statistics. Statistics pooled over the blocks mix members' activations (with PaMaL's
+    # independently initialised members a ResNet-18 stayed at chance).
+    torch.manual_seed(0)
+    pm = ensemble(BatchNormNet(), 2, batchnorm="members").train()
+    stacked, separate = copy.deepcopy(pm), copy.deepcopy(pm)
+    x = torch.randn(8, 2, 6, 6)
+    prefs = torch.tensor([[0.9, 0.1], [0.1, 0.9], [0.5, 0.5]])
+    with torch.no_grad():
+        together = stacked.multi_forward(x, prefs)
+        one_by_one = [separate(x, pref) for pref in prefs]
+    for index in range(len(prefs)):
+        for task in range(2):
+            torch.testing.assert_close(together[task][8 * index:8 * (index + 1)], one_by_one[index][task])
+    for (name, after_stacked), after_separate in zip(stacked.named_buffers(), separate.buffers(), strict=True):
+        torch.testing.assert_close(after_stacked, after_separate, msg=name)
+
+
 def test_batchnorm_shared_policy_keeps_batchnorm_untouched():
     pm = ensemble(BatchNormNet(), 2)
     assert isinstance(pm.model.encoder[1], nn.BatchNorm2d)
