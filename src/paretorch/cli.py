@@ -32,15 +32,16 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
-        if not sep or not key.strip() or not raw.strip():
+        name, text = key.strip(), raw.strip()
+        if not sep or not name or not text:
             raise ParetorchError(f"malformed override {item!r}; write key=value, for example lr=0.001")
-        if raw.strip() in ("True", "False"):  # a Python user's spelling; as text it would be refused as no bool
-            values[key.strip()] = raw.strip() == "True"
+        if text in ("True", "False"):  # a Python user's spelling; as text it would be refused as no bool
+            values[name] = text == "True"
             continue
         try:
-            values[key.strip()] = tomllib.loads(f"value = {raw}")["value"]
+            values[name] = tomllib.loads(f"value = {raw}")["value"]
         except tomllib.TOMLDecodeError:
-            values[key.strip()] = raw
+            values[name] = raw
     return values
 
 

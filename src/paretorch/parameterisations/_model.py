@@ -174,9 +174,15 @@ def call_model(model: Callable[..., Any], x: Any, args: tuple[Any, ...] = (), kw
     return model(x, *args, **kwargs)
 
 
-def _first_tensor(value: Any) -> Tensor | None:
+def tensors_in(value: Any) -> list[Tensor]:
+    """Every tensor inside nested tuples, lists and dicts, in :func:`map_tensors`' order."""
     found: list[Tensor] = []
     map_tensors(value, lambda t: found.append(t) or t)
+    return found
+
+
+def _first_tensor(value: Any) -> Tensor | None:
+    found = tensors_in(value)
     return found[0] if found else None
 
 

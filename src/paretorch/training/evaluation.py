@@ -16,6 +16,7 @@ from paretorch._files import atomic_write_text, read_json, write_json
 from paretorch.errors import ParetorchError
 from paretorch.metrics import hypervolume, nondominated, spearman_monotonicity
 from paretorch.parameterisations import ParetoModel, map_tensors, move_to, split_outputs
+from paretorch.parameterisations._model import tensors_in
 from paretorch.preferences import simplex_grid
 from paretorch.training import distributed as dist_state
 from paretorch.training.tasks import TaskOrder
@@ -266,16 +267,17 @@ def evaluate_front(
             inputs, targets = split_batch(batch, num_tasks, tasks)
             targets = [move_to(target, "cpu") for target in targets]
             if not groups:  # a grid of one model (in eval mode now, so the probe leaves BatchNorm's statistics)
-                size = chunk or preferences_per_pass(pm, move_to(inputs, next(pm.parameters()).device))
+                size = chunk or preferences_per_pass(pm, inputs)
                 groups = [(prefs[i : i + size], pm) for i in range(0, len(prefs), size)]
-            offsets = [sum(len(p) for p, _ in groups[:index]) for index in range(len(groups))]
-            for (chunk_prefs, model), offset in zip(groups, offsets, strict=True):
+            offset = 0  # the groups hold the preferences in order: each one's trackers follow the previous one's
+            for chunk_prefs, model in groups:
                 device = next(model.parameters()).device
                 outputs = model.multi_forward(move_to(inputs, device), chunk_prefs.to(device))
                 per_task = as_task_list(split_outputs(outputs, len(chunk_prefs)), tasks)
                 for index in range(len(chunk_prefs)):
                     for task in range(num_tasks):
                         trackers[offset + index][task].update(per_task[task][index].cpu(), targets[task])
+                offset += len(chunk_prefs)
     finally:
         for key, model in distinct.items():
             model.train(modes[key])
@@ -303,13 +305,14 @@ def preferences_per_pass(pm: ParetoModel, inputs: Any, budget: int | None = None
     sizes = [0]
 
     def record(_module: torch.nn.Module, _args: Any, output: Any) -> None:
-        sizes.extend(t.numel() * t.element_size() for t in _tensors(output))
+        sizes.extend(t.numel() * t.element_size() for t in tensors_in(output))
 
-    batched = [t for t in _tensors(inputs) if t.dim()]
+    batched = [t for t in tensors_in(inputs) if t.dim()]
     if not batched:
         raise ParetorchError("evaluation needs a tensor input with a batch dimension")
-    one = map_tensors(inputs, lambda t: t[:1] if t.dim() else t)
-    centre = torch.full((1, pm.num_tasks), 1.0 / pm.num_tasks, device=batched[0].device)
+    device = next(pm.parameters()).device  # only the one example travels there, not the whole batch
+    one = move_to(map_tensors(inputs, lambda t: t[:1] if t.dim() else t), device)
+    centre = torch.full((1, pm.num_tasks), 1.0 / pm.num_tasks, device=device)
     hooks = [module.register_forward_hook(record) for module in pm.model.modules()]
     try:
         with torch.no_grad():
@@ -322,12 +325,6 @@ def preferences_per_pass(pm: ParetoModel, inputs: Any, budget: int | None = None
     per_preference = max(1, _LIVE_ACTIVATIONS * largest * examples)
     budget = EVAL_ACTIVATION_BYTES if budget is None else budget
     return max(1, min(MAX_PREFERENCES_PER_PASS, budget // per_preference))
-
-
-def _tensors(value: Any) -> list[Tensor]:
-    found: list[Tensor] = []
-    map_tensors(value, lambda t: found.append(t) or t)
-    return found
 
 
 def evaluate_front_across_processes(
