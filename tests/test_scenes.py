@@ -205,3 +205,34 @@ def test_scenes_refuse_a_model_without_per_pixel_outputs(tmp_path):
     with pytest.raises(ParetorchError, match="dataset nyuv2 needs model=segnet"):
         validate_run_options({"dataset": "nyuv2", "model": "mlp"})
     assert main(["train", str(tmp_path / "run2"), "dataset=nyuv2"]) == 2  # embedded: no package ships NYUv2
+
+
+def test_a_batchnorm_run_exports_statistics_refit_at_the_preference_through_the_command_line(tmp_path):
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    from paretorch import recalibrate_batchnorm
+    from paretorch.runs import load_run, recalibration_data
+
+    root = write_scenes(tmp_path / "cityscapes", "cityscapes", counts=(8, 4))
+    run, out = tmp_path / "run", tmp_path / "model.safetensors"
+    command = [sys.executable, "-m", "paretorch"]
+    trained = subprocess.run([*command, "train", str(run), "dataset=cityscapes", f"data_source={root}",
+                              "method=pamal", "model_width=4", "epochs=1", "batch_size=4", "recalibration_examples=6",
+                              "--quiet"], capture_output=True, text=True)
+    assert trained.returncode == 0, trained.stderr
+    assert json.loads((run / "config.json").read_text())["recalibration_examples"] == 6
+    exported = subprocess.run([*command, "export", str(run), "--preference", "0.3,0.7", "--out", str(out)],
+                              capture_output=True, text=True)
+    assert exported.returncode == 0, exported.stderr
+    written = load_file(out)
+    loaded = load_run(run)
+    data = recalibration_data(loaded.config, loaded.splits)
+    assert [len(inputs) for inputs, *_ in data] == [4, 2]  # 6 of the 8 training images, in batches of 4
+    stale = loaded.models.at([0.3, 0.7]).state_dict()
+    refit = recalibrate_batchnorm(loaded.models.at([0.3, 0.7]), data).state_dict()
+    means = [name for name in refit if name.endswith("running_mean")]
+    assert means and all(torch.allclose(written[name], refit[name], atol=1e-6) for name in means)
+    assert not all(torch.allclose(written[name], stale[name], atol=1e-3) for name in means)

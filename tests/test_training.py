@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from paretorch import ParetorchError, ensemble, lowrank
+from paretorch import ParetorchError, ensemble, lowrank, plain, recalibrate_batchnorm
 from paretorch.methods import build_method
 from paretorch.metrics import hypervolume
 from paretorch.preferences import Dirichlet, Fixed
@@ -345,6 +345,57 @@ def test_evaluation_stacks_only_as_many_preferences_as_the_activation_budget_all
     assert torch.equal(pm.model.trunk[1].running_mean, stats)
     # A budget below one preference still evaluates, one preference per pass.
     assert evaluation.preferences_per_pass(pm, next(iter(validation))[0], budget=1) == 1
+
+
+def _running_statistics(pm):
+    return {name: value.clone() for name, value in pm.state_dict().items() if "running" in name}
+
+
+def test_evaluation_refits_batchnorm_statistics_at_each_preference_as_an_export_would(validation):
+    torch.manual_seed(0)
+    pm = ensemble(_WideBatchNormNet(), 2, batchnorm="members")
+    trainer = Trainer(pm, [mse, mse], Dirichlet(2, 1.0), TrainConfig(epochs=1, lr=1e-2, seed=0), metrics=METRICS)
+    trainer.fit(DataLoader(conflicting_data(2, 256), batch_size=64))
+    own = _running_statistics(pm)
+    batches = list(DataLoader(conflicting_data(3, 96), batch_size=32))
+    refit = evaluate_front(pm, validation, METRICS, ref=REF, recalibrate=batches)
+    stale = evaluate_front(pm, validation, METRICS, ref=REF)
+    assert not torch.allclose(torch.as_tensor(refit.values), torch.as_tensor(stale.values), rtol=1e-3)
+    # Evaluation leaves the model's own statistics, and its mode, as they were.
+    assert all(torch.equal(value, own[name]) for name, value in _running_statistics(pm).items())
+    assert pm.training
+    # Each preference's row is what the plain model exported there and refit on the same batches scores.
+    for pref, row in zip(refit.preferences, refit.values, strict=True):
+        exported = recalibrate_batchnorm(pm.at(pref.tolist()), batches)
+        alone = evaluate_front({tuple(pref): plain(exported, 2)}, validation, METRICS, ref=REF)
+        assert torch.allclose(torch.as_tensor(row), torch.as_tensor(alone.values[0]), rtol=1e-4)
+    # Through the Trainer: refit on the first 64 examples of the loader fit trained on, or not at all with 0.
+    trainer.recalibration_examples = 64
+    first = list(DataLoader(conflicting_data(2, 256), batch_size=64))[:1]
+    expected = evaluate_front(pm, validation, METRICS, ref=REF, recalibrate=first)
+    assert torch.equal(torch.as_tensor(trainer.evaluate(validation, ref=REF).values), torch.as_tensor(expected.values))
+    trainer.recalibration_examples = 0
+    assert torch.equal(torch.as_tensor(trainer.evaluate(validation, ref=REF).values), torch.as_tensor(stale.values))
+
+
+def test_recalibration_leaves_models_without_batchnorm_and_training_unchanged(validation):
+    pm = lowrank(SharedRegressor(), 2, rank=1)
+    batches = list(DataLoader(conflicting_data(3, 64), batch_size=32))
+    with_refit = evaluate_front(pm, validation, METRICS, ref=REF, recalibrate=batches)
+    assert torch.equal(torch.as_tensor(with_refit.values), torch.as_tensor(evaluate_front(pm, validation, METRICS,
+                                                                                          ref=REF).values))
+    # Per-epoch validation with refitting changes no weight and no running statistic that training leaves.
+    states = []
+    for examples in (0, 128):
+        torch.manual_seed(0)
+        net = ensemble(_WideBatchNormNet(), 2, batchnorm="members")
+        trainer = Trainer(net, [mse, mse], Dirichlet(2, 1.0), TrainConfig(epochs=2, lr=1e-2, seed=0),
+                          metrics=METRICS, recalibration_examples=examples)
+        trainer.fit(DataLoader(conflicting_data(2, 256), batch_size=64, shuffle=True), validation)
+        states.append(net.state_dict())
+    assert all(torch.equal(states[0][name], states[1][name]) for name in states[0])
+    with pytest.raises(ParetorchError, match="recalibration_examples must be >= 0"):
+        Trainer(net, [mse, mse], Dirichlet(2, 1.0), recalibration_examples=-1)
 
 
 class _DropoutFourTasks(nn.Module):

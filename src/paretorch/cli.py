@@ -144,7 +144,7 @@ def _export(args: argparse.Namespace) -> int:
     import torch
 
     from paretorch.preferences import as_preference
-    from paretorch.runs import load_run
+    from paretorch.runs import load_run, recalibration_data
 
     if not args.out.strip() or Path(args.out).is_dir():
         raise ParetorchError(f"--out {args.out!r} must be a file path, for example model.safetensors")
@@ -159,7 +159,7 @@ def _export(args: argparse.Namespace) -> int:
         pref = torch.tensor(nearest)
     else:
         pm = run.models
-    path = pm.export(args.out, pref)
+    path = pm.export(args.out, pref, recalibrate=recalibration_data(run.config, run.splits))
     print(f"wrote {path}: a plain {type(pm.model).__name__} state dict at preference "
           f"{[round(w, 6) for w in pref.tolist()]}")
     return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,7 +52,7 @@ __all__ = ["DEFAULTS", "RunConfig", "evaluate_run", "load_run", "train_run"]
 # Run-level keys and their defaults; every other key goes to the method preset (see paretorch.options).
 DEFAULTS: dict[str, Any] = {name: option.default for name, option in RUN_OPTIONS.items()}
 # Settings that a resumed run may change: where it runs, and how long it trains.
-RESUMABLE_CHANGES = ("device", "epochs")
+RESUMABLE_CHANGES = ("device", "epochs", "recalibration_examples")
 _MULTIMNIST_SIZES = {"train_size": 10_000, "val_size": 2_000, "test_size": 2_000}
 
 
@@ -285,6 +285,34 @@ def _loaders(config: RunConfig, splits: Splits) -> tuple[DataLoader, DataLoader,
             batch_loader(splits.val, evaluation), batch_loader(splits.test, evaluation))
 
 
+class _BuiltOnUse:
+    """Batches whose loader is built when first walked: a run without BatchNorm never walks them, and loading a
+    run to evaluate it must not compose its training images (MultiMNIST's are built on first use)."""
+
+    def __init__(self, build: Callable[[], DataLoader]) -> None:
+        self._build, self._loader = build, None
+
+    def __iter__(self) -> Iterator[Any]:
+        if self._loader is None:
+            self._loader = self._build()
+        return iter(self._loader)
+
+
+def recalibration_data(config: RunConfig, splits: Splits) -> Iterable[Any] | None:
+    """The training examples on which evaluation and export refit a steerable model's BatchNorm statistics: a
+    draw from the run's seed alone (the same at every epoch, in ``eval`` and ``export``, on every process), in
+    batches of the run's batch size, built when first walked; None when ``recalibration_examples`` is 0."""
+    if not config["recalibration_examples"]:
+        return None
+
+    def build() -> DataLoader:
+        count = min(config["recalibration_examples"], len(splits.train))  # type: ignore[arg-type]
+        generator = torch.Generator().manual_seed(derive_seed(config["seed"], "recalibration"))
+        chosen = torch.randperm(len(splits.train), generator=generator)[:count].tolist()  # type: ignore[arg-type]
+        return batch_loader(splits.train, config["batch_size"], sampler=chosen)  # type: ignore[arg-type]
+    return _BuiltOnUse(build)
+
+
 def _cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     # Samples of other tasks (CIFAR-100's superclasses) are ignored; a batch without any sample of this task
     # contributes zero (F.cross_entropy would return NaN, the mean over nothing).
@@ -329,7 +357,9 @@ def _trainer(config: RunConfig, splits: Splits, setup: MethodSetup, target: Path
     return setup.trainer(dict(zip(names, task_losses(splits), strict=True)), run_dir=target,
                          metrics=dict(zip(names, task_metrics(splits), strict=True)),
                          progress=progress, distributed=dist_state.active(),
-                         logs=log_kinds(config["log"]))
+                         logs=log_kinds(config["log"]),
+                         recalibration_examples=config["recalibration_examples"],
+                         recalibration_data=recalibration_data(config, splits))
 
 
 @contextlib.contextmanager
@@ -508,7 +538,8 @@ def evaluate_run(run: LoadedRun, split: str = "test") -> Front:
         raise ParetorchError(f"split must be 'val' or 'test', got {split!r}")
     dataset = run.splits.test if split == "test" else run.splits.val
     loader = batch_loader(dataset, _evaluation_batch(run.config))
-    front = evaluate_front(run.models, loader, task_metrics(run.splits))
+    front = evaluate_front(run.models, loader, task_metrics(run.splits),
+                           recalibrate=recalibration_data(run.config, run.splits))
     units = [_UNITS[kind] for kind in run.splits.kinds()]
     front.metric_names = [f"{name} {unit}" for name, unit in zip(run.splits.task_names, units, strict=True)]
     models = run.models.values() if isinstance(run.models, dict) else [run.models]

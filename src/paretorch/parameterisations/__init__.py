@@ -18,11 +18,14 @@ per task); elsewhere pass ``exclude=["heads"]`` (or whatever your heads are call
 **BatchNorm policy.** Running statistics are always shared by all preferences: during training they average
 over the preferences seen, which matches no single trade-off exactly. For a model at one trade-off, refit
 them with :func:`recalibrate_batchnorm` on a few training batches (``recalibrate_batchnorm(pm.at(λ),
-loader)``): it returns the plain model with statistics of that preference. Affine parameters are shared for
-``lowrank`` (they belong to the base network) and, for ``ensemble``, shared by default or given T members
-with ``batchnorm="members"`` (PaMaL's choice). In training mode, a batched multi-forward normalises with
-statistics pooled over all M preferences, whereas M sequential passes use per-preference statistics; the
-two agree exactly in evaluation mode and for models without BatchNorm.
+loader)``): it returns the plain model with statistics of that preference. ``pm.export(path, λ,
+recalibrate=batches)`` does so before writing, and :func:`~paretorch.training.evaluate_front`'s
+``recalibrate`` (which the Trainer and the command line pass) at each evaluated preference. Affine
+parameters are shared for ``lowrank`` (they belong to the base network) and, for ``ensemble``, shared by
+default or given T members with ``batchnorm="members"`` (PaMaL's choice). In training mode, a batched
+multi-forward normalises a plain BatchNorm layer with statistics pooled over all M preferences, whereas M
+sequential passes use per-preference statistics; ``batchnorm="members"`` layers normalise each preference's
+block on its own, as sequential passes would. All agree exactly in evaluation mode and without BatchNorm.
 """
 
 from paretorch.parameterisations._attention import ParetoAttention

@@ -215,6 +215,11 @@ class ParetoModel(nn.Module):
         self.task_names: list[str] | None = None
 
     # ----- forward -------------------------------------------------------------------------------------------
+    @property
+    def ignores_preference(self) -> bool:
+        """Whether the preference leaves the network unchanged (a plain model of a discrete method)."""
+        return self.method == "plain"
+
     def use_channels_last(self, enabled: bool = True) -> ParetoModel:
         """Lay image batches out channels-last (NHWC) before every forward, so that convolutions, pooling and the
         layers after them run their channels-last kernels; returns ``self``.
@@ -322,10 +327,12 @@ class ParetoModel(nn.Module):
         reference = next(iter(self.parameters()), None)
         return torch.autocast(reference.device.type if reference is not None else "cpu", enabled=False)
 
-    def export(self, path: str | os.PathLike[str], pref: Any) -> Path:
+    def export(self, path: str | os.PathLike[str], pref: Any, recalibrate: Iterable[Any] | None = None) -> Path:
         """Write ``self.at(pref)``'s state dict as safetensors, with the preference in the metadata.
 
-        The write is atomic (temporary file, then rename): an interrupted export leaves no partial file.
+        ``recalibrate`` (a few training batches) refits the exported model's BatchNorm statistics at ``pref``
+        first (:func:`recalibrate_batchnorm`). The write is atomic (temporary file, then rename): an interrupted
+        export leaves no partial file.
         """
         tensor = self._prepare(pref, None, self.allow_outside_simplex)
         metadata = {
@@ -333,7 +340,10 @@ class ParetoModel(nn.Module):
             "paretorch.method": self.method,
             "paretorch.config": json.dumps(self.config),
         }
-        return write_safetensors(path, self.at(tensor).state_dict(), metadata)
+        plain = self.at(tensor)
+        if recalibrate is not None and not self.ignores_preference:
+            recalibrate_batchnorm(plain, recalibrate)
+        return write_safetensors(path, plain.state_dict(), metadata)
 
     def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
         """Save the steerable model itself: ``pareto_model.safetensors`` (every tensor of the wrapped model) and
@@ -421,6 +431,11 @@ def shared_parameters(pm: ParetoModel, example_input: Any, pref: Any | None = No
     return [candidates[i] for i in sorted(reached or set())]
 
 
+def running_batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    """The BatchNorm layers of ``model`` that keep running statistics (what evaluation normalises with)."""
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+
+
 def recalibrate_batchnorm(model: nn.Module, batches: Iterable[Any], pref: Any | None = None,
                           max_batches: int | None = None) -> nn.Module:
     """Refit the running statistics of every BatchNorm layer of ``model`` on ``batches``, then return it.
@@ -430,9 +445,12 @@ def recalibrate_batchnorm(model: nn.Module, batches: Iterable[Any], pref: Any | 
     gradients; afterwards every module is back in the mode it was in. A batch is an input, or a tuple or list
     whose first item is the input.
     """
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    norms = running_batchnorms(model)
     if not norms:
         return model
+    if isinstance(model, ParetoModel) and pref is None:
+        raise ParetorchError("recalibrating a ParetoModel needs the preference to refit it at")
+    device = next(model.parameters()).device  # the batches come from a loader, on the CPU
     modes = {m: m.training for m in model.modules()}
     momenta = {m: m.momentum for m in norms}
     model.eval()
@@ -445,10 +463,8 @@ def recalibrate_batchnorm(model: nn.Module, batches: Iterable[Any], pref: Any | 
             for index, batch in enumerate(batches):
                 if max_batches is not None and index >= max_batches:
                     break
-                inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
+                inputs = move_to(batch[0] if isinstance(batch, (tuple, list)) else batch, device)
                 if isinstance(model, ParetoModel):
-                    if pref is None:
-                        raise ParetorchError("recalibrating a ParetoModel needs the preference to refit it at")
                     model(inputs, pref)
                 else:
                     model(inputs)

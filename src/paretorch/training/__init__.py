@@ -1,7 +1,15 @@
 """Training and evaluation of steerable models."""
 
 from paretorch.training.balancing import LossBalancer, balanced_shared_gradients
-from paretorch.training.evaluation import Accuracy, Front, MeanLoss, TaskMetric, evaluate_front, split_batch
+from paretorch.training.evaluation import (
+    Accuracy,
+    Front,
+    MeanLoss,
+    TaskMetric,
+    evaluate_front,
+    recalibration_batches,
+    split_batch,
+)
 from paretorch.training.gradients import independent_task_grams, task_gram, task_grams
 from paretorch.training.loss import LossOutput, ParetoLoss
 from paretorch.training.regularisers import (
@@ -37,6 +45,7 @@ __all__ = [
     "independent_task_grams",
     "multi_forward_penalty",
     "orthogonality_penalty",
+    "recalibration_batches",
     "split_batch",
     "task_gram",
     "task_grams",

@@ -17,10 +17,18 @@ from paretorch._random import epoch_scope
 from paretorch.errors import NonFiniteLossError, ParetorchError
 from paretorch.objectives import GradientSource, Objective
 from paretorch.parameterisations import ParetoModel
+from paretorch.parameterisations._model import running_batchnorms
 from paretorch.preferences import PreferenceSampler
 from paretorch.training import distributed as dist_state
 from paretorch.training.epoch_logs import EpochLog, check_log_kinds, make_logs
-from paretorch.training.evaluation import Front, TaskMetric, evaluate_front, evaluate_front_across_processes
+from paretorch.training.evaluation import (
+    RECALIBRATION_EXAMPLES,
+    Front,
+    TaskMetric,
+    evaluate_front,
+    evaluate_front_across_processes,
+    recalibration_batches,
+)
 from paretorch.training.loss import ParetoLoss, TaskLoss
 from paretorch.training.regularisers import Regulariser
 
@@ -144,7 +152,10 @@ class Trainer:
     (see :mod:`paretorch.training.epoch_logs`); ``eval_chunk`` is how many preferences one evaluation pass
     takes (default: as many as :func:`~paretorch.training.evaluation.preferences_per_pass` allows, at most
     16). The validation hypervolume keeps the reference point of the first validation for the whole run, so
-    that epochs compare.
+    that epochs compare. A steerable model with BatchNorm layers is evaluated at each preference with running
+    statistics refit there on ``recalibration_examples`` training examples (default 512, 0: the statistics of
+    training), taken from ``recalibration_data`` or else from the first batches of the loader ``fit`` trains on;
+    training itself is unaffected (see :func:`~paretorch.training.evaluation.evaluate_front`).
     """
 
     def __init__(
@@ -162,6 +173,8 @@ class Trainer:
         distributed: bool = False,
         eval_chunk: int | None = None,
         logs: Sequence[str] = (),
+        recalibration_examples: int = RECALIBRATION_EXAMPLES,
+        recalibration_data: Iterable[Any] | None = None,
     ) -> None:
         if distributed and not dist_state.active():
             raise ParetorchError("distributed=True needs an initialised process group: launch with torchrun and "
@@ -169,6 +182,12 @@ class Trainer:
         self.pm = pm
         self.distributed = distributed
         self.eval_chunk = eval_chunk  # preferences per evaluation pass; None: as many as fit (preferences_per_pass)
+        if recalibration_examples < 0:
+            raise ParetorchError(f"recalibration_examples must be >= 0 (0: no recalibration), got "
+                                 f"{recalibration_examples}")
+        self.recalibration_examples = recalibration_examples
+        self.recalibration_data = recalibration_data
+        self._train_loader: Iterable[Any] | None = None  # fit's, where recalibration batches come from by default
         self.log_kinds = list(logs)
         if self.log_kinds and run_dir is None:
             raise ParetorchError("logs=[...] write into the run directory: give run_dir too")
@@ -278,6 +297,7 @@ class Trainer:
             ) -> list[dict[str, Any]]:
         """Train for ``config.epochs`` epochs (continuing from the checkpoint with ``resume=True``)."""
         cfg = self.config
+        self._train_loader = train_loader
         if resume:
             self.load_checkpoint()
         if self.run_dir is not None and dist_state.is_main():
@@ -382,11 +402,20 @@ class Trainer:
         hypervolume's reference point (default: 0 for metrics to maximise, 1.1 × the worst value otherwise)."""
         if self.metrics is None:
             raise ParetorchError("evaluation needs metrics=[...] (one factory per task) on the Trainer")
-        front = (evaluate_front_across_processes(self.pm, loader, self.metrics, grid, ref, chunk=self.eval_chunk)
-                 if self.distributed else evaluate_front(self.pm, loader, self.metrics, grid, ref, self.eval_chunk))
+        recalibrate = self._recalibration()
+        front = (evaluate_front_across_processes(self.pm, loader, self.metrics, grid, ref, self.eval_chunk, recalibrate)
+                 if self.distributed else
+                 evaluate_front(self.pm, loader, self.metrics, grid, ref, self.eval_chunk, recalibrate))
         if stem is not None and self.run_dir is not None and dist_state.is_main():
             front.save(self.run_dir, stem)
         return front
+
+    def _recalibration(self) -> list[Any] | None:
+        """The batches evaluation refits BatchNorm statistics on (None: none to refit, or switched off)."""
+        source = self.recalibration_data if self.recalibration_data is not None else self._train_loader
+        if not self.recalibration_examples or source is None or not running_batchnorms(self.pm):
+            return None
+        return recalibration_batches(source, self.recalibration_examples)
 
 
 
