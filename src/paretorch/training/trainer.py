@@ -155,7 +155,8 @@ class Trainer:
     that epochs compare. A steerable model with BatchNorm layers is evaluated at each preference with running
     statistics refit there on ``recalibration_examples`` training examples (default 512, 0: the statistics of
     training), taken from ``recalibration_data`` or else from the first batches of the loader ``fit`` trains on;
-    training itself is unaffected (see :func:`~paretorch.training.evaluation.evaluate_front`).
+    training itself is unaffected (see :func:`~paretorch.training.evaluation.evaluate_front`). With
+    ``distributed=True`` and no ``recalibration_data``, each process refits on its own share of that loader.
     """
 
     def __init__(
