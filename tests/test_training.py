@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from paretorch import ParetorchError, ensemble, lowrank, plain, recalibrate_batchnorm
+from paretorch import ParetorchError, ensemble, hypernetwork, lowrank, plain, recalibrate_batchnorm
 from paretorch.methods import build_method
 from paretorch.metrics import hypervolume
 from paretorch.preferences import Dirichlet, Fixed
@@ -351,9 +351,14 @@ def _running_statistics(pm):
     return {name: value.clone() for name, value in pm.state_dict().items() if "running" in name}
 
 
-def test_evaluation_refits_batchnorm_statistics_at_each_preference_as_an_export_would(validation):
+@pytest.mark.parametrize("wrap", [
+    lambda net: ensemble(net, 2, batchnorm="members"),
+    lambda net: lowrank(net, 2, rank=2),
+    lambda net: hypernetwork(net, 2, hidden=8, residual=True),
+], ids=["ensemble", "lowrank", "hypernetwork"])
+def test_evaluation_refits_batchnorm_statistics_at_each_preference_as_an_export_would(validation, wrap):
     torch.manual_seed(0)
-    pm = ensemble(_WideBatchNormNet(), 2, batchnorm="members")
+    pm = wrap(_WideBatchNormNet())
     trainer = Trainer(pm, [mse, mse], Dirichlet(2, 1.0), TrainConfig(epochs=1, lr=1e-2, seed=0), metrics=METRICS)
     trainer.fit(DataLoader(conflicting_data(2, 256), batch_size=64))
     own = _running_statistics(pm)

@@ -219,7 +219,7 @@ def test_runs_record_the_conv_layout_and_runs_saved_before_it_load_with_peft(tmp
 
 
 @pytest.mark.parametrize(("method", "key", "default", "before"),
-                         [("pamal", "m", 4, 3), ("pamal", "p", None, 1.0), ("cpmtl", "m", 2, 1),
+                         [("pamal", "m", 4, 3), ("pamal", "p", 0.5, 1.0), ("cpmtl", "m", 2, 1),
                           ("lorpman", "p", 0.2, 1.0), ("lorpman", "freeze_fraction", 0.8, 0.6),
                           ("palora", "m", 4, 5), ("cpmtl", "chunk_size", None, 0),
                           ("phn", "residual", True, False), ("pamal", "batchnorm", "members", "shared")])
@@ -273,12 +273,20 @@ def test_pamal_draws_near_the_corners_for_few_tasks_and_flat_for_many_unless_p_i
     for tasks, expected in ((2, 0.5), (3, 0.5), (4, 1.0), (40, 1.0)):
         assert concentration(tasks) == [expected] * tasks
     assert concentration(40, p=0.3) == [0.3] * 40
-    # A run records "unset", and is rebuilt with its task count's value.
+    # A run records its task count's value, so that a later change of the rule leaves it alone; one that recorded
+    # null (runs of 2026-12-06) is rebuilt and resumed with the rule of that day.
     run = tmp_path / "many"
-    assert main(["train", str(run), "method=pamal", "dataset=adult-many", "tasks=5", "train_size=64", "val_size=32",
-                 "test_size=32", "batch_size=32", "epochs=1", "--quiet"]) == 0
-    assert json.loads((run / "config.json").read_text())["p"] is None
+    settings = ["method=pamal", "dataset=adult-many", "tasks=5", "train_size=64", "val_size=32", "test_size=32",
+                "batch_size=32", "--quiet"]
+    assert main(["train", str(run), *settings, "epochs=1"]) == 0
+    stored = json.loads((run / "config.json").read_text())
+    assert stored["p"] == 1.0
+    (run / "config.json").write_text(json.dumps(stored | {"p": None}))
+    resumed = subprocess.run([sys.executable, "-m", "paretorch.cli", "train", str(run), "--resume", "epochs=2",
+                              *settings], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
     loaded = load_run(run)
+    assert loaded.config["p"] == 1.0
     assert build_setup(loaded.config, loaded.splits, {}).sampler.concentration.tolist() == [1.0] * 5
 
 

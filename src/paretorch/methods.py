@@ -567,8 +567,10 @@ for _preset in (
                "(50,000 pairs, 10 epochs, 6 seeds): 9.3 against 6.2 of 11 non-dominated, min Spearman 0.94 against "
                "0.74 at the same HV (0.876, 0.879); on MultiMNIST-3 HV 0.360 against 0.321. 1 on the many-task Adult "
                "(3 seeds): higher HV on every seed from T = 5, +1-2 % at T = 5-10, +4-5 % at T = 20-40 (1 for every T "
-               "before 2026-12-05, then 0.5 until 2026-12-06)", above=0.0, optional=True,
-               recorded=True, legacy_default=1.0),
+               "before 2026-12-05, then 0.5 until 2026-12-06); a run records the value", above=0.0, optional=True,
+               recorded=True, legacy_default=1.0, unset_value=_pamal_concentration,
+               # Runs of 2026-12-06 recorded null for the rule of that day (a frozen copy, not the rule of now).
+               legacy_unset=lambda tasks: 0.5 if tasks <= 3 else 1.0),
         Option("m", "int", 4, f"{_M}; the window b = 4 of PaMaL's MultiMNIST runs (3 before: over 6 seeds 9.5 against "
                "8.8 of 11 non-dominated at the same hypervolume; on MultiMNIST-3 HV 0.321 against 0.281)", minimum=1,
                recorded=True, legacy_default=3),
