@@ -306,9 +306,9 @@ def recalibration_data(config: RunConfig, splits: Splits) -> Iterable[Any] | Non
         return None
 
     def build() -> DataLoader:
-        count = min(config["recalibration_examples"], len(splits.train))  # type: ignore[arg-type]
         generator = torch.Generator().manual_seed(derive_seed(config["seed"], "recalibration"))
-        chosen = torch.randperm(len(splits.train), generator=generator)[:count].tolist()  # type: ignore[arg-type]
+        order = torch.randperm(len(splits.train), generator=generator)  # type: ignore[arg-type]
+        chosen = order[: config["recalibration_examples"]].tolist()
         return batch_loader(splits.train, config["batch_size"], sampler=chosen)  # type: ignore[arg-type]
     return _BuiltOnUse(build)
 

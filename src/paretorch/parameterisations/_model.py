@@ -181,6 +181,11 @@ def tensors_in(value: Any) -> list[Tensor]:
     return found
 
 
+def batch_inputs(batch: Any) -> Any:
+    """A batch's inputs: the first item of a tuple or list ``(inputs, targets, ...)``, else the batch itself."""
+    return batch[0] if isinstance(batch, (tuple, list)) else batch
+
+
 def _first_tensor(value: Any) -> Tensor | None:
     found = tensors_in(value)
     return found[0] if found else None
@@ -463,7 +468,7 @@ def recalibrate_batchnorm(model: nn.Module, batches: Iterable[Any], pref: Any | 
             for index, batch in enumerate(batches):
                 if max_batches is not None and index >= max_batches:
                     break
-                inputs = move_to(batch[0] if isinstance(batch, (tuple, list)) else batch, device)
+                inputs = move_to(batch_inputs(batch), device)
                 if isinstance(model, ParetoModel):
                     model(inputs, pref)
                 else:

@@ -16,7 +16,7 @@ from paretorch._files import atomic_write_text, read_json, write_json
 from paretorch.errors import ParetorchError
 from paretorch.metrics import hypervolume, nondominated, spearman_monotonicity
 from paretorch.parameterisations import ParetoModel, map_tensors, move_to, split_outputs
-from paretorch.parameterisations._model import recalibrate_batchnorm, running_batchnorms, tensors_in
+from paretorch.parameterisations._model import batch_inputs, recalibrate_batchnorm, running_batchnorms, tensors_in
 from paretorch.preferences import simplex_grid
 from paretorch.training import distributed as dist_state
 from paretorch.training.tasks import TaskOrder
@@ -322,8 +322,7 @@ def recalibration_batches(batches: Iterable[Any], examples: int = RECALIBRATION_
         if seen >= examples:
             break
         chosen.append(batch)
-        inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
-        sized = [t for t in tensors_in(inputs) if t.dim()]
+        sized = [t for t in tensors_in(batch_inputs(batch)) if t.dim()]
         seen += sized[0].shape[0] if sized else 1
     return chosen
 
