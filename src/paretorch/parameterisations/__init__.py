@@ -15,17 +15,22 @@ public code do (they walk all children). LORPMAN's paper adapts only the shared 
 out the heads that :func:`task_heads` finds (a ``ModuleList``/``ModuleDict`` called ``heads`` with one module
 per task); elsewhere pass ``exclude=["heads"]`` (or whatever your heads are called) or explicit ``targets``.
 
-**BatchNorm policy.** Running statistics are always shared by all preferences: during training they average
-over the preferences seen, which matches no single trade-off exactly. For a model at one trade-off, refit
-them with :func:`recalibrate_batchnorm` on a few training batches (``recalibrate_batchnorm(pm.at(λ),
-loader)``): it returns the plain model with statistics of that preference. ``pm.export(path, λ,
-recalibrate=batches)`` does so before writing, and :func:`~paretorch.training.evaluate_front`'s
-``recalibrate`` (which the Trainer and the command line pass) at each evaluated preference. Affine
-parameters are shared for ``lowrank`` (they belong to the base network) and, for ``ensemble``, shared by
-default or given T members with ``batchnorm="members"`` (PaMaL's choice). In training mode, a batched
-multi-forward normalises a plain BatchNorm layer with statistics pooled over all M preferences, whereas M
-sequential passes use per-preference statistics; ``batchnorm="members"`` layers normalise each preference's
-block on its own, as sequential passes would. All agree exactly in evaluation mode and without BatchNorm.
+**BatchNorm policy.** A step of training stands for one forward per preference, and BatchNorm layers are
+normalised as those would be: when :meth:`ParetoModel.multi_forward` stacks the batch once per preference, each
+BatchNorm layer normalises each preference's block with that block's statistics and updates its running
+statistics once per block (the wrapped model's BatchNorm layers get a subclass that does so; ``pm.at(λ)`` and
+exported models hold the plain ``torch.nn`` classes again, and the state-dict keys are the user's). The
+hypernetworks already run each preference's rows separately. Running statistics are shared by all preferences:
+during training they average over the preferences seen, which matches no single trade-off. For a model at one
+trade-off, refit them with :func:`recalibrate_batchnorm` on a few training batches (``recalibrate_batchnorm(
+pm.at(λ), loader)``), which then normalises as training did at λ. ``pm.export(path, λ, recalibrate=batches)``
+does so before writing, and :func:`~paretorch.training.evaluate_front`'s ``recalibrate`` (which the Trainer and
+the command line pass) at each evaluated preference. Affine parameters are shared for ``lowrank`` (they belong
+to the base network) and, for ``ensemble``, shared by default or given T members with ``batchnorm="members"``
+(PaMaL's choice). A preference fed as an input (``conditioned``, COSMOS) shifts the first layer's outputs by a
+constant per channel, which a BatchNorm right after that layer removes within each preference's block: on such
+a network use FiLM (``film``) instead. Convert to ``SyncBatchNorm`` before wrapping, not after (a conversion
+afterwards puts back layers that pool the blocks).
 """
 
 from paretorch.parameterisations._attention import ParetoAttention

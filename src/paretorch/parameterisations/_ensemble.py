@@ -130,22 +130,14 @@ class EnsembleBatchNorm(ParetoLayer):
         pref = self.preference()
         # BatchNorm without affine parameters takes its input in the statistics' precision (a bf16 input under
         # autocast would meet float32 running statistics); the result goes back to the input's precision.
-        normalised = self._normalise(x.to(self.weight.dtype))
+        # The wrapped layer normalises each multi-forward block with its own statistics (_norms.py): with
+        # statistics pooled over the blocks, the members' mixes of independently initialised networks met one
+        # normalisation, and PaMaL's 4 preferences per step left a ResNet-18 at chance.
+        normalised = self.norm(x.to(self.weight.dtype))
         scale = pref.to(normalised.dtype) @ self.weight
         shift = pref.to(normalised.dtype) @ self.bias
         out = per_sample(scale, x, 1, self.layer_name) * normalised + per_sample(shift, x, 1, self.layer_name)
         return out.to(x.dtype)
-
-    def _normalise(self, x: Tensor) -> Tensor:
-        blocks = self._state.blocks
-        batch_statistics = self.norm.training or not self.norm.track_running_stats
-        if blocks is None or not batch_statistics or x.shape[0] % blocks.shape[0]:
-            return self.norm(x)
-        # multi_forward stacks the batch once per preference, and the members' mixes differ from block to block:
-        # each block is normalised with its own statistics (and updates the running ones), as separate forwards
-        # at each preference would. Statistics pooled over the blocks mixed independently initialised members'
-        # activations, and PaMaL's 4 preferences per step left a ResNet-18 at chance.
-        return torch.cat([self.norm(block) for block in x.chunk(blocks.shape[0])])
 
     def merged(self, pref: Tensor) -> nn.Module:
         plain = copy.deepcopy(self.norm)

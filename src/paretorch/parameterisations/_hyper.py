@@ -186,6 +186,10 @@ class PreferenceHyperNetwork(nn.Module):
 class HyperParetoModel(ParetoModel):
     """A :class:`ParetoModel` whose weights all come from a preference-conditioned hypernetwork."""
 
+    # forward runs each distinct preference's rows through its own generated network: BatchNorm layers already
+    # see one preference at a time.
+    stacks_preferences_in_batchnorm = False
+
     def __init__(self, model: nn.Module, num_tasks: int, hyper: PreferenceHyperNetwork, config: dict[str, Any]
                  ) -> None:
         super().__init__(model, num_tasks, "hypernetwork", PreferenceState(num_tasks), [], config)

@@ -104,7 +104,7 @@ class ParetoLayer(nn.Module):
 
     def original_type(self) -> str:
         """The type of the user's layer, as the parameter report names it."""
-        return type(self.original_layer()).__name__
+        return self.original_layer()._get_name()
 
     def merged(self, pref: Tensor) -> nn.Module:
         """A plain module (no paretorch layer inside) that computes this layer at the preference ``pref`` (T,)."""

@@ -23,6 +23,7 @@ from paretorch._files import atomic_write
 from paretorch.errors import ParetorchError
 from paretorch.parameterisations._context import CHANNELS_LAST, PreferenceState
 from paretorch.parameterisations._layer import LayerFactory, ParetoLayer
+from paretorch.parameterisations._norms import block_normalised, plain_norms
 from paretorch.parameterisations._select import Targets, check_num_tasks, replace_module, select_layers
 from paretorch.preferences import as_preference
 
@@ -204,9 +205,15 @@ class ParetoModel(nn.Module):
     :func:`paretorch.conditioned` or :func:`paretorch.film`.
     """
 
+    # Whether multi_forward's stacked pass reaches the BatchNorm layers as one batch of M blocks, which they then
+    # normalise block by block (_norms.py); a subclass that runs each preference's rows separately sets False.
+    stacks_preferences_in_batchnorm = True
+
     def __init__(self, model: nn.Module, num_tasks: int, method: str, state: PreferenceState,
                  layer_names: list[str], config: dict[str, Any]) -> None:
         super().__init__()
+        if self.stacks_preferences_in_batchnorm:
+            block_normalised(model, state)
         self.model = model
         self.num_tasks = num_tasks
         self.method = method
@@ -324,6 +331,7 @@ class ParetoModel(nn.Module):
                 # In the mode the model is in: a module built afresh (attention) would start in training mode,
                 # and its dropout would then run in an exported model meant for evaluation.
                 replace_module(plain, name, merged.train(layer.training))
+        plain_norms(plain)
         return plain
 
     def full_precision(self) -> torch.autocast:
@@ -404,7 +412,7 @@ class ParetoModel(nn.Module):
                 continue
             count = sum(p.numel() for p in module.parameters(recurse=False))
             if count:
-                rows.append(SharedParameters(name or "(model)", type(module).__name__, count))
+                rows.append(SharedParameters(name or "(model)", module._get_name(), count))
         return rows
 
     def _training_counts(self) -> dict[str, int]:
