@@ -207,7 +207,8 @@ def test_scenes_refuse_a_model_without_per_pixel_outputs(tmp_path):
     assert main(["train", str(tmp_path / "run2"), "dataset=nyuv2"]) == 2  # embedded: no package ships NYUv2
 
 
-def test_a_batchnorm_run_exports_statistics_refit_at_the_preference_through_the_command_line(tmp_path):
+@pytest.mark.parametrize("method", ["pamal", "palora"])  # BatchNorm members; shared BatchNorm, 4 rays stacked
+def test_a_batchnorm_run_exports_statistics_refit_at_the_preference_through_the_command_line(tmp_path, method):
     import subprocess
     import sys
 
@@ -220,8 +221,8 @@ def test_a_batchnorm_run_exports_statistics_refit_at_the_preference_through_the_
     run, out = tmp_path / "run", tmp_path / "model.safetensors"
     command = [sys.executable, "-m", "paretorch"]
     trained = subprocess.run([*command, "train", str(run), "dataset=cityscapes", f"data_source={root}",
-                              "method=pamal", "model_width=4", "epochs=1", "batch_size=4", "recalibration_examples=6",
-                              "--quiet"], capture_output=True, text=True)
+                              f"method={method}", "model_width=4", "epochs=1", "batch_size=4",
+                              "recalibration_examples=6", "--quiet"], capture_output=True, text=True)
     assert trained.returncode == 0, trained.stderr
     assert json.loads((run / "config.json").read_text())["recalibration_examples"] == 6
     exported = subprocess.run([*command, "export", str(run), "--preference", "0.3,0.7", "--out", str(out)],
@@ -234,5 +235,6 @@ def test_a_batchnorm_run_exports_statistics_refit_at_the_preference_through_the_
     stale = loaded.models.at([0.3, 0.7]).state_dict()
     refit = recalibrate_batchnorm(loaded.models.at([0.3, 0.7]), data).state_dict()
     means = [name for name in refit if name.endswith("running_mean")]
+    assert sorted(written) == sorted(refit), "the exported keys are the plain network's"
     assert means and all(torch.allclose(written[name], refit[name], atol=1e-6) for name in means)
     assert not all(torch.allclose(written[name], stale[name], atol=1e-3) for name in means)
