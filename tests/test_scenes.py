@@ -238,3 +238,30 @@ def test_a_batchnorm_run_exports_statistics_refit_at_the_preference_through_the_
     assert sorted(written) == sorted(refit), "the exported keys are the plain network's"
     assert means and all(torch.allclose(written[name], refit[name], atol=1e-6) for name in means)
     assert not all(torch.allclose(written[name], stale[name], atol=1e-3) for name in means)
+
+
+def test_a_batchnorm_run_of_stacked_preferences_resumes_exactly_through_the_command_line(tmp_path):
+    # LORPMAN stacks its 4 preferences in one pass, and each SegNet BatchNorm normalises each preference's block on
+    # its own and updates its running statistics once per block: a run stopped after epoch 1 and resumed by the
+    # command line ends with the tensors of one uninterrupted run, running statistics included. (freeze_fraction
+    # 0.5 freezes after epoch 1 for both lengths; PaLoRA's annealing follows the run's total length, so a 1-epoch
+    # PaLoRA run is no prefix of a 2-epoch one.)
+    import subprocess
+    import sys
+
+    root = write_scenes(tmp_path / "cityscapes", "cityscapes", counts=(8, 4))
+    settings = ["dataset=cityscapes", f"data_source={root}", "method=lorpman", "freeze_fraction=0.5",
+                "model_width=4", "batch_size=4", "recalibration_examples=4", "--quiet"]
+    command = [sys.executable, "-m", "paretorch", "train"]
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    for args in ([str(whole), *settings, "epochs=2"], [str(resumed), *settings, "epochs=1"],
+                 [str(resumed), "--resume", "epochs=2", "--quiet"]):
+        done = subprocess.run([*command, *args], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    expected = torch.load(whole / "checkpoint.pt", weights_only=True)["model"]
+    got = torch.load(resumed / "checkpoint.pt", weights_only=True)["model"]
+    means = [name for name in expected if name.endswith("running_mean")]
+    assert means and set(expected) == set(got)
+    assert all(torch.equal(expected[name], got[name]) for name in expected)
+    first = json.loads((resumed / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["epoch"] == 1
