@@ -267,8 +267,9 @@ def evaluate_front(
     if count != num_tasks:
         raise ParetorchError(f"give one metric per task: got {count} for {num_tasks} tasks")
     trackers = [[factory() for factory in factories] for _ in range(len(prefs))]
-    refitted = (_statistics_per_preference(pm, recalibrate, prefs)
-                if recalibrate is not None and not isinstance(pm, Mapping) else None)
+    # The layers whose statistics are refit, found once: they are reloaded before every batch's pass.
+    norms = running_batchnorms(pm) if recalibrate is not None and not isinstance(pm, Mapping) else []
+    refitted = _statistics_per_preference(pm, norms, recalibrate, prefs) if norms else None
     if refitted is not None:
         chunk = 1  # one preference's statistics at a time
     # A grid evaluates one model in several chunks: record each distinct model's mode once, so it is restored
@@ -289,7 +290,7 @@ def evaluate_front(
             for chunk_prefs, model in groups:
                 device = next(model.parameters()).device
                 if refitted is not None:
-                    _load_statistics(model, refitted[offset])
+                    _load_statistics(norms, refitted[offset])
                 outputs = model.multi_forward(move_to(inputs, device), chunk_prefs.to(device))
                 per_task = as_task_list(split_outputs(outputs, len(chunk_prefs)), tasks)
                 for index in range(len(chunk_prefs)):
@@ -300,7 +301,7 @@ def evaluate_front(
         for key, model in distinct.items():
             model.train(modes[key])
         if refitted is not None:
-            _load_statistics(pm, refitted[-1])  # the model's own statistics, saved last
+            _load_statistics(norms, refitted[-1])  # the model's own statistics, saved last
     values = np.array([[tracker.compute() for tracker in row] for row in trackers])
     example = [factory() for factory in factories]
     names = [f"{tasks.label(t)}_{metric.name}" for t, metric in enumerate(example)]
@@ -327,33 +328,35 @@ def recalibration_batches(batches: Iterable[Any], examples: int = RECALIBRATION_
     return chosen
 
 
-def _statistics(model: torch.nn.Module) -> list[dict[str, Tensor]]:
-    return [{name: buffer.clone() for name, buffer in norm.named_buffers(recurse=False)}
-            for norm in running_batchnorms(model)]
+def _statistics(norms: Sequence[torch.nn.Module]) -> list[dict[str, Tensor]]:
+    return [{name: buffer.clone() for name, buffer in norm.named_buffers(recurse=False)} for norm in norms]
 
 
-def _load_statistics(model: torch.nn.Module, statistics: list[dict[str, Tensor]]) -> None:
-    for norm, saved in zip(running_batchnorms(model), statistics, strict=True):
+def _load_statistics(norms: Sequence[torch.nn.Module], statistics: list[dict[str, Tensor]]) -> None:
+    for norm, saved in zip(norms, statistics, strict=True):
         for name, buffer in norm.named_buffers(recurse=False):
             buffer.copy_(saved[name])
 
 
-def _statistics_per_preference(pm: ParetoModel, batches: Iterable[Any], prefs: Tensor
-                               ) -> list[list[dict[str, Tensor]]] | None:
-    """BatchNorm statistics refit at each preference, then the model's own (last); None when there is nothing
-    to refit (no running statistics, or a plain model that ignores the preference)."""
-    if pm.ignores_preference or not running_batchnorms(pm):
+def _statistics_per_preference(pm: ParetoModel, norms: Sequence[torch.nn.Module], batches: Iterable[Any],
+                               prefs: Tensor) -> list[list[dict[str, Tensor]]] | None:
+    """The statistics of ``pm``'s BatchNorm layers ``norms`` refit at each preference, then the model's own
+    (last); None when a plain model ignores the preference."""
+    if pm.ignores_preference:
         return None
     chosen = list(batches)
     if not chosen:
         raise ParetorchError("recalibrate= holds no batches: pass a few training batches, or None to evaluate "
                              "with the statistics of training")
-    own = _statistics(pm)
+    own = _statistics(norms)
     device = next(pm.parameters()).device
+    refitted = []
     try:
-        refitted = [_statistics(recalibrate_batchnorm(pm, chosen, pref.to(device))) for pref in prefs]
+        for pref in prefs:
+            recalibrate_batchnorm(pm, chosen, pref.to(device))
+            refitted.append(_statistics(norms))
     finally:
-        _load_statistics(pm, own)
+        _load_statistics(norms, own)
     return [*refitted, own]
 
 
