@@ -263,16 +263,33 @@ def test_palora_records_its_ray_count_and_runs_that_recorded_it_unset_resume_wit
     assert len((old / "metrics.jsonl").read_text().splitlines()) == 2
 
 
-def test_pamal_draws_near_the_corners_for_few_tasks_and_flat_for_many_unless_p_is_given(tmp_path):
-    # Unset p: 0.5 up to 3 tasks (ordered fronts on MultiMNIST and MultiMNIST-3), the paper's 1 from 4 (the higher
-    # hypervolume on the many-task Adult). A given p wins whatever the task count.
+@pytest.mark.parametrize(("method", "few"), [("pamal", 0.5), ("lorpman", 0.2)])
+def test_dirichlet_presets_draw_near_the_corners_for_few_tasks_and_flat_for_many_unless_p_is_given(method, few):
+    # Unset p: near the corners up to 3 tasks (ordered fronts on MultiMNIST and MultiMNIST-3), the papers' 1 from 4
+    # (the higher hypervolume on the many-task Adult). A given p wins whatever the task count.
     def concentration(tasks: int, **options: float) -> list[float]:
-        setup = build_method("pamal", nn.Sequential(nn.Linear(3, tasks)), tasks, **options)
+        model = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, tasks))
+        setup = build_method(method, model, tasks, **options)
         return setup.sampler.concentration.tolist()
 
-    for tasks, expected in ((2, 0.5), (3, 0.5), (4, 1.0), (40, 1.0)):
+    for tasks, expected in ((2, few), (3, few), (4, 1.0), (40, 1.0)):
         assert concentration(tasks) == [expected] * tasks
     assert concentration(40, p=0.3) == [0.3] * 40
+
+
+def test_lorpman_records_its_task_counts_concentration(tmp_path):
+    settings = ["method=lorpman", "dataset=adult-many", "train_size=64", "val_size=32", "test_size=32",
+                "batch_size=32", "epochs=1", "--quiet"]
+    for tasks, expected in ((3, 0.2), (5, 1.0)):
+        run = tmp_path / f"t{tasks}"
+        assert main(["train", str(run), *settings, f"tasks={tasks}"]) == 0
+        assert json.loads((run / "config.json").read_text())["p"] == expected
+        loaded = load_run(run)
+        assert build_setup(loaded.config, loaded.splits, {}).sampler.concentration.tolist() == [expected] * tasks
+
+
+def test_pamal_records_its_task_counts_concentration_and_runs_that_recorded_it_unset_resume_with_their_rule(
+        tmp_path):
     # A run records its task count's value, so that a later change of the rule leaves it alone; one that recorded
     # null (runs of 2026-12-06) is rebuilt and resumed with the rule of that day.
     run = tmp_path / "many"

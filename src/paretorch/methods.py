@@ -242,7 +242,8 @@ def build_method(name: str, model: nn.Module, num_tasks: int, epochs: int = 10, 
       (the official code's schedule), adapters at lr × T (its ``reweight_lr``), no regulariser.
     - ``lorpman`` (LORPMAN): low-rank r = 8 (convolutions in PEFT's layout) on the shared bottom, as its paper
       (task heads found by :func:`~paretorch.parameterisations.task_heads` stay plain; ``adapt_heads=True``
-      adapts them too), s = 6, Dirichlet(p=0.2) window ``m=4``, λ_p = 0, λ_o = 1, the main network frozen after
+      adapts them too), s = 6, Dirichlet(p) with p = 0.2 up to 3 tasks and 1 from 4 (unless ``p`` is given),
+      window ``m=4``, λ_p = 0, λ_o = 1, the main network frozen after
       ``freeze_fraction`` = 80 % of training (8 of 10 epochs, as the paper's CelebA and CIFAR-100 runs).
     - ``cpmtl`` (Controllable Pareto MTL): hypernetwork (2-layer MLP, 100 hidden, chunked only when the target is
       too large for one projection per tensor, e.g. a ResNet-18; ``chunk_size`` sets it, 0 never chunks;
@@ -393,6 +394,14 @@ def _pamal_concentration(num_tasks: int) -> float:
     return 0.5 if num_tasks <= 3 else 1.0
 
 
+def _lorpman_concentration(num_tasks: int) -> float:
+    # LORPMAN's p when left unset, by the same reasoning as PaMaL's: 0.2 orders its 2- and 3-task fronts; from 4
+    # tasks Dirichlet(0.2) draws put nearly all weight on one or two tasks, so few draws train the deltas of the
+    # rest together, and the paper's flat 1 had the higher hypervolume on the many-task Adult from T = 10 on every
+    # seed (benchmarks/results/lorpman-many-tasks-p-2026-12-07-cpu.txt).
+    return 0.2 if num_tasks <= 3 else 1.0
+
+
 def _wrapping(options: Mapping[str, Any]) -> dict[str, Any]:
     return {"targets": options["targets"], "exclude": options["exclude"]}
 
@@ -437,7 +446,8 @@ def _lorpman(inputs: BuildInputs) -> Recipe:
         wrapping["exclude"] = with_excluded(options["exclude"], heads)
     pm = lowrank(inputs.model, inputs.num_tasks, rank=options["rank"], scale=options["scale"], scaling="lorpman",
                  conv_layout=options["conv_layout"], **wrapping)
-    return Recipe(pm, _dirichlet(inputs), _solver_objective(options, inputs.seed), _regularisers(options),
+    p = options["p"] if options["p"] is not None else _lorpman_concentration(inputs.num_tasks)
+    return Recipe(pm, _dirichlet(inputs, p), _solver_objective(options, inputs.seed), _regularisers(options),
                   train={"freeze_epoch": max(1, round(options["freeze_fraction"] * inputs.epochs))})
 
 
@@ -615,11 +625,14 @@ for _preset in (
         # p = 0.2 rather than the paper's 1: draws near the simplex's corners keep the single-task ends trained.
         # LORPMAN can afford them, unlike PaMaL's separate members (PaMaL's appendix A.1), because its main network
         # is trained by every draw and keeps the common representation.
-        Option("p", "float", 0.2, f"{_P}; 0.2, not the paper's 1: with 1 the front bent back at both ends, on the "
-               "training pairs too (MultiMNIST, 50,000 pairs, 10 epochs, 6 seeds: 7.7 against 3.7 of 11 "
-               "non-dominated, min Spearman 0.93 against 0.44, HV 0.888 both; on MultiMNIST-3 54 against 17 "
-               "of 66 non-dominated at a 10 % lower HV; 1 before)", above=0.0,
-               recorded=True, legacy_default=1.0),
+        Option("p", "float", None, f"{_P}; unset: 0.2 up to 3 tasks, the paper's 1 from 4. 0.2 with 2-3 tasks: "
+               "with 1 the front bent back at both ends, on the training pairs too (MultiMNIST, 50,000 pairs, 10 "
+               "epochs, 6 seeds: 7.7 against 3.7 of 11 non-dominated, min Spearman 0.93 against 0.44, HV 0.888 "
+               "both; on MultiMNIST-3 54 against 17 of 66 non-dominated at a 10 % lower HV). 1 from 4 tasks: on "
+               "the many-task Adult (3 seeds) level at T = 5, higher HV on every seed from T = 10 (+0.2 %, +0.4 % "
+               "and +3 % at T = 10, 20 and 40). 1 for every T before 2026-12-05, then 0.2 until 2026-12-07; a run "
+               "records the value", above=0.0, optional=True, recorded=True, legacy_default=1.0,
+               unset_value=_lorpman_concentration),
         Option("m", "int", 4, _M, minimum=1),
         # A head's parameters reach only its own task's loss, so a preference-dependent head adds no trade-off
         # of its own: at a preference far from its task, the deltas it mixes learn from a loss weighted near zero.
