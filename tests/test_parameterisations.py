@@ -465,6 +465,25 @@ def test_shared_parameters_are_the_encoder():
     assert not shared & head_ids
 
 
+def test_finding_the_shared_parameters_leaves_no_trace_in_training():
+    # Gradient balancing finds them at its first step, which a resumed run takes elsewhere than the run it
+    # continues: the probe must neither update BatchNorm's running statistics nor draw dropout's random numbers.
+    net = LinearNet()
+    net.encoder = nn.Sequential(nn.Linear(6, 16), nn.BatchNorm1d(16), nn.Dropout(0.5), nn.ReLU(), nn.Linear(16, 8))
+    pm = lowrank(net, TASKS).train()
+    norm = pm.model.encoder[1]
+    before = [t.clone() for t in (norm.running_mean, norm.running_var, norm.num_batches_tracked)]
+    inputs = torch.randn(4, 6)
+    torch.manual_seed(0)
+    untouched = torch.rand(3)
+    torch.manual_seed(0)
+    shared = {id(p) for p in shared_parameters(pm, inputs)}
+    assert torch.equal(torch.rand(3), untouched)
+    assert all(torch.equal(a, b) for a, b in zip(before, (norm.running_mean, norm.running_var,
+                                                           norm.num_batches_tracked), strict=True))
+    assert pm.training and shared == {id(p) for p in pm.model.encoder.parameters()}
+
+
 def test_lowrank_deltas_shapes_and_scale():
     net = Conv2dNet()
     pm = lowrank(net, TASKS, rank=2, scale=4.0)

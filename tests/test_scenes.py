@@ -240,6 +240,35 @@ def test_a_batchnorm_run_exports_statistics_refit_at_the_preference_through_the_
     assert not all(torch.allclose(written[name], stale[name], atol=1e-3) for name in means)
 
 
+def test_a_new_run_takes_the_papers_protocol_for_the_keys_it_does_not_give(tmp_path):
+    # CityScapes' protocol (PaMaL, PaLoRA, LORPMAN): batch 8, Adam 1e-4 halved after 75 of 100 epochs, gradient
+    # balancing. Given keys win; a learning rate tied to the protocol's optimiser goes with it; the run records
+    # what it trained with, and the command says what the protocol set.
+    import subprocess
+    import sys
+
+    from paretorch.runs import build_setup, load_run
+
+    root = write_scenes(tmp_path / "cityscapes", "cityscapes", counts=(8, 4))
+    tiny = ["dataset=cityscapes", f"data_source={root}", "method=palora", "model_width=4", "epochs=1",
+            "recalibration_examples=0", "--quiet"]
+    done = subprocess.run([sys.executable, "-m", "paretorch", "train", str(tmp_path / "run"), *tiny, "batch_size=4"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert ("cityscapes: the papers' protocol sets lr=0.0001 schedule=step step_epochs=75 step_gamma=0.5 "
+            "gradient_balancing=true") in done.stdout
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (config["epochs"], config["batch_size"], config["lr"], config["schedule"], config["step_epochs"],
+            config["step_gamma"], config["gradient_balancing"]) == (1, 4, 1e-4, "step", 75, 0.5, True)
+    assert main(["train", str(tmp_path / "sgd"), *tiny, "optimizer=sgd", "schedule=none"]) == 0
+    config = json.loads((tmp_path / "sgd" / "config.json").read_text())
+    assert config["batch_size"] == 8 and config["gradient_balancing"] is True
+    assert not {"lr", "step_epochs", "step_gamma"} & set(config)  # Adam's 1e-4 is not SGD's; no step schedule
+    loaded = load_run(tmp_path / "sgd")
+    setup = build_setup(loaded.config, loaded.splits, {})
+    assert (setup.config.optimizer, setup.config.lr, setup.config.schedule) == ("sgd", 1e-3, "none")
+
+
 def test_a_batchnorm_run_of_stacked_preferences_resumes_exactly_through_the_command_line(tmp_path):
     # LORPMAN stacks its 4 preferences in one pass, and each SegNet BatchNorm normalises each preference's block on
     # its own and updates its running statistics once per block: a run stopped after epoch 1 and resumed by the
@@ -258,6 +287,9 @@ def test_a_batchnorm_run_of_stacked_preferences_resumes_exactly_through_the_comm
                  [str(resumed), "--resume", "epochs=2", "--quiet"]):
         done = subprocess.run([*command, *args], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
+    # The protocol balances the task gradients: a probe of the shared parameters at the resumed run's first step
+    # must leave no trace (it once updated BatchNorm's statistics there).
+    assert json.loads((resumed / "config.json").read_text())["gradient_balancing"] is True
     expected = torch.load(whole / "checkpoint.pt", weights_only=True)["model"]
     got = torch.load(resumed / "checkpoint.pt", weights_only=True)["model"]
     means = [name for name in expected if name.endswith("running_mean")]

@@ -7,23 +7,35 @@ from collections.abc import Iterable
 
 from paretorch.errors import ParetorchError
 from paretorch.methods import get_method, method_names
-from paretorch.options import DATASET_HELP, DATASET_TASKS, MODEL_HELP, RUN_OPTIONS, TRAIN_OPTIONS, Option
+from paretorch.options import (
+    DATASET_HELP,
+    DATASET_PROTOCOLS,
+    DATASET_TASKS,
+    MODEL_HELP,
+    RUN_OPTIONS,
+    TRAIN_OPTIONS,
+    Option,
+)
 
 __all__ = ["SECTIONS", "catalogue", "option_lines"]
 
 SECTIONS = ("methods", "datasets", "models", "keys")
 
 
-def _default(option: Option) -> str:
-    if option.default is None:
+def _value(value: object) -> str:
+    if value is None:
         return "unset"
-    if isinstance(option.default, bool):
-        return str(option.default).lower()
-    if isinstance(option.default, str):
-        return repr(option.default)
-    if isinstance(option.default, float):
-        return f"{option.default:g}"
-    return str(option.default)
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _default(option: Option) -> str:
+    return _value(option.default)
 
 
 def option_lines(options: Iterable[Option], indent: str = "  ") -> list[str]:
@@ -53,9 +65,13 @@ def catalogue(section: str | None = None) -> str:
             parts.append(f"  {name}: {preset.summary} ({kind})")
             parts += option_lines(preset.options.values(), indent="    ")
     if section in (None, "datasets"):
-        parts.append("datasets (dataset=NAME; local ones read data_source=FOLDER, nothing is downloaded):")
-        parts += [f"  {name} ({DATASET_TASKS[name]} tasks)".ljust(28) + f" {DATASET_HELP[name]}"
-                  for name in DATASET_TASKS]
+        parts.append("datasets (dataset=NAME; local ones read data_source=FOLDER, nothing is downloaded; a new run "
+                     "takes the papers' protocol below for the keys it does not give):")
+        for name in DATASET_TASKS:
+            parts.append(f"  {name} ({DATASET_TASKS[name]} tasks)".ljust(28) + f" {DATASET_HELP[name]}")
+            if name in DATASET_PROTOCOLS:
+                shown = " ".join(f"{key}={_value(value)}" for key, value in DATASET_PROTOCOLS[name].items())
+                parts.append(" " * 29 + f"protocol: {shown}")
     if section in (None, "models"):
         parts.append("models (model=NAME):")
         parts += [f"  {name}".ljust(12) + f" {text}" for name, text in MODEL_HELP.items()]

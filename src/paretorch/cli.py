@@ -96,9 +96,15 @@ def _parse_preference(text: str) -> list[float]:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from paretorch.options import protocol_settings
     from paretorch.runs import train_run
 
     values = _read_config(args.config) | parse_overrides(args.overrides)
+    protocol = {} if args.resume else protocol_settings(values)
+    if protocol and os.environ.get("RANK", "0") == "0":
+        shown = " ".join(f"{key}={str(value).lower() if isinstance(value, bool) else value}"
+                         for key, value in protocol.items())
+        print(f"{values['dataset']}: the papers' protocol sets {shown} (give a key to change it)")
     directory = train_run(values, args.run_dir, resume=args.resume, progress=not args.quiet)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0, not one per process
         print(f"trained: {directory}  (next: paretorch eval {directory})")
@@ -225,11 +231,12 @@ def _list(args: argparse.Namespace) -> int:
 def _train_epilog() -> str:
     from paretorch.catalogue import option_lines
     from paretorch.methods import method_names
-    from paretorch.options import DATASET_TASKS, RUN_OPTIONS, TRAIN_OPTIONS
+    from paretorch.options import DATASET_PROTOCOLS, DATASET_TASKS, RUN_OPTIONS, TRAIN_OPTIONS
 
     return "\n".join([
         f"methods: {', '.join(method_names())} (their own options: paretorch list methods)",
-        f"datasets: {', '.join(DATASET_TASKS)} (paretorch list datasets)",
+        f"datasets: {', '.join(DATASET_TASKS)} (paretorch list datasets; a new run on {', '.join(DATASET_PROTOCOLS)} "
+        "takes the papers' epochs, batch size, optimiser and schedule there for the keys it does not give)",
         "", "run keys:", *option_lines(RUN_OPTIONS.values()),
         "", "training keys (the method preset sets its own defaults, e.g. lr):", *option_lines(TRAIN_OPTIONS.values()),
         "", "example: paretorch train runs/palora method=palora dataset=multimnist epochs=10 train_size=10000",

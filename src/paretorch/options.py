@@ -28,6 +28,7 @@ from paretorch.errors import ParetorchError
 
 __all__ = [
     "DATASET_HELP",
+    "DATASET_PROTOCOLS",
     "DATASET_TASKS",
     "MODEL_HELP",
     "RUN_OPTIONS",
@@ -36,6 +37,7 @@ __all__ = [
     "check_device",
     "has_trait",
     "option_table",
+    "protocol_settings",
 ]
 
 Kind = Literal["int", "float", "bool", "str", "floats", "names"]
@@ -199,6 +201,56 @@ def has_trait(trait: str) -> Callable[[Mapping[str, Any]], bool]:
     return lambda settings: trait in settings.get("traits", ())
 
 
+# The papers' training protocol on each data set: a new run takes these values for the keys it does not give, and
+# records them. MultiMNIST, Adult, Census and the many-task Adult train with the global defaults (10 epochs, batch
+# 256, Adam at 1e-3: PaMaL's and LORPMAN's protocol there). The methods' own options (e.g. the papers' Dirichlet
+# p = 7 on CityScapes) are not in these: they keep each preset's defaults.
+DATASET_PROTOCOLS: dict[str, dict[str, Any]] = {
+    # PaMaL App. C and PaLoRA App. B.1: MultiMNIST's settings, 20 epochs.
+    "multimnist3": {"epochs": 20},
+    # PaMaL App. C: 100 epochs, batch 256, Adam 1e-3, no scheduler.
+    "utkface": {"epochs": 100},
+    # LORPMAN App. D.7: 50 epochs, batch 128, Adam 1e-3.
+    "celeba": {"epochs": 50, "batch_size": 128},
+    # LORPMAN App. D.6 (after Liu et al. 2022): 300 epochs, SGD at 1e-2, batch 64.
+    "cifar100": {"epochs": 300, "batch_size": 64, "optimizer": "sgd", "lr": 1e-2},
+    # PaLoRA App. A.1: 100 epochs (500 in its longer run).
+    "sarcos": {"epochs": 100},
+    # PaMaL App. C, PaLoRA §5.3, LORPMAN App. D.8: 100 epochs, Adam 1e-4 halved after 75, batch 8; PaMaL and PaLoRA
+    # balance the task gradients on the scene benchmarks (PaMaL §4.2, PaLoRA App. B.2).
+    "cityscapes": {"epochs": 100, "batch_size": 8, "lr": 1e-4, "schedule": "step", "step_epochs": 75,
+                   "step_gamma": 0.5, "gradient_balancing": True},
+    # PaLoRA App. B.1: Navon et al. (2022)'s NYUv2 settings, 200 epochs: MTAN's Adam 1e-4 halved after 100, batch 2.
+    "nyuv2": {"epochs": 200, "batch_size": 2, "lr": 1e-4, "schedule": "step", "step_epochs": 100,
+              "step_gamma": 0.5, "gradient_balancing": True},
+}
+# A protocol's learning rate and momentum are for its optimiser, its step length and factor for its schedule: they
+# apply only while the run keeps that optimiser (schedule).
+_PROTOCOL_TIES = {"lr": "optimizer", "momentum": "optimizer", "step_epochs": "schedule", "step_gamma": "schedule"}
+
+
+def protocol_settings(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings that the data set's protocol (:data:`DATASET_PROTOCOLS`) gives a new run with ``values``:
+    those of its keys that ``values`` leaves out, less those tied to an optimiser or schedule the run changes.
+
+    >>> protocol_settings({"dataset": "cityscapes", "epochs": 3})["lr"]
+    0.0001
+    >>> "lr" in protocol_settings({"dataset": "cityscapes", "optimizer": "sgd"})
+    False
+    >>> protocol_settings({"dataset": "multimnist"})
+    {}
+    """
+    protocol = DATASET_PROTOCOLS.get(values.get("dataset", RUN_OPTIONS["dataset"].default), {})
+    settings = {}
+    for key, value in protocol.items():
+        tie = _PROTOCOL_TIES.get(key)
+        if key in values or (tie is not None and tie in values and
+                             values[tie] != protocol.get(tie, TRAIN_OPTIONS[tie].default)):
+            continue
+        settings[key] = value
+    return settings
+
+
 def option_table(*options: Option) -> dict[str, Option]:
     """Options keyed by their names, as the tables here and in every preset are."""
     return {option.name: option for option in options}
@@ -216,8 +268,9 @@ RUN_OPTIONS: dict[str, Option] = option_table(
            "images, segnet for NYUv2/CityScapes", choices=MODELS),
     Option("model_width", "int", 64, "segnet: channels of its first stage (SegNet: 64; smaller for a quick run)",
            minimum=1),
-    Option("epochs", "int", 10, "training epochs", minimum=1),
-    Option("batch_size", "int", 256, "training batch size", minimum=1),
+    Option("epochs", "int", 10, "training epochs (a data set's papers' protocol may set another: paretorch list "
+           "datasets)", minimum=1),
+    Option("batch_size", "int", 256, "training batch size (as epochs)", minimum=1),
     Option("seed", "int", 0, "the run's seed: data split, initialisation and every random stream", minimum=0),
     Option("train_size", "int", None, "training examples (MultiMNIST default 10,000; Adult: all)", minimum=1,
            optional=True),

@@ -40,7 +40,14 @@ from paretorch.errors import ParetorchError
 from paretorch.loading import batch_loader
 from paretorch.methods import MethodSetup, build_method, get_method, method_names, validate_method_options
 from paretorch.models import CensusMLP, MultiLeNet, ResNet18MTL, SegNetMTL
-from paretorch.options import CURRENT_DEFAULT, DATASET_TASKS, RUN_OPTIONS, TRAIN_OPTIONS, check_device
+from paretorch.options import (
+    CURRENT_DEFAULT,
+    DATASET_TASKS,
+    RUN_OPTIONS,
+    TRAIN_OPTIONS,
+    check_device,
+    protocol_settings,
+)
 from paretorch.parameterisations import ParetoModel
 from paretorch.scenes import SCENE_DATASETS, SCENE_LOSSES, load_scenes, scene_metric
 from paretorch.training import Accuracy, Front, MeanLoss, StackedTrainer, Trainer, evaluate_front
@@ -436,7 +443,9 @@ def train_run(values: dict[str, Any], run_dir: str | Path, resume: bool = False,
     directory = Path(run_dir)
     if directory.exists() and not directory.is_dir():
         raise ParetorchError(f"run directory {directory} is a file; choose a folder path")
-    config = _resume_config(directory, values) if resume else resolve_config(values)
+    # A new run takes its data set's protocol for the keys it leaves out (recorded in its config.json); a resumed
+    # run keeps what it recorded.
+    config = _resume_config(directory, values) if resume else resolve_config(protocol_settings(values) | values)
     if not resume and ((directory / "checkpoint.pt").exists() or any(directory.glob("member_*/checkpoint.pt"))):
         raise ParetorchError(f"{directory} already holds a run; use --resume or choose another directory")
     splits = load_splits(config)

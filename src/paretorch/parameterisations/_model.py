@@ -431,7 +431,14 @@ def shared_parameters(pm: ParetoModel, example_input: Any, pref: Any | None = No
     PaMaL's gradient balancing normalises task gradients on exactly these.
     """
     pref = torch.full((pm.num_tasks,), 1.0 / pm.num_tasks) if pref is None else pref
-    outputs = pm(example_input, pref)
+    # In evaluation mode: the probe must leave no trace in training, neither a BatchNorm running-statistics update
+    # nor a dropout draw from the random streams (a resumed run probes at another step than the run it continues).
+    training = pm.training
+    pm.eval()
+    try:
+        outputs = pm(example_input, pref)
+    finally:
+        pm.train(training)
     per_task = list(outputs.values()) if isinstance(outputs, dict) else list(outputs)
     if len(per_task) != pm.num_tasks:
         raise ParetorchError(f"the model returned {len(per_task)} outputs for {pm.num_tasks} tasks")
