@@ -263,7 +263,7 @@ def test_palora_records_its_ray_count_and_runs_that_recorded_it_unset_resume_wit
     assert len((old / "metrics.jsonl").read_text().splitlines()) == 2
 
 
-@pytest.mark.parametrize(("method", "few"), [("pamal", 0.5), ("lorpman", 0.2)])
+@pytest.mark.parametrize(("method", "few"), [("pamal", 0.5), ("lorpman", 0.2), ("cpmtl", 0.2), ("phn", 0.2)])
 def test_dirichlet_presets_draw_near_the_corners_for_few_tasks_and_flat_for_many_unless_p_is_given(method, few):
     # Unset p: near the corners up to 3 tasks (ordered fronts on MultiMNIST and MultiMNIST-3), the papers' 1 from 4
     # (the higher hypervolume on the many-task Adult). A given p wins whatever the task count.
@@ -277,8 +277,9 @@ def test_dirichlet_presets_draw_near_the_corners_for_few_tasks_and_flat_for_many
     assert concentration(40, p=0.3) == [0.3] * 40
 
 
-def test_lorpman_records_its_task_counts_concentration(tmp_path):
-    settings = ["method=lorpman", "dataset=adult-many", "train_size=64", "val_size=32", "test_size=32",
+@pytest.mark.parametrize("method", ["lorpman", "phn"])
+def test_a_run_records_its_task_counts_concentration(tmp_path, method):
+    settings = [f"method={method}", "dataset=adult-many", "train_size=64", "val_size=32", "test_size=32",
                 "batch_size=32", "epochs=1", "--quiet"]
     for tasks, expected in ((3, 0.2), (5, 1.0)):
         run = tmp_path / f"t{tasks}"
@@ -286,6 +287,12 @@ def test_lorpman_records_its_task_counts_concentration(tmp_path):
         assert json.loads((run / "config.json").read_text())["p"] == expected
         loaded = load_run(run)
         assert build_setup(loaded.config, loaded.splits, {}).sampler.concentration.tolist() == [expected] * tasks
+    # A run saved before p was recorded drew from the default of its time, whatever its task count: LORPMAN's
+    # paper's 1 (until 2026-12-05), the hypernetworks' 0.2.
+    stored = json.loads((run / "config.json").read_text())
+    del stored["p"]
+    (run / "config.json").write_text(json.dumps(stored))
+    assert load_run(run).config["p"] == {"lorpman": 1.0, "phn": 0.2}[method]
 
 
 def test_pamal_records_its_task_counts_concentration_and_runs_that_recorded_it_unset_resume_with_their_rule(

@@ -249,11 +249,12 @@ def build_method(name: str, model: nn.Module, num_tasks: int, epochs: int = 10, 
       too large for one projection per tensor, e.g. a ResNet-18; ``chunk_size`` sets it, 0 never chunks;
       generating θ₀ + 0.1·H(λ) around a trainable copy θ₀ of the target's weights, beyond the papers, unless
       ``residual=False``),
-      Dirichlet(p=0.2), ``m`` preferences per step (default 2, its appendix's batched preferences),
+      Dirichlet(p) with p = 0.2 up to 3 tasks and 1 from 4, ``m`` preferences per step (default 2, its appendix's
+      batched preferences),
       preference-based linear scalarisation (Eq. 8), or with ``solver="moo"`` the preference-based
       multi-objective gradient (Eq. 9, ``num_refs`` = 3;
       ``infeasible`` and ``references`` as in :class:`~paretorch.objectives.PreferenceMOO`).
-    - ``phn`` (Pareto HyperNetwork): hypernetwork with a 3-layer MLP (residual as cpmtl's), Dirichlet(p=0.2),
+    - ``phn`` (Pareto HyperNetwork): hypernetwork with a 3-layer MLP (residual as cpmtl's), Dirichlet(p) as cpmtl's,
       linear scalarisation,
       or ``solver="epo"`` (EPO search per ray, needs scipy); ``solver="moo"`` works here too.
     - ``cosmos`` (COSMOS): the preference as extra input of the first layer, Dirichlet(p=1.2), loss
@@ -380,26 +381,35 @@ def _solver_objective(options: Mapping[str, Any], seed: int) -> Objective | None
     return None
 
 
-def _dirichlet(inputs: BuildInputs, p: float | None = None) -> Dirichlet:
+def _dirichlet(inputs: BuildInputs, unset: Callable[[int], float] | None = None) -> Dirichlet:
+    """The preset's Dirichlet(p) draws, ``m`` per step; an unset ``p`` is ``unset(T)``."""
     options = inputs.options
-    return Dirichlet(inputs.num_tasks, options["p"] if p is None else p, options["m"],
-                     torch.Generator().manual_seed(inputs.seed))
+    p = options["p"] if options["p"] is not None or unset is None else unset(inputs.num_tasks)
+    return Dirichlet(inputs.num_tasks, p, options["m"], torch.Generator().manual_seed(inputs.seed))
 
 
-def _pamal_concentration(num_tasks: int) -> float:
-    # PaMaL's p when left unset. With 2-3 tasks draws nearer the simplex's corners (0.5) train its ends and order
-    # its front; with more tasks such draws are sparse (each member trained beside few others, the loss of the
-    # common representation that PaMaL's appendix A.1 warns of) and the paper's flat 1 has the higher hypervolume
-    # (benchmarks/results/many_tasks-2026-12-06-cpu.txt).
-    return 0.5 if num_tasks <= 3 else 1.0
+def _near_the_corners_for_few_tasks(few: float) -> Callable[[int], float]:
+    """The rule of an unset Dirichlet p: ``few`` (< 1, draws near the simplex's corners) up to 3 tasks, the papers'
+    flat 1 from 4."""
+
+    def concentration(num_tasks: int) -> float:
+        return few if num_tasks <= 3 else 1.0
+
+    return concentration
 
 
-def _lorpman_concentration(num_tasks: int) -> float:
-    # LORPMAN's p when left unset, by the same reasoning as PaMaL's: 0.2 orders its 2- and 3-task fronts; from 4
-    # tasks Dirichlet(0.2) draws put nearly all weight on one or two tasks, so few draws train the deltas of the
-    # rest together, and the paper's flat 1 had the higher hypervolume on the many-task Adult from T = 10 on every
-    # seed (benchmarks/results/lorpman-many-tasks-p-2026-12-07-cpu.txt).
-    return 0.2 if num_tasks <= 3 else 1.0
+# PaMaL's unset p. With 2-3 tasks draws nearer the simplex's corners (0.5) train its ends and order its front; with
+# more tasks such draws are sparse (each member trained beside few others, the loss of the common representation
+# that PaMaL's appendix A.1 warns of) and the paper's flat 1 has the higher hypervolume
+# (benchmarks/results/many_tasks-2026-12-06-cpu.txt).
+_pamal_concentration = _near_the_corners_for_few_tasks(0.5)
+# LORPMAN's and the hypernetworks', by the same reasoning: 0.2 orders their 2- and 3-task fronts; from 4 tasks
+# Dirichlet(0.2) draws put nearly all weight on one or two tasks, so few draws train the rest together, and the
+# papers' flat 1 had the higher hypervolume on the many-task Adult (LORPMAN on every seed from T = 10; CPMTL 0.3-3.8 %
+# and PHN 0.8-3.5 % higher in the mean at T = 5-40; benchmarks/results/lorpman-many-tasks-p-2026-12-07-cpu.txt,
+# hypernetworks-many-tasks-p-2026-12-07-cpu.txt).
+_lorpman_concentration = _near_the_corners_for_few_tasks(0.2)
+_hypernetwork_concentration = _near_the_corners_for_few_tasks(0.2)
 
 
 def _wrapping(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -415,9 +425,8 @@ def _conv_layout_option(default: str, why: str) -> Option:
 # ----- the built-in presets -------------------------------------------------------------------------------------------
 def _pamal(inputs: BuildInputs) -> Recipe:
     options = inputs.options
-    p = options["p"] if options["p"] is not None else _pamal_concentration(inputs.num_tasks)
     return Recipe(ensemble(inputs.model, inputs.num_tasks, batchnorm=options["batchnorm"], **_wrapping(options)),
-                  _dirichlet(inputs, p),
+                  _dirichlet(inputs, _pamal_concentration),
                   _solver_objective(options, inputs.seed), _regularisers(options))
 
 
@@ -446,20 +455,22 @@ def _lorpman(inputs: BuildInputs) -> Recipe:
         wrapping["exclude"] = with_excluded(options["exclude"], heads)
     pm = lowrank(inputs.model, inputs.num_tasks, rank=options["rank"], scale=options["scale"], scaling="lorpman",
                  conv_layout=options["conv_layout"], **wrapping)
-    p = options["p"] if options["p"] is not None else _lorpman_concentration(inputs.num_tasks)
-    return Recipe(pm, _dirichlet(inputs, p), _solver_objective(options, inputs.seed), _regularisers(options),
+    return Recipe(pm, _dirichlet(inputs, _lorpman_concentration), _solver_objective(options, inputs.seed),
+                  _regularisers(options),
                   train={"freeze_epoch": max(1, round(options["freeze_fraction"] * inputs.epochs))})
 
 
 def _hyper(inputs: BuildInputs) -> Recipe:
-    # CPMTL: 2-layer MLP, 100 hidden, chunked when large; PHN: 3-layer ray MLP. Both draw from Dirichlet(0.2).
+    # CPMTL: 2-layer MLP, 100 hidden, chunked when large; PHN: 3-layer ray MLP. Both draw from Dirichlet(0.2) up to
+    # 3 tasks, Dirichlet(1) from 4.
     options = inputs.options
     # The option's unset is hypernetwork's "auto" (chunk only a target too large for one projection per tensor),
     # its 0 ("never") hypernetwork's None.
     chunk_size = options["chunk_size"]
     pm = hypernetwork(inputs.model, inputs.num_tasks, hidden=options["hidden"], layers=options["layers"],
                       chunk_size="auto" if chunk_size is None else chunk_size or None, residual=options["residual"])
-    return Recipe(pm, _dirichlet(inputs), _solver_objective(options, inputs.seed), _regularisers(options))
+    return Recipe(pm, _dirichlet(inputs, _hypernetwork_concentration), _solver_objective(options, inputs.seed),
+                  _regularisers(options))
 
 
 def _cosmos(inputs: BuildInputs) -> Recipe:
@@ -545,7 +556,10 @@ def _pmtl_check(options: Mapping[str, Any], num_tasks: int) -> None:
                              f"got {options['k']}")
 
 
-def _hyper_options(layers: int, p: float, p_help: str = _P, m: Option | None = None) -> dict[str, Option]:
+def _hyper_options(layers: int, p_why: str = "", m: Option | None = None) -> dict[str, Option]:
+    p_help = (f"{_P}; unset: 0.2 up to 3 tasks (PHN's{p_why}), the papers' flat 1 from 4: on the many-task Adult (3 "
+              "seeds, T = 5-40) 1 had the higher mean HV at every T, CPMTL +0.3-3.8 % (higher on 11 of 12 runs), "
+              "PHN +0.8-3.5 % (9 of 12); 0.2 for every T before 2026-12-07; a run records the value")
     return option_table(
         Option("hidden", "int", 100, "hypernetwork hidden width", minimum=1),
         Option("layers", "int", layers, "hypernetwork depth", minimum=1),
@@ -562,7 +576,8 @@ def _hyper_options(layers: int, p: float, p_help: str = _P, m: Option | None = N
                "learned a chunked ResNet-18 far slower (CPMTL test HV 0.40 against 0.80 in 3 epochs); on "
                "MultiMNIST's LeNet (6 seeds) the residual form has the higher HV (0.896 against 0.886 for CPMTL) "
                "and flatter ends (PHN 8.3 against 10.0 of 11 non-dominated)", recorded=True, legacy_default=False),
-        Option("p", "float", p, p_help, above=0.0),
+        Option("p", "float", None, p_help, above=0.0, optional=True, recorded=True,
+               legacy_default=0.2, unset_value=_hypernetwork_concentration),
         m or Option("m", "int", 1, _M, minimum=1),
         *_solver_options(), *_regulariser_options())
 
@@ -654,12 +669,12 @@ for _preset in (
         *_solver_options(), *_regulariser_options(orthogonality=1.0)),
         _lorpman, traits=lambda options: _continuous_traits(options, "adapters")),
     MethodPreset("cpmtl", "Controllable Pareto MTL: a hypernetwork generates the weights", _hyper_options(
-        2, 0.2, f"{_P}; 0.2 as PHN's: with the flat 1.0 its MultiMNIST front came out mis-ordered",
+        2, "; with the flat 1 CPMTL's MultiMNIST front came out mis-ordered, 1 before 2026-11-23",
         Option("m", "int", 2, f"{_M}; 2 as CPMTL's batched preferences (its appendix A.3): on MultiMNIST (50,000 "
                "pairs, 10 epochs) HV 0.885 and 9.3 of 11 non-dominated against 0.876 and 8.7 with 1 (1 before)",
                minimum=1, recorded=True, legacy_default=1)),
                  _hyper, traits=_continuous_traits),
-    MethodPreset("phn", "Pareto HyperNetwork: a ray hypernetwork", _hyper_options(3, 0.2), _hyper,
+    MethodPreset("phn", "Pareto HyperNetwork: a ray hypernetwork", _hyper_options(3), _hyper,
                  traits=_continuous_traits),
     MethodPreset("cosmos", "COSMOS: the preference as an extra input, cosine alignment", option_table(
         Option("conditioning", "str", "input", "input: λ as extra input of the first layer; film: FiLM layers",
