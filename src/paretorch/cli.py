@@ -97,11 +97,12 @@ def _parse_preference(text: str) -> list[float]:
 
 def _train(args: argparse.Namespace) -> int:
     from paretorch.options import protocol_settings
-    from paretorch.runs import train_run
+    from paretorch.runs import resolve_config, train_run
 
     values = _read_config(args.config) | parse_overrides(args.overrides)
     protocol = {} if args.resume else protocol_settings(values)
     if protocol and os.environ.get("RANK", "0") == "0":
+        resolve_config(protocol | values)  # a wrong setting is refused before the protocol is announced
         shown = " ".join(f"{key}={str(value).lower() if isinstance(value, bool) else value}"
                          for key, value in protocol.items())
         print(f"{values['dataset']}: the papers' protocol sets {shown} (give a key to change it)")
