@@ -263,16 +263,17 @@ def test_palora_records_its_ray_count_and_runs_that_recorded_it_unset_resume_wit
     assert len((old / "metrics.jsonl").read_text().splitlines()) == 2
 
 
-@pytest.mark.parametrize(("method", "few"), [("pamal", 0.5), ("lorpman", 0.2), ("cpmtl", 0.2), ("phn", 0.2)])
-def test_dirichlet_presets_draw_near_the_corners_for_few_tasks_and_flat_for_many_unless_p_is_given(method, few):
-    # Unset p: near the corners up to 3 tasks (ordered fronts on MultiMNIST and MultiMNIST-3), the papers' 1 from 4
-    # (the higher hypervolume on the many-task Adult). A given p wins whatever the task count.
+@pytest.mark.parametrize(("method", "few", "many"), [("pamal", 0.5, 2.0), ("lorpman", 0.2, 2.0), ("cpmtl", 0.2, 1.0),
+                                                     ("phn", 0.2, 1.0)])
+def test_dirichlet_presets_draw_near_the_corners_for_few_tasks_and_towards_the_centre_for_many(method, few, many):
+    # Unset p: near the corners up to 3 tasks (ordered fronts on MultiMNIST and MultiMNIST-3), towards the centre
+    # from 4 (the higher hypervolume on the many-task Adult). A given p wins whatever the task count.
     def concentration(tasks: int, **options: float) -> list[float]:
         model = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, tasks))
         setup = build_method(method, model, tasks, **options)
         return setup.sampler.concentration.tolist()
 
-    for tasks, expected in ((2, few), (3, few), (4, 1.0), (40, 1.0)):
+    for tasks, expected in ((2, few), (3, few), (4, many), (40, many)):
         assert concentration(tasks) == [expected] * tasks
     assert concentration(40, p=0.3) == [0.3] * 40
 
@@ -281,7 +282,7 @@ def test_dirichlet_presets_draw_near_the_corners_for_few_tasks_and_flat_for_many
 def test_a_run_records_its_task_counts_concentration(tmp_path, method):
     settings = [f"method={method}", "dataset=adult-many", "train_size=64", "val_size=32", "test_size=32",
                 "batch_size=32", "epochs=1", "--quiet"]
-    for tasks, expected in ((3, 0.2), (5, 1.0)):
+    for tasks, expected in ((3, 0.2), (5, {"lorpman": 2.0, "phn": 1.0}[method])):
         run = tmp_path / f"t{tasks}"
         assert main(["train", str(run), *settings, f"tasks={tasks}"]) == 0
         assert json.loads((run / "config.json").read_text())["p"] == expected
@@ -304,7 +305,7 @@ def test_pamal_records_its_task_counts_concentration_and_runs_that_recorded_it_u
                 "batch_size=32", "--quiet"]
     assert main(["train", str(run), *settings, "epochs=1"]) == 0
     stored = json.loads((run / "config.json").read_text())
-    assert stored["p"] == 1.0
+    assert stored["p"] == 2.0
     (run / "config.json").write_text(json.dumps(stored | {"p": None}))
     resumed = subprocess.run([sys.executable, "-m", "paretorch.cli", "train", str(run), "--resume", "epochs=2",
                               *settings], capture_output=True, text=True)

@@ -388,28 +388,25 @@ def _dirichlet(inputs: BuildInputs, unset: Callable[[int], float] | None = None)
     return Dirichlet(inputs.num_tasks, p, options["m"], torch.Generator().manual_seed(inputs.seed))
 
 
-def _near_the_corners_for_few_tasks(few: float) -> Callable[[int], float]:
-    """The rule of an unset Dirichlet p: ``few`` (< 1, draws near the simplex's corners) up to 3 tasks, the papers'
-    flat 1 from 4."""
+def _near_the_corners_for_few_tasks(few: float, many: float) -> Callable[[int], float]:
+    """The rule of an unset Dirichlet p: ``few`` (< 1, draws near the simplex's corners) up to 3 tasks, ``many``
+    from 4."""
 
     def concentration(num_tasks: int) -> float:
-        return few if num_tasks <= 3 else 1.0
+        return few if num_tasks <= 3 else many
 
     return concentration
 
 
-# PaMaL's unset p. With 2-3 tasks draws nearer the simplex's corners (0.5) train its ends and order its front; with
-# more tasks such draws are sparse (each member trained beside few others, the loss of the common representation
-# that PaMaL's appendix A.1 warns of) and the paper's flat 1 has the higher hypervolume
-# (benchmarks/results/many_tasks-2026-12-06-cpu.txt).
-_pamal_concentration = _near_the_corners_for_few_tasks(0.5)
-# LORPMAN's and the hypernetworks', by the same reasoning: 0.2 orders their 2- and 3-task fronts; from 4 tasks
-# Dirichlet(0.2) draws put nearly all weight on one or two tasks, so few draws train the rest together, and the
-# papers' flat 1 had the higher hypervolume on the many-task Adult (LORPMAN on every seed from T = 10; CPMTL 0.3-3.8 %
-# and PHN 0.8-3.5 % higher in the mean at T = 5-40; benchmarks/results/lorpman-many-tasks-p-2026-12-07-cpu.txt,
-# hypernetworks-many-tasks-p-2026-12-07-cpu.txt).
-_lorpman_concentration = _near_the_corners_for_few_tasks(0.2)
-_hypernetwork_concentration = _near_the_corners_for_few_tasks(0.2)
+# With 2-3 tasks draws near the simplex's corners (PaMaL 0.5, the others 0.2) train the single-task ends and order
+# the fronts. From 4 tasks such draws put nearly all weight on one or two tasks: few draws train the rest together
+# (for PaMaL's members the loss of common representation that its appendix A.1 warns of), and draws towards the
+# centre had the higher hypervolume on the many-task Adult: the papers' flat 1 above 0.2-0.5 for every preset, and
+# for PaMaL and LORPMAN the p = 2 of LORPMAN's CelebA, CIFAR-100 and UTKFace runs above 1 from T = 10
+# (benchmarks/results/dirichlet-many-tasks-2026-12-07-cpu.txt).
+_pamal_concentration = _near_the_corners_for_few_tasks(0.5, 2.0)
+_lorpman_concentration = _near_the_corners_for_few_tasks(0.2, 2.0)
+_hypernetwork_concentration = _near_the_corners_for_few_tasks(0.2, 1.0)
 
 
 def _wrapping(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -588,11 +585,13 @@ _FILM_ONLY = {"applies": lambda s: s.get("conditioning") == "film", "when": "con
 
 for _preset in (
     MethodPreset("pamal", "PaMaL: T weight copies mixed by λ, ordering penalty", option_table(
-        Option("p", "float", None, f"{_P}; unset: 0.5 up to 3 tasks, the paper's 1 from 4. 0.5 on MultiMNIST "
-               "(50,000 pairs, 10 epochs, 6 seeds): 9.3 against 6.2 of 11 non-dominated, min Spearman 0.94 against "
-               "0.74 at the same HV (0.876, 0.879); on MultiMNIST-3 HV 0.360 against 0.321. 1 on the many-task Adult "
-               "(3 seeds): higher HV on every seed from T = 5, +1-2 % at T = 5-10, +4-5 % at T = 20-40 (1 for every T "
-               "before 2026-12-05, then 0.5 until 2026-12-06); a run records the value", above=0.0, optional=True,
+        Option("p", "float", None, f"{_P}; unset: 0.5 up to 3 tasks, 2 from 4 (LORPMAN's paper's many-task value). "
+               "0.5 on MultiMNIST (50,000 pairs, 10 epochs, 6 seeds): 9.3 against 6.2 of 11 non-dominated, min "
+               "Spearman 0.94 against 0.74 at the same HV (0.876, 0.879); on MultiMNIST-3 HV 0.360 against 0.321. "
+               "On the many-task Adult (3 seeds) 1 had more HV than 0.5 on every seed from T = 5 (+1-2 % at T = "
+               "5-10, +4-5 % at T = 20-40), and 2 more than 1 on every seed from T = 10 (+2.1 %, +2.6 %, +3.7 % at "
+               "T = 10, 20, 40). 1 for every T before 2026-12-05, then 0.5 until 2026-12-06, then 1 from 4 tasks "
+               "until 2026-12-07; a run records the value", above=0.0, optional=True,
                recorded=True, legacy_default=1.0, unset_value=_pamal_concentration,
                # Runs of 2026-12-06 recorded null for the rule of that day (a frozen copy, not the rule of now).
                legacy_unset=lambda tasks: 0.5 if tasks <= 3 else 1.0),
@@ -640,14 +639,15 @@ for _preset in (
         # p = 0.2 rather than the paper's 1: draws near the simplex's corners keep the single-task ends trained.
         # LORPMAN can afford them, unlike PaMaL's separate members (PaMaL's appendix A.1), because its main network
         # is trained by every draw and keeps the common representation.
-        Option("p", "float", None, f"{_P}; unset: 0.2 up to 3 tasks, the paper's 1 from 4. 0.2 with 2-3 tasks: "
-               "with 1 the front bent back at both ends, on the training pairs too (MultiMNIST, 50,000 pairs, 10 "
-               "epochs, 6 seeds: 7.7 against 3.7 of 11 non-dominated, min Spearman 0.93 against 0.44, HV 0.888 "
-               "both; on MultiMNIST-3 54 against 17 of 66 non-dominated at a 10 % lower HV). 1 from 4 tasks: on "
-               "the many-task Adult (3 seeds) level at T = 5, higher HV on every seed from T = 10 (+0.2 %, +0.4 % "
-               "and +3 % at T = 10, 20 and 40). 1 for every T before 2026-12-05, then 0.2 until 2026-12-07; a run "
-               "records the value", above=0.0, optional=True, recorded=True, legacy_default=1.0,
-               unset_value=_lorpman_concentration),
+        Option("p", "float", None, f"{_P}; unset: 0.2 up to 3 tasks, 2 from 4 (the paper's value for CelebA, "
+               "CIFAR-100 and UTKFace). 0.2 with 2-3 tasks: with the paper's MultiMNIST 1 the front bent back at "
+               "both ends, on the training pairs too (MultiMNIST, 50,000 pairs, 10 epochs, 6 seeds: 7.7 against "
+               "3.7 of 11 non-dominated, min Spearman 0.93 against 0.44, HV 0.888 both; on MultiMNIST-3 54 against "
+               "17 of 66 non-dominated at a 10 % lower HV). From 4 tasks, on the many-task Adult (3 seeds): 1 had "
+               "more HV than 0.2 on every seed from T = 10 (+0.2 %, +0.4 %, +3.2 % at T = 10, 20, 40), 2 more than "
+               "1 in the mean from T = 10 (+1.1 %, +1.4 %, +1.2 %; 7 of 9 runs), level at T = 5. 1 for every T "
+               "before 2026-12-05, then 0.2 until 2026-12-07; a run records the value", above=0.0, optional=True,
+               recorded=True, legacy_default=1.0, unset_value=_lorpman_concentration),
         Option("m", "int", 4, _M, minimum=1),
         # A head's parameters reach only its own task's loss, so a preference-dependent head adds no trade-off
         # of its own: at a preference far from its task, the deltas it mixes learn from a loss weighted near zero.
