@@ -236,13 +236,13 @@ def build_method(name: str, model: nn.Module, num_tasks: int, epochs: int = 10, 
     """Build a registered method preset with the papers' defaults.
 
     - ``pamal`` (PaMaL): ensemble (BatchNorm's scale and shift as members too), Dirichlet(p) with p = 0.5 up to 3
-      tasks and 1 from 4 (unless ``p`` is given), window ``m=4``, λ_p = 1 (lexicographic edges).
+      tasks and 2 from 4 (unless ``p`` is given), window ``m=4``, λ_p = 1 (lexicographic edges).
     - ``palora`` (PaLoRA): low-rank r = 1, α = 2, convolutions in loralib's layout (rank r·k, as its official
       code), AnnealedGrid with ``m`` rays (unset: 4 for 2 tasks, 6 for 3, T + 1 from 4), Q = 0.2 and margin 0.01
       (the official code's schedule), adapters at lr × T (its ``reweight_lr``), no regulariser.
     - ``lorpman`` (LORPMAN): low-rank r = 8 (convolutions in PEFT's layout) on the shared bottom, as its paper
       (task heads found by :func:`~paretorch.parameterisations.task_heads` stay plain; ``adapt_heads=True``
-      adapts them too), s = 6, Dirichlet(p) with p = 0.2 up to 3 tasks and 1 from 4 (unless ``p`` is given),
+      adapts them too), s = 6, Dirichlet(p) with p = 0.2 up to 3 tasks and 2 from 4 (unless ``p`` is given),
       window ``m=4``, λ_p = 0, λ_o = 1, the main network frozen after
       ``freeze_fraction`` = 80 % of training (8 of 10 epochs, as the paper's CelebA and CIFAR-100 runs).
     - ``cpmtl`` (Controllable Pareto MTL): hypernetwork (2-layer MLP, 100 hidden, chunked only when the target is
