@@ -594,7 +594,7 @@ for _preset in (
                "until 2026-12-07; a run records the value", above=0.0, optional=True,
                recorded=True, legacy_default=1.0, unset_value=_pamal_concentration,
                # Runs of 2026-12-06 recorded null for the rule of that day (a frozen copy, not the rule of now).
-               legacy_unset=lambda tasks: 0.5 if tasks <= 3 else 1.0),
+               legacy_unset=_near_the_corners_for_few_tasks(0.5, 1.0)),
         Option("m", "int", 4, f"{_M}; the window b = 4 of PaMaL's MultiMNIST runs (3 before: over 6 seeds 9.5 against "
                "8.8 of 11 non-dominated at the same hypervolume; on MultiMNIST-3 HV 0.321 against 0.281)", minimum=1,
                recorded=True, legacy_default=3),
@@ -636,7 +636,8 @@ for _preset in (
         Option("scale", "float", 6.0, "s; 6 is the best of the paper's MultiMNIST grid {1, 2, 4, 6} in "
                "5-epoch runs; the paper keeps s = 1 for its 100-epoch ResNet-18 runs", above=0.0),
         _conv_layout_option("peft", "peft is nearer the paper's LeNet count (0.046M; peft 0.043M, loralib 0.055M)"),
-        # p = 0.2 rather than the paper's 1: draws near the simplex's corners keep the single-task ends trained.
+        # Up to 3 tasks p = 0.2 rather than the paper's MultiMNIST 1: draws near the simplex's corners keep the
+        # single-task ends trained.
         # LORPMAN can afford them, unlike PaMaL's separate members (PaMaL's appendix A.1), because its main network
         # is trained by every draw and keeps the common representation.
         Option("p", "float", None, f"{_P}; unset: 0.2 up to 3 tasks, 2 from 4 (the paper's value for CelebA, "
