@@ -255,11 +255,21 @@ def test_a_new_run_takes_the_papers_protocol_for_the_keys_it_does_not_give(tmp_p
     done = subprocess.run([sys.executable, "-m", "paretorch", "train", str(tmp_path / "run"), *tiny, "batch_size=4"],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert ("cityscapes: the papers' protocol sets lr=0.0001 schedule=step step_epochs=75 step_gamma=0.5 "
-            "gradient_balancing=true") in done.stdout
+    assert ("cityscapes with palora: the papers' protocol sets lr=0.0001 schedule=step step_epochs=75 "
+            "step_gamma=0.5 gradient_balancing=true rank=4 m=5") in done.stdout
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert (config["epochs"], config["batch_size"], config["lr"], config["schedule"], config["step_epochs"],
             config["step_gamma"], config["gradient_balancing"]) == (1, 4, 1e-4, "step", 75, 0.5, True)
+    # PaLoRA's own CityScapes settings (its §5.3: rank 4, 5 rays) build the model and are recorded.
+    assert (config["rank"], config["m"]) == (4, 5)
+    # Each layer's stacked down-projection holds T × rank rows (× the kernel size for a convolution's).
+    downs = [t.shape[0] for name, t in torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["model"]
+             .items() if name.endswith(".down")]
+    assert downs and all(rows % (2 * 4) == 0 for rows in downs), downs
+    # PaMaL's (its §5.3: window 3, Dirichlet p = 7) with a window given: the given key wins, p is the paper's.
+    assert main(["train", str(tmp_path / "pamal"), *tiny, "method=pamal", "m=2"]) == 0
+    config = json.loads((tmp_path / "pamal" / "config.json").read_text())
+    assert (config["m"], config["p"]) == (2, 7.0)
     assert main(["train", str(tmp_path / "sgd"), *tiny, "optimizer=sgd", "schedule=none"]) == 0
     config = json.loads((tmp_path / "sgd" / "config.json").read_text())
     assert config["batch_size"] == 8 and config["gradient_balancing"] is True

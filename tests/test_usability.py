@@ -16,7 +16,14 @@ from torch import nn
 from paretorch import ParetorchError, build_method
 from paretorch.cli import flatten_tables, main
 from paretorch.methods import get_method, method_names
-from paretorch.options import DATASET_TASKS, MODELS, RUN_OPTIONS, TRAIN_OPTIONS
+from paretorch.options import (
+    DATASET_TASKS,
+    METHOD_PROTOCOLS,
+    MODELS,
+    RUN_OPTIONS,
+    TRAIN_OPTIONS,
+    protocol_settings,
+)
 from paretorch.preferences import AnnealedGrid, symmetric_grid_size
 from paretorch.runs import build_setup, load_run, validate_run_options
 from paretorch.training import Front, MeanLoss, ParetoLoss
@@ -39,6 +46,22 @@ def test_list_names_every_method_option_dataset_model_and_key_with_its_default(c
     assert "temperature = 0.2" in text and "batch_size = 256" in text
     assert main(["list", "models"]) == 0
     assert "segnet" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("dataset", "method"), [(dataset, method) for dataset, methods in METHOD_PROTOCOLS.items()
+                                                 for method in methods])
+def test_the_papers_settings_of_a_method_on_a_data_set_are_valid_and_a_given_key_wins(dataset, method):
+    given = {"dataset": dataset, "method": method}
+    settings = protocol_settings(given)
+    assert METHOD_PROTOCOLS[dataset][method].items() <= settings.items()
+    config = validate_run_options(settings | given)
+    assert all(config[key] == value for key, value in METHOD_PROTOCOLS[dataset][method].items())
+    first = next(iter(METHOD_PROTOCOLS[dataset][method]))
+    assert first not in protocol_settings(given | {first: None})
+    # Another method on the same data set gets none of them; the same method elsewhere neither.
+    elsewhere = protocol_settings({"dataset": dataset, "method": "ls"})
+    assert not METHOD_PROTOCOLS[dataset][method].keys() & elsewhere.keys()
+    assert protocol_settings({"dataset": "multimnist", "method": method}) == {}
 
 
 def test_train_help_shows_every_key_with_its_default(capsys):

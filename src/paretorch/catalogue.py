@@ -11,6 +11,7 @@ from paretorch.options import (
     DATASET_HELP,
     DATASET_PROTOCOLS,
     DATASET_TASKS,
+    METHOD_PROTOCOLS,
     MODEL_HELP,
     RUN_OPTIONS,
     TRAIN_OPTIONS,
@@ -72,6 +73,9 @@ def catalogue(section: str | None = None) -> str:
             if name in DATASET_PROTOCOLS:
                 shown = " ".join(f"{key}={_value(value)}" for key, value in DATASET_PROTOCOLS[name].items())
                 parts.append(" " * 29 + f"protocol: {shown}")
+            for method, settings in METHOD_PROTOCOLS.get(name, {}).items():
+                shown = " ".join(f"{key}={_value(value)}" for key, value in settings.items())
+                parts.append(" " * 29 + f"with {method}: {shown}")
     if section in (None, "models"):
         parts.append("models (model=NAME):")
         parts += [f"  {name}".ljust(12) + f" {text}" for name, text in MODEL_HELP.items()]

@@ -95,17 +95,24 @@ def _parse_preference(text: str) -> list[float]:
     return values
 
 
+def _shown(value: object) -> str:
+    # As a user would type it back: true/false, 0.8333 rather than 0.8333333333333334.
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _train(args: argparse.Namespace) -> int:
-    from paretorch.options import protocol_settings
+    from paretorch.options import RUN_OPTIONS, protocol_settings
     from paretorch.runs import resolve_config, train_run
 
     values = _read_config(args.config) | parse_overrides(args.overrides)
     protocol = {} if args.resume else protocol_settings(values)
     if protocol and os.environ.get("RANK", "0") == "0":
         resolve_config(protocol | values)  # a wrong setting is refused before the protocol is announced
-        shown = " ".join(f"{key}={str(value).lower() if isinstance(value, bool) else value}"
-                         for key, value in protocol.items())
-        print(f"{values['dataset']}: the papers' protocol sets {shown} (give a key to change it)")
+        shown = " ".join(f"{key}={_shown(value)}" for key, value in protocol.items())
+        method = values.get("method", RUN_OPTIONS["method"].default)
+        print(f"{values['dataset']} with {method}: the papers' protocol sets {shown} (give a key to change it)")
     directory = train_run(values, args.run_dir, resume=args.resume, progress=not args.quiet)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0, not one per process
         print(f"trained: {directory}  (next: paretorch eval {directory})")
@@ -237,7 +244,8 @@ def _train_epilog() -> str:
     return "\n".join([
         f"methods: {', '.join(method_names())} (their own options: paretorch list methods)",
         f"datasets: {', '.join(DATASET_TASKS)} (paretorch list datasets; a new run on {', '.join(DATASET_PROTOCOLS)} "
-        "takes the papers' epochs, batch size, optimiser and schedule there for the keys it does not give)",
+        "takes the papers' epochs, batch size, optimiser and schedule there, and on those and census-kdd the "
+        "papers' settings of pamal, palora and lorpman, for the keys it does not give)",
         "", "run keys:", *option_lines(RUN_OPTIONS.values()),
         "", "training keys (the method preset sets its own defaults, e.g. lr):", *option_lines(TRAIN_OPTIONS.values()),
         "", "example: paretorch train runs/palora method=palora dataset=multimnist epochs=10 train_size=10000",
