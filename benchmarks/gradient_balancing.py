@@ -1,7 +1,8 @@
 """The cost of gradient balancing (PaMaL §4.2; ``gradient_balancing=true``, part of the CityScapes and NYUv2 protocol).
 
 Balancing scales every task gradient on the shared parameters to unit norm, which takes one backward pass per
-(preference, task) of the step (8 for 2 tasks at PaLoRA's 4 rays) besides the step's own. This times one
+(preference, task) of the step (8 for 2 tasks at PaLoRA's 4 rays) besides the step's own, each through its
+preference's own forward pass. This times one
 training step (forward, backward, Adam) of a CityScapes-shaped problem, MTAN's SegNet with 7-class segmentation
 and depth, for PaLoRA, PaMaL and LORPMAN with their defaults, with balancing and without, interleaved in one run.
 

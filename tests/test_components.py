@@ -224,6 +224,64 @@ def test_gradient_balancing_term_has_value_zero_and_the_balanced_gradient():
     assert shared
 
 
+class BatchNormHeads(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Tanh())
+        self.heads = nn.ModuleList([nn.Linear(8, 1), nn.Linear(8, 1)])
+
+    def forward(self, x):
+        z = self.encoder(x)
+        return [head(z).squeeze(-1) for head in self.heads]
+
+
+@pytest.mark.parametrize("method", ["palora", "lorpman", "pamal"])
+def test_gradient_balancing_runs_each_preference_apart_and_gives_the_stacked_passes_gradients(method):
+    # With balancing, each preference of a step runs its own forward pass, so that each of the M·T gradients
+    # it takes runs through B rows, not M·B. The step's gradients and BatchNorm statistics are those of one
+    # stacked pass: the balanced sum (computed here from a stacked pass) on the shared parameters, the plain
+    # loss's gradient on the others.
+    torch.manual_seed(0)
+    # No regularisers: their gradient is neither the balanced sum nor the plain loss's (and is unchanged).
+    quiet = {"multi_forward_coef": 0.0} | ({"orthogonality_coef": 0.0} if method == "lorpman" else {})
+    setup = build_method(method, BatchNormHeads(), 2, epochs=1, gradient_balancing=True, **quiet)
+    stacked = copy.deepcopy(setup)
+    stacked.config.gradient_balancing = False
+    balanced_loss = setup.loss([F.mse_loss] * 2, total_steps=10)
+    plain_loss = stacked.loss([F.mse_loss] * 2, total_steps=10)
+    x, y = _batches()[0]
+    passes = []
+    hook = setup.pm.model.encoder.register_forward_hook(lambda _m, args, _out: passes.append(args[0].shape[0]))
+    out = balanced_loss((x, y))
+    hook.remove()
+    prefs = out.prefs
+    assert len(prefs) > 1 and passes[-len(prefs):] == [len(x)] * len(prefs), passes
+    out.loss.backward()
+    reference = plain_loss((x, y))
+    torch.testing.assert_close(out.loss, reference.loss)
+    torch.testing.assert_close(out.prefs, reference.prefs)
+    means = [name for name, _ in setup.pm.named_buffers() if name.endswith("running_mean")]
+    assert means
+    for name in means:
+        torch.testing.assert_close(setup.pm.get_buffer(name), stacked.pm.get_buffer(name), msg=name)
+    shared_names = {name for name, p in setup.pm.named_parameters()
+                    if any(p is q for q in paretorch.parameterisations.shared_parameters(setup.pm, x))}
+    assert shared_names
+    losses = torch.stack([torch.stack([F.mse_loss(o, t) for o, t in zip(row, y.T, strict=True)])
+                          for row in zip(*[out.view(len(prefs), -1) for out in
+                                           stacked.pm.multi_forward(x, prefs)], strict=True)])
+    named = dict(stacked.pm.named_parameters())
+    shared = [named[name] for name in sorted(shared_names)]
+    expected = dict(zip(sorted(shared_names), paretorch.training.balanced_shared_gradients(losses, prefs, shared),
+                        strict=True))
+    reference.loss.backward()
+    for name, parameter in setup.pm.named_parameters():
+        if parameter.grad is None:
+            continue
+        target = expected[name] if name in shared_names else named[name].grad
+        torch.testing.assert_close(parameter.grad, target, rtol=1e-4, atol=1e-6, msg=name)
+
+
 # ----- structure ----------------------------------------------------------------------------------------------------
 def _imports(path: Path) -> tuple[set[str], list[str]]:
     tree = ast.parse(path.read_text())

@@ -279,6 +279,16 @@ def test_a_new_run_takes_the_papers_protocol_for_the_keys_it_does_not_give(tmp_p
     assert (setup.config.optimizer, setup.config.lr, setup.config.schedule) == ("sgd", 1e-3, "none")
 
 
+@pytest.mark.parametrize("source", [None, "missing"])
+def test_a_missing_data_folder_is_refused_before_the_protocol_is_announced(tmp_path, capsys, source):
+    given = [] if source is None else [f"data_source={tmp_path / source}"]
+    assert main(["train", str(tmp_path / "run"), "dataset=cityscapes", "method=pamal", *given]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "protocol" not in captured.err
+    assert ("is not a folder" if source else "does not ship with any package") in captured.err
+    assert captured.err.count("\n") == 1 and not (tmp_path / "run").exists()
+
+
 def test_a_batchnorm_run_of_stacked_preferences_resumes_exactly_through_the_command_line(tmp_path):
     # LORPMAN stacks its 4 preferences in one pass, and each SegNet BatchNorm normalises each preference's block on
     # its own and updates its running statistics once per block: a run stopped after epoch 1 and resumed by the

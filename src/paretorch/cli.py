@@ -104,12 +104,13 @@ def _shown(value: object) -> str:
 
 def _train(args: argparse.Namespace) -> int:
     from paretorch.options import RUN_OPTIONS, protocol_settings
-    from paretorch.runs import resolve_config, train_run
+    from paretorch.runs import check_data_source, resolve_config, train_run
 
     values = _read_config(args.config) | parse_overrides(args.overrides)
     protocol = {} if args.resume else protocol_settings(values)
     if protocol and os.environ.get("RANK", "0") == "0":
-        resolve_config(protocol | values)  # a wrong setting is refused before the protocol is announced
+        # A wrong setting or a missing data folder is refused before the protocol is announced.
+        check_data_source(resolve_config(protocol | values).values)
         shown = " ".join(f"{key}={_shown(value)}" for key, value in protocol.items())
         method = values.get("method", RUN_OPTIONS["method"].default)
         print(f"{values['dataset']} with {method}: the papers' protocol sets {shown} (give a key to change it)")

@@ -164,14 +164,32 @@ _LOCAL_FILES = {
 }
 
 
+def check_data_source(values: Mapping[str, Any]) -> None:
+    """Refuse a data set that no package ships when it is given no folder, or a folder that does not exist:
+    before a run announces its settings or writes anything.
+
+    >>> check_data_source({"dataset": "sarcos"})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    paretorch.errors.ParetorchError: sarcos does not ship with any package; give data_source=FOLDER (the folder ...)
+    >>> check_data_source({"dataset": "multimnist"})
+    """
+    name = values.get("dataset", RUN_OPTIONS["dataset"].default)
+    source = str(values.get("data_source", RUN_OPTIONS["data_source"].default))
+    if name not in _LOCAL_FILES:
+        return
+    if source == "embedded":
+        raise ParetorchError(f"{name} does not ship with any package; give data_source=FOLDER ({_LOCAL_FILES[name]})")
+    if not Path(source).is_dir():
+        raise ParetorchError(f"data_source {source} is not a folder; give {_LOCAL_FILES[name]}")
+
+
 def load_splits(config: RunConfig) -> Splits:
     name, source, seed = config["dataset"], config["data_source"], config["seed"]
     if name.startswith("multimnist"):
         sizes = {key: config[key] or default for key, default in _MULTIMNIST_SIZES.items()}
         return multi_mnist(source, 3 if name == "multimnist3" else 2, sizes["train_size"], sizes["val_size"],
                            sizes["test_size"], seed=seed)
-    if name in _LOCAL_FILES and str(source) == "embedded":
-        raise ParetorchError(f"{name} does not ship with any package; give data_source=FOLDER ({_LOCAL_FILES[name]})")
+    check_data_source(config.values)
     if name in SCENE_DATASETS:
         splits = load_scenes(name, source, seed=seed)
     elif name == "utkface":

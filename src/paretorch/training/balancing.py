@@ -44,21 +44,29 @@ class LossBalancer:
         self.history = deque(state["history"], maxlen=self.window)  # type: ignore[arg-type]
 
 
-def balanced_shared_gradients(losses: Tensor, prefs: Tensor, shared: Sequence[nn.Parameter],
-                              reduce: Callable[[Tensor], Tensor] | None = None) -> list[Tensor]:
+def balanced_shared_gradients(losses: Tensor | Sequence[Sequence[Tensor]], prefs: Tensor,
+                              shared: Sequence[nn.Parameter], reduce: Callable[[Tensor], Tensor] | None = None
+                              ) -> list[Tensor]:
     """The gradient on the shared parameters with every task gradient rescaled to unit ℓ2 norm.
 
     ``losses`` (M, T) at preferences ``prefs`` (M, T): returns Σ_j Σ_t λ_{j,t} g_{j,t} / ‖g_{j,t}‖ with
-    g_{j,t} = ∇_shared L_t(θ(λ_j)), one tensor per shared parameter. Costs one backward per (j, t).
-    ``reduce`` maps each task gradient before its norm is taken (on several processes, the mean over them:
-    the norm of the whole batch's gradient).
+    g_{j,t} = ∇_shared L_t(θ(λ_j)), one tensor per shared parameter. Costs one backward per (j, t): give
+    ``losses`` as M rows of T scalars computed by M separate forward passes and each runs through its own
+    pass only (indexing one stacked tensor runs each through all of them). ``reduce`` maps each task gradient
+    before its norm is taken (on several processes, the mean over them: the norm of the whole batch's gradient).
+
+    >>> w = torch.nn.Parameter(torch.tensor([1.0, 0.0]))
+    >>> losses = torch.stack([torch.stack([3 * w[0], (w ** 2).sum()])])  # ∇: (3, 0) and (2, 0)
+    >>> balanced_shared_gradients(losses, torch.tensor([[0.5, 0.5]]), [w])
+    [tensor([1., 0.])]
     """
     total = [torch.zeros_like(p) for p in shared]
-    for row in range(losses.shape[0]):
-        for task in range(losses.shape[1]):
+    for row in range(prefs.shape[0]):
+        for task in range(prefs.shape[1]):
             if float(prefs[row, task]) == 0.0:
                 continue
-            grads = torch.autograd.grad(losses[row, task], shared, retain_graph=True, allow_unused=True)
+            loss = losses[row, task] if isinstance(losses, Tensor) else losses[row][task]
+            grads = torch.autograd.grad(loss, shared, retain_graph=True, allow_unused=True)
             grads = [torch.zeros_like(p) if g is None else g for g, p in zip(grads, shared, strict=True)]
             if reduce is not None:
                 grads = [reduce(g) for g in grads]

@@ -185,7 +185,7 @@ class ParetoLoss:
         prefs = self.sampler.sample(step, total, generator=self._generators["preferences"]).to(device)
         if prefs.shape[0] != 1 and not self.objective.per_preference:
             raise ParetorchError(f"{type(self.objective).__name__} trains one preference per step; set m=1")
-        losses, captured = self._task_losses(inputs, targets, prefs)
+        losses, captured, pieces = self._task_losses(inputs, targets, prefs)
         # On several processes, what decides the weights (the losses, the balancer's running means, the Gram
         # matrices) is that of the whole batch, so every rank weights alike and as one process would.
         whole = average(losses) if self._synchronised else losses.detach()
@@ -213,7 +213,7 @@ class ParetoLoss:
         if not torch.isfinite(total_loss):
             raise NonFiniteLossError(step, losses.detach().tolist())
         if self.gradient_balancing:
-            total_loss = total_loss + self._balancing_term(objective, weighted, prefs, inputs)
+            total_loss = total_loss + self._balancing_term(objective, pieces or weighted, prefs, inputs)
         return LossOutput(total_loss, objective.detach(), regularisers.detach(), whole, prefs,
                           weights.detach(), parts)
 
@@ -227,26 +227,42 @@ class ParetoLoss:
         # Several processes share each step: through the loss's own DDP wrapper, or inside the caller's.
         return self.distributed is not None or self.across_processes
 
-    def _task_losses(self, inputs: Any, targets: list[Tensor], prefs: Tensor) -> tuple[Tensor, list[Any]]:
+    def _task_losses(self, inputs: Any, targets: list[Tensor], prefs: Tensor
+                     ) -> tuple[Tensor, list[Any], list[list[Tensor]] | None]:
+        """The task losses ``(M, T)`` at the step's preferences, the representations a hook captured, and, when
+        each preference ran its own forward pass, each preference's losses before they were stacked."""
         count = prefs.shape[0]
         captured: list[Any] = []
         module = self._representation_module
         hook = (module.register_forward_hook(lambda _module, _args, out: captured.append(out))
                 if module is not None else None)
+        # Gradient balancing differentiates every (preference, task) loss on its own. Through one stacked pass of
+        # M·B rows each of those M·T backward passes runs through all M blocks (zeros in the others' rows); with
+        # one pass per preference it runs through its own B rows. BatchNorm layers normalise each block on its
+        # own either way (parameterisations/_norms.py), so both compute the same outputs. A DDP wrapper of the
+        # loss's own keeps the one pass its gradient synchronisation expects per backward.
+        each = self.gradient_balancing and count > 1 and self.distributed is None
         try:
-            raw = split_outputs(self.pm.multi_forward(inputs, prefs, via=self.distributed), count)
+            if each:
+                raw = [split_outputs(self.pm.multi_forward(inputs, prefs[m:m + 1]), 1) for m in range(count)]
+            else:
+                raw = [split_outputs(self.pm.multi_forward(inputs, prefs, via=self.distributed), count)]
         finally:
             if hook is not None:
                 hook.remove()
-        if not isinstance(raw, Mapping) and len(raw) != self.pm.num_tasks:
-            raise ParetorchError(f"the model returns {len(raw)} outputs for {self.pm.num_tasks} tasks; "
-                                 "return one output per task (or wrap it with num_tasks matching its heads)")
-        outputs = as_task_list(raw, self.tasks)
+        for outputs in raw:
+            if not isinstance(outputs, Mapping) and len(outputs) != self.pm.num_tasks:
+                raise ParetorchError(f"the model returns {len(outputs)} outputs for {self.pm.num_tasks} tasks; "
+                                     "return one output per task (or wrap it with num_tasks matching its heads)")
+        passes = [as_task_list(outputs, self.tasks) for outputs in raw]  # per pass, per task: (M or 1, B, …)
         if self.pm.task_names is None and self.tasks.names is not None:
             self.pm.task_names = list(self.tasks.names)  # so that save_pretrained records them
-        losses = torch.stack([torch.stack([fn(outputs[t][m], targets[t]) for t, fn in enumerate(self.loss_fns)])
-                              for m in range(count)])
-        return losses, captured
+
+        def output(m: int, t: int) -> Any:
+            return passes[m][t][0] if each else passes[0][t][m]
+
+        rows = [[fn(output(m, t), targets[t]) for t, fn in enumerate(self.loss_fns)] for m in range(count)]
+        return torch.stack([torch.stack(row) for row in rows]), captured, rows if each else None
 
     def _grams(self, weighted: Tensor, inputs: Any, captured: list[Any]) -> Tensor:
         """One Gram matrix of task gradients per preference of the step, ``(M, T, T)``."""
@@ -265,10 +281,13 @@ class ParetoLoss:
         params = self._shared_parameters(inputs) if self.gradients == "shared" else list(self.pm.parameters())
         return task_grams(weighted, [p for p in params if p.requires_grad], self._reduce)
 
-    def _balancing_term(self, objective: Tensor, weighted: Tensor, prefs: Tensor, inputs: Any) -> Tensor:
+    def _balancing_term(self, objective: Tensor, losses: Tensor | Sequence[Sequence[Tensor]], prefs: Tensor,
+                        inputs: Any) -> Tensor:
         # Value 0; gradient (balanced − plain) on the shared parameters, so that backward gives the balanced one.
+        # ``losses``: the weighted (M, T) losses, or each preference's own unstacked losses. The loss balancer's
+        # detached scale does not change a gradient's direction, which is all balancing keeps.
         shared = [p for p in self._shared_parameters(inputs) if p.requires_grad]
-        balanced = balanced_shared_gradients(weighted, prefs, shared, self._reduce)
+        balanced = balanced_shared_gradients(losses, prefs, shared, self._reduce)
         plain = torch.autograd.grad(objective, shared, retain_graph=True, allow_unused=True)
         term = objective.new_zeros(())
         for param, target, current in zip(shared, balanced, plain, strict=True):
