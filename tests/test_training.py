@@ -18,6 +18,7 @@ from paretorch.training import (
     Orthogonality,
     TrainConfig,
     Trainer,
+    balanced_and_plain_gradients,
     balanced_shared_gradients,
     evaluate_front,
     multi_forward_penalty,
@@ -108,6 +109,33 @@ def test_gradient_balancing_gives_unit_task_gradients():
     losses = torch.stack([F.mse_loss(outputs[t], y[:, t] * (1 + 99 * t)) for t in range(2)])[None]
     grads = balanced_shared_gradients(losses, prefs, shared)
     assert torch.sqrt(sum((g**2).sum() for g in grads)).item() <= 1.0 + 1e-6
+
+
+def test_the_plain_sum_of_the_task_gradients_is_the_objectives_gradient_and_zero_preferences_are_skipped():
+    # The balancing term takes the objective's gradient on the shared parameters from the task gradients it
+    # computes anyway, weighted by ∂objective/∂L: it must equal the objective's own gradient, including the
+    # terms of a task whose preference is 0 (no balanced term) but whose coefficient is not.
+    torch.manual_seed(0)
+    pm = lowrank(TwoHeads(), 2)
+    shared = list(pm.model.encoder.parameters())
+    x, y = torch.randn(8, 4), torch.randn(8, 2)
+    prefs = torch.tensor([[1.0, 0.0], [0.3, 0.7]])
+    outputs = pm.multi_forward(x, prefs)
+    losses = torch.stack([torch.stack([F.mse_loss(outputs[t].view(2, 8)[m], y[:, t]) for t in range(2)])
+                          for m in range(2)])
+    objective = (torch.tensor([[0.5, 0.25], [0.15, 0.35]]) * losses / torch.tensor([2.0, 3.0])).sum()
+    coefficients = torch.autograd.grad(objective, losses, retain_graph=True)[0]
+    balanced, plain = balanced_and_plain_gradients(losses, prefs, shared, coefficients)
+    expected = torch.autograd.grad(objective, shared, retain_graph=True)
+    for got, want in zip(plain, expected, strict=True):
+        torch.testing.assert_close(got, want)
+    assert all(torch.equal(a, b) for a, b in zip(balanced, balanced_shared_gradients(losses, prefs, shared),
+                                                 strict=True))
+    # Without the (0, 1) coefficient's task gradient the plain sum differs: the case can fail.
+    skipped = coefficients.clone()
+    skipped[0, 1] = 0.0
+    _, partial = balanced_and_plain_gradients(losses, prefs, shared, skipped)
+    assert not all(torch.allclose(a, b) for a, b in zip(partial, expected, strict=True))
 
 
 def test_loss_balancer_normalises_by_window_mean():

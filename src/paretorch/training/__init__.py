@@ -1,6 +1,6 @@
 """Training and evaluation of steerable models."""
 
-from paretorch.training.balancing import LossBalancer, balanced_shared_gradients
+from paretorch.training.balancing import LossBalancer, balanced_and_plain_gradients, balanced_shared_gradients
 from paretorch.training.evaluation import (
     Accuracy,
     Front,
@@ -40,6 +40,7 @@ __all__ = [
     "TaskMetric",
     "TrainConfig",
     "Trainer",
+    "balanced_and_plain_gradients",
     "balanced_shared_gradients",
     "evaluate_front",
     "independent_task_grams",

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-__all__ = ["LossBalancer", "balanced_shared_gradients"]
+__all__ = ["LossBalancer", "balanced_and_plain_gradients", "balanced_shared_gradients"]
 
 
 class LossBalancer:
@@ -60,17 +60,43 @@ def balanced_shared_gradients(losses: Tensor | Sequence[Sequence[Tensor]], prefs
     >>> balanced_shared_gradients(losses, torch.tensor([[0.5, 0.5]]), [w])
     [tensor([1., 0.])]
     """
-    total = [torch.zeros_like(p) for p in shared]
+    return balanced_and_plain_gradients(losses, prefs, shared, None, reduce)[0]
+
+
+def balanced_and_plain_gradients(losses: Tensor | Sequence[Sequence[Tensor]], prefs: Tensor,
+                                 shared: Sequence[nn.Parameter], coefficients: Tensor | None = None,
+                                 reduce: Callable[[Tensor], Tensor] | None = None
+                                 ) -> tuple[list[Tensor], list[Tensor]]:
+    """:func:`balanced_shared_gradients`, and from the same task gradients the plain Σ_j Σ_t c_{j,t} g_{j,t}
+    for ``coefficients`` c (M, T) (this process's own gradients, before ``reduce``; zeros when c is None).
+
+    With c = ∂objective/∂L the plain sum is the objective's gradient on the shared parameters, without a
+    backward pass of its own.
+
+    >>> w = torch.nn.Parameter(torch.tensor([1.0, 0.0]))
+    >>> losses = torch.stack([torch.stack([3 * w[0], (w ** 2).sum()])])
+    >>> balanced_and_plain_gradients(losses, torch.tensor([[0.5, 0.5]]), [w], torch.tensor([[1.0, 2.0]]))[1]
+    [tensor([7., 0.])]
+    """
+    balanced = [torch.zeros_like(p) for p in shared]
+    plain = [torch.zeros_like(p) for p in shared]
     for row in range(prefs.shape[0]):
         for task in range(prefs.shape[1]):
-            if float(prefs[row, task]) == 0.0:
+            weight = float(prefs[row, task])
+            coefficient = 0.0 if coefficients is None else float(coefficients[row, task])
+            if weight == 0.0 and coefficient == 0.0:
                 continue
             loss = losses[row, task] if isinstance(losses, Tensor) else losses[row][task]
             grads = torch.autograd.grad(loss, shared, retain_graph=True, allow_unused=True)
             grads = [torch.zeros_like(p) if g is None else g for g, p in zip(grads, shared, strict=True)]
+            if coefficient != 0.0:
+                for accumulated, grad in zip(plain, grads, strict=True):
+                    accumulated.add_(grad, alpha=coefficient)
+            if weight == 0.0:
+                continue
             if reduce is not None:
                 grads = [reduce(g) for g in grads]
             norm = torch.sqrt(sum((g.double() ** 2).sum() for g in grads)).clamp_min(1e-12)
-            for accumulated, grad in zip(total, grads, strict=True):
-                accumulated.add_(grad, alpha=float(prefs[row, task] / norm))
-    return total
+            for accumulated, grad in zip(balanced, grads, strict=True):
+                accumulated.add_(grad, alpha=float(weight / norm))
+    return balanced, plain

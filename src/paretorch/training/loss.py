@@ -23,7 +23,7 @@ from paretorch.errors import NonFiniteLossError, ParetorchError
 from paretorch.objectives import GradientSource, LinearScalarisation, Objective
 from paretorch.parameterisations import ParetoModel, move_to, shared_parameters, split_outputs
 from paretorch.preferences import PreferenceSampler
-from paretorch.training.balancing import LossBalancer, balanced_shared_gradients
+from paretorch.training.balancing import LossBalancer, balanced_and_plain_gradients
 from paretorch.training.distributed import average, sum_across, world_size
 from paretorch.training.evaluation import as_task_list, split_batch
 from paretorch.training.gradients import task_gram, task_grams
@@ -213,7 +213,7 @@ class ParetoLoss:
         if not torch.isfinite(total_loss):
             raise NonFiniteLossError(step, losses.detach().tolist())
         if self.gradient_balancing:
-            total_loss = total_loss + self._balancing_term(objective, pieces or weighted, prefs, inputs)
+            total_loss = total_loss + self._balancing_term(objective, losses, pieces, prefs, inputs)
         return LossOutput(total_loss, objective.detach(), regularisers.detach(), whole, prefs,
                           weights.detach(), parts)
 
@@ -281,18 +281,19 @@ class ParetoLoss:
         params = self._shared_parameters(inputs) if self.gradients == "shared" else list(self.pm.parameters())
         return task_grams(weighted, [p for p in params if p.requires_grad], self._reduce)
 
-    def _balancing_term(self, objective: Tensor, losses: Tensor | Sequence[Sequence[Tensor]], prefs: Tensor,
-                        inputs: Any) -> Tensor:
+    def _balancing_term(self, objective: Tensor, losses: Tensor, pieces: list[list[Tensor]] | None,
+                        prefs: Tensor, inputs: Any) -> Tensor:
         # Value 0; gradient (balanced − plain) on the shared parameters, so that backward gives the balanced one.
-        # ``losses``: the weighted (M, T) losses, or each preference's own unstacked losses. The loss balancer's
-        # detached scale does not change a gradient's direction, which is all balancing keeps.
+        # The task gradients are taken from each preference's own losses where it ran its own pass (``pieces``);
+        # balancing keeps their directions only, which a loss balancer's detached scale leaves alone. The plain
+        # gradient is the same task gradients weighted by ∂objective/∂L, a backward through the weighting alone.
         shared = [p for p in self._shared_parameters(inputs) if p.requires_grad]
-        balanced = balanced_shared_gradients(losses, prefs, shared, self._reduce)
-        plain = torch.autograd.grad(objective, shared, retain_graph=True, allow_unused=True)
+        coefficients = torch.autograd.grad(objective, losses, retain_graph=True)[0]
+        balanced, plain = balanced_and_plain_gradients(losses if pieces is None else pieces, prefs, shared,
+                                                       coefficients, self._reduce)
         term = objective.new_zeros(())
         for param, target, current in zip(shared, balanced, plain, strict=True):
-            correction = target if current is None else target - current
-            term = term + (correction.detach() * (param - param.detach())).sum()
+            term = term + ((target - current).detach() * (param - param.detach())).sum()
         return term
 
     def _shared_parameters(self, inputs: Any) -> list[nn.Parameter]:
