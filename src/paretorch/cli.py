@@ -240,13 +240,15 @@ def _list(args: argparse.Namespace) -> int:
 def _train_epilog() -> str:
     from paretorch.catalogue import option_lines
     from paretorch.methods import method_names
-    from paretorch.options import DATASET_PROTOCOLS, DATASET_TASKS, RUN_OPTIONS, TRAIN_OPTIONS
+    from paretorch.options import DATASET_PROTOCOLS, DATASET_TASKS, METHOD_PROTOCOLS, RUN_OPTIONS, TRAIN_OPTIONS
 
+    protocol_methods = dict.fromkeys(method for methods in METHOD_PROTOCOLS.values() for method in methods)
     return "\n".join([
         f"methods: {', '.join(method_names())} (their own options: paretorch list methods)",
         f"datasets: {', '.join(DATASET_TASKS)} (paretorch list datasets; a new run on {', '.join(DATASET_PROTOCOLS)} "
-        "takes the papers' epochs, batch size, optimiser and schedule there, and on those and census-kdd the "
-        "papers' settings of pamal, palora and lorpman, for the keys it does not give)",
+        "takes the papers' epochs, batch size, optimiser and schedule there, and on "
+        f"{', '.join(METHOD_PROTOCOLS)} the papers' settings of {', '.join(protocol_methods)}, for the keys it does "
+        "not give)",
         "", "run keys:", *option_lines(RUN_OPTIONS.values()),
         "", "training keys (the method preset sets its own defaults, e.g. lr):", *option_lines(TRAIN_OPTIONS.values()),
         "", "example: paretorch train runs/palora method=palora dataset=multimnist epochs=10 train_size=10000",
