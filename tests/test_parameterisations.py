@@ -561,6 +561,12 @@ STACKED_BATCHNORM_CASES = {
     "film": (lambda net: film(net, 2), BatchNorm1dNet, (3,)),
     "plain": (lambda net: plain(net, 2), BatchNormNet, (2, 6, 6)),
     "hypernetwork": (lambda net: hypernetwork(net, 2, hidden=8), BatchNorm1dNet, (3,)),
+    # Converted to SyncBatchNorm after wrapping, as Lightning's sync_batchnorm=True converts the whole module: the
+    # converted layers are torch's classes again (on one process SyncBatchNorm normalises as BatchNorm does).
+    "lowrank-sync-after": (lambda net: nn.SyncBatchNorm.convert_sync_batchnorm(lowrank(net, 2, rank=2)),
+                           BatchNorm1dNet, (3,)),
+    "ensemble-members-sync-after": (lambda net: nn.SyncBatchNorm.convert_sync_batchnorm(
+        ensemble(net, 2, batchnorm="members")), BatchNormNet, (2, 6, 6)),
 }
 
 

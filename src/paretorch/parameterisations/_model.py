@@ -296,6 +296,11 @@ class ParetoModel(nn.Module):
         if first is None:
             raise ParetorchError("multi_forward needs a tensor input to repeat")
         count, batch = prefs.shape[0], first.shape[0]
+        if count > 1 and self.stacks_preferences_in_batchnorm:
+            # A BatchNorm layer replaced after wrapping is a torch class again and would pool the M blocks:
+            # SyncBatchNorm.convert_sync_batchnorm does that (Lightning's sync_batchnorm=True calls it on the
+            # whole module). A walk over the modules, small beside the forward it precedes.
+            block_normalised(self.model, self._state)
         repeats: dict[int, tuple[Tensor, Tensor, int]] = {}
 
         def repeat(tensor: Tensor) -> Tensor:
