@@ -6,8 +6,12 @@ preference's own forward pass. This times one
 training step (forward, backward, Adam) of a CityScapes-shaped problem, MTAN's SegNet with 7-class segmentation
 and depth, for PaLoRA, PaMaL and LORPMAN with their defaults, with balancing and without, interleaved in one run.
 
+``--solver epo|moo`` times a gradient-based objective instead, which takes the same M·T task gradients (all
+parameters) for its Gram matrices.
+
 Run: ``python benchmarks/gradient_balancing.py [--width 16] [--height 64] [--width-pixels 128] [--batch 8]
-[--device cpu|cuda]``. Prints each method's median step time both ways and their ratio; nothing here is a test.
+[--device cpu|cuda] [--solver epo|moo]``. Prints each method's median step time both ways and their ratio;
+nothing here is a test.
 """
 
 from __future__ import annotations
@@ -30,7 +34,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8, help="the protocol's batch size")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--solver", choices=("epo", "moo"), help="time this gradient-based objective (one Gram "
+                        "matrix of task gradients per preference) against the plain step instead of balancing")
     args = parser.parse_args()
+    variant = {"solver": args.solver} if args.solver else {"gradient_balancing": True}
     torch.manual_seed(0)
     size = (args.height, args.width_pixels)
     images = torch.randn(args.batch, 3, *size, device=args.device)
@@ -40,14 +47,15 @@ def main() -> None:
     def depth_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return (output - target).abs().mean()
 
+    shown = " ".join(f"{key}={value}" for key, value in variant.items())
     print(f"# SegNet width {args.width}, {args.batch} images of {size[0]} x {size[1]}, {args.device}; median of "
-          f"{args.repeats} steps after 3 warm-up steps")
+          f"{args.repeats} steps after 3 warm-up steps; 'balanced' is {shown}")
     for method in ("palora", "pamal", "lorpman"):
         steps = {}
         for balanced in (False, True):
             torch.manual_seed(0)
             setup = paretorch.build_method(method, SegNetMTL([7, 1], width=args.width, stages=4), 2, epochs=10,
-                                           seed=0, gradient_balancing=balanced)
+                                           seed=0, **(variant if balanced else {}))
             setup.pm.to(args.device)
             loss = setup.loss([F.cross_entropy, depth_loss], total_steps=100)
             optimizer = torch.optim.Adam(setup.parameter_groups())

@@ -282,6 +282,37 @@ def test_gradient_balancing_runs_each_preference_apart_and_gives_the_stacked_pas
         torch.testing.assert_close(parameter.grad, target, rtol=1e-4, atol=1e-6, msg=name)
 
 
+@pytest.mark.parametrize(("method", "solver"), [("palora", "epo"), ("lorpman", "moo"), ("cpmtl", "moo")])
+def test_gradient_objectives_take_each_preferences_gram_matrix_from_its_own_pass(method, solver):
+    # EPO and CPMTL's preference-based MOO read one Gram matrix of task gradients per preference: each
+    # preference runs its own pass, and each Gram matrix is that of the gradients at that preference alone.
+    torch.manual_seed(0)
+    setup = build_method(method, BatchNormHeads(), 2, epochs=1, solver=solver, multi_forward_coef=0.0)
+    separate = copy.deepcopy(setup.pm)
+    loss = setup.loss([F.mse_loss] * 2, total_steps=10)
+    seen = []
+    step_weights = loss.objective.step_weights
+    loss.objective.step_weights = lambda observed, grams, prefs, generator: (
+        seen.append(grams) or step_weights(observed, grams, prefs, generator))
+    x, y = _batches()[0]
+    passes = []
+    hook = setup.pm.model.encoder.register_forward_hook(lambda _m, args, _out: passes.append(args[0].shape[0]))
+    out = loss((x, y))
+    hook.remove()
+    prefs = out.prefs
+    assert len(prefs) > 1 and passes == [len(x)] * len(prefs), passes
+    params = [p for p in separate.parameters() if p.requires_grad]
+    for grams, pref in zip(seen[0], prefs, strict=True):
+        outputs = separate(x, pref)
+        grads = [torch.autograd.grad(F.mse_loss(outputs[t], y[:, t]), params, retain_graph=True, allow_unused=True)
+                 for t in range(2)]  # a task head's parameters do not reach the other task's loss
+        rows = [torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for g, p in zip(task, params,
+                                                                                                 strict=True)])
+                for task in grads]
+        jacobian = torch.stack(rows).double()
+        torch.testing.assert_close(grams, jacobian @ jacobian.T, rtol=1e-4, atol=1e-8)
+
+
 # ----- structure ----------------------------------------------------------------------------------------------------
 def _imports(path: Path) -> tuple[set[str], list[str]]:
     tree = ast.parse(path.read_text())

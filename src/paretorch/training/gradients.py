@@ -37,8 +37,10 @@ def task_gram(losses: Tensor, params: Sequence[Tensor], reduce: Callable[[Tensor
     return jacobian @ jacobian.T
 
 
-def task_grams(losses: Tensor, params: Sequence[Tensor], reduce: Callable[[Tensor], Tensor] | None = None) -> Tensor:
-    """One Gram matrix per row of ``losses`` ``(M, T)``: ``(M, T, T)`` (M·T backward passes)."""
+def task_grams(losses: Tensor | Sequence[Tensor], params: Sequence[Tensor],
+               reduce: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+    """One Gram matrix per row of ``losses`` ``(M, T)``: ``(M, T, T)`` (M·T backward passes). Rows given as M
+    separate tensors, each from its own forward pass, keep each backward pass within its own graph."""
     return torch.stack([task_gram(row, params, reduce) for row in losses])
 
 

@@ -77,7 +77,9 @@ class ParetoLoss:
     - ``loss_balancing_window``: divide each task loss by its running mean over that many steps (PaMaL §4.2);
       ``gradient_balancing``: rescale every task gradient on the shared parameters to unit norm (PaMaL §4.2).
       The returned scalar then carries a term whose value is 0 and whose gradient turns the plain gradient on
-      the shared parameters into the balanced one, so ``loss.backward()`` is still all a loop does.
+      the shared parameters into the balanced one, so ``loss.backward()`` is still all a loop does. The M
+      preferences of a step share one stacked forward pass, except under gradient balancing or a gradient-based
+      objective: then each runs its own, so that each of the M·T task gradients runs through B rows, not M·B.
     - ``distributed``: the ``DistributedDataParallel`` wrapper of ``pm`` when training on several processes;
       the forward then runs through it, so that it synchronises the gradients. Every rank draws the same
       preferences (the streams depend only on ``seed`` and the epoch), so each process computes the loss of
@@ -197,7 +199,13 @@ class ParetoLoss:
         if self.balancer is not None:
             self.balancer.record(observed)
             weighted, observed = self.balancer.normalise(losses), self.balancer.normalise(observed)
-        grams = self._grams(weighted, inputs, captured) if self.gradients is not None else None
+        if self.gradients is not None:
+            # Each task gradient through its own preference's pass where each ran apart: rows re-stacked from the
+            # unstacked losses, weighted as ``weighted`` is.
+            rows = weighted if pieces is None else [self._weighted_row(row) for row in pieces]
+            grams = self._grams(rows, inputs, captured)
+        else:
+            grams = None
         weights = self.objective.step_weights(observed, grams, prefs, self._generators["objective"])
         self.objective.update(observed, grams, prefs)
         objective = (weights.to(weighted) * weighted).sum()
@@ -236,12 +244,13 @@ class ParetoLoss:
         module = self._representation_module
         hook = (module.register_forward_hook(lambda _module, _args, out: captured.append(out))
                 if module is not None else None)
-        # Gradient balancing differentiates every (preference, task) loss on its own. Through one stacked pass of
-        # M·B rows each of those M·T backward passes runs through all M blocks (zeros in the others' rows); with
-        # one pass per preference it runs through its own B rows. BatchNorm layers normalise each block on its
-        # own either way (parameterisations/_norms.py), so both compute the same outputs. A DDP wrapper of the
-        # loss's own keeps the one pass its gradient synchronisation expects per backward.
-        each = self.gradient_balancing and count > 1 and self.distributed is None
+        # Gradient balancing and gradient-based objectives differentiate every (preference, task) loss on its own.
+        # Through one stacked pass of M·B rows each of those M·T backward passes runs through all M blocks (zeros
+        # in the others' rows); with one pass per preference it runs through its own B rows. BatchNorm layers
+        # normalise each block on its own either way (parameterisations/_norms.py), so both compute the same
+        # outputs. A DDP wrapper of the loss's own keeps the one pass its synchronisation expects per backward.
+        each = ((self.gradient_balancing or self.gradients is not None) and count > 1
+                and self.distributed is None)
         try:
             if each:
                 raw = [split_outputs(self.pm.multi_forward(inputs, prefs[m:m + 1]), 1) for m in range(count)]
@@ -264,13 +273,18 @@ class ParetoLoss:
         rows = [[fn(output(m, t), targets[t]) for t, fn in enumerate(self.loss_fns)] for m in range(count)]
         return torch.stack([torch.stack(row) for row in rows]), captured, rows if each else None
 
-    def _grams(self, weighted: Tensor, inputs: Any, captured: list[Any]) -> Tensor:
+    def _weighted_row(self, row: list[Tensor]) -> Tensor:
+        # One preference's task losses as the objective weighs them (the loss balancer's scale, if any).
+        losses = torch.stack(row)
+        return losses if self.balancer is None else self.balancer.normalise(losses[None])[0]
+
+    def _grams(self, weighted: Tensor | list[Tensor], inputs: Any, captured: list[Any]) -> Tensor:
         """One Gram matrix of task gradients per preference of the step, ``(M, T, T)``."""
         if self.gradients == "representation":
             # MGDA-UB: gradients with respect to the shared representation Z; its forward ran once per preference.
-            if len(captured) != weighted.shape[0] or not all(isinstance(z, Tensor) for z in captured):
+            if len(captured) != len(weighted) or not all(isinstance(z, Tensor) for z in captured):
                 raise ParetorchError(f"the representation module {self.representation!r} must return one tensor per "
-                                     f"forward pass (got {len(captured)} for {weighted.shape[0]} preferences); the "
+                                     f"forward pass (got {len(captured)} for {len(weighted)} preferences); the "
                                      "plain parameterisation is needed")
             grams = torch.stack([task_gram(row, [z]) for row, z in zip(weighted, captured, strict=True)])
             if self._synchronised:

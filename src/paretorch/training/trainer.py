@@ -131,7 +131,8 @@ class Trainer:
 
     The Trainer is a :class:`~paretorch.ParetoLoss` (``self.loss``: sampler, objective, regularisers) plus the
     loop, the optimizer and schedule, checkpoints and evaluation. Each step the loss draws M preferences from
-    ``sampler``, evaluates the batch at all of them in one :meth:`ParetoModel.multi_forward` pass and returns
+    ``sampler``, evaluates the batch at all of them in one :meth:`ParetoModel.multi_forward` pass (one pass per
+    preference under gradient balancing or a gradient-based objective, see ParetoLoss) and returns
     Σ_j w_jᵀ L(θ(λ_j)) + Σ_r coefficient_r · R_r (w = λ for linear scalarisation, the default objective).
     With a ``run_dir``, every epoch ends with an atomic checkpoint and then a line in ``metrics.jsonl``
     (rewritten from the checkpoint's history, so a killed and resumed run has each epoch once); fronts are
