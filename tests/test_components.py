@@ -235,6 +235,16 @@ class BatchNormHeads(nn.Module):
         return [head(z).squeeze(-1) for head in self.heads]
 
 
+def _step_counting_passes(pm, loss, batch):
+    """One loss step, and the rows of every forward pass through the model's encoder."""
+    passes = []
+    hook = pm.model.encoder.register_forward_hook(lambda _module, args, _out: passes.append(args[0].shape[0]))
+    try:
+        return loss(batch), passes
+    finally:
+        hook.remove()
+
+
 @pytest.mark.parametrize("method", ["palora", "lorpman", "pamal"])
 def test_gradient_balancing_runs_each_preference_apart_and_gives_the_stacked_passes_gradients(method):
     # With balancing, each preference of a step runs its own forward pass, so that each of the M·T gradients
@@ -250,10 +260,7 @@ def test_gradient_balancing_runs_each_preference_apart_and_gives_the_stacked_pas
     balanced_loss = setup.loss([F.mse_loss] * 2, total_steps=10)
     plain_loss = stacked.loss([F.mse_loss] * 2, total_steps=10)
     x, y = _batches()[0]
-    passes = []
-    hook = setup.pm.model.encoder.register_forward_hook(lambda _m, args, _out: passes.append(args[0].shape[0]))
-    out = balanced_loss((x, y))
-    hook.remove()
+    out, passes = _step_counting_passes(setup.pm, balanced_loss, (x, y))
     prefs = out.prefs
     assert len(prefs) > 1 and passes[-len(prefs):] == [len(x)] * len(prefs), passes
     out.loss.backward()
@@ -295,10 +302,7 @@ def test_gradient_objectives_take_each_preferences_gram_matrix_from_its_own_pass
     loss.objective.step_weights = lambda observed, grams, prefs, generator: (
         seen.append(grams) or step_weights(observed, grams, prefs, generator))
     x, y = _batches()[0]
-    passes = []
-    hook = setup.pm.model.encoder.register_forward_hook(lambda _m, args, _out: passes.append(args[0].shape[0]))
-    out = loss((x, y))
-    hook.remove()
+    out, passes = _step_counting_passes(setup.pm, loss, (x, y))
     prefs = out.prefs
     assert len(prefs) > 1 and passes == [len(x)] * len(prefs), passes
     params = [p for p in separate.parameters() if p.requires_grad]
