@@ -80,10 +80,12 @@ def balanced_and_plain_gradients(losses: Tensor | Sequence[Sequence[Tensor]], pr
     """
     balanced = [torch.zeros_like(p) for p in shared]
     plain = [torch.zeros_like(p) for p in shared]
+    # Read on the host once (not one device synchronisation per preference and task): which terms to take.
+    weights = prefs.tolist()
+    scales = [[0.0] * prefs.shape[1]] * prefs.shape[0] if coefficients is None else coefficients.tolist()
     for row in range(prefs.shape[0]):
         for task in range(prefs.shape[1]):
-            weight = float(prefs[row, task])
-            coefficient = 0.0 if coefficients is None else float(coefficients[row, task])
+            weight, coefficient = weights[row][task], scales[row][task]
             if weight == 0.0 and coefficient == 0.0:
                 continue
             loss = losses[row, task] if isinstance(losses, Tensor) else losses[row][task]
@@ -98,5 +100,5 @@ def balanced_and_plain_gradients(losses: Tensor | Sequence[Sequence[Tensor]], pr
                 grads = [reduce(g) for g in grads]
             norm = torch.sqrt(sum((g.double() ** 2).sum() for g in grads)).clamp_min(1e-12)
             for accumulated, grad in zip(balanced, grads, strict=True):
-                accumulated.add_(grad, alpha=float(weight / norm))
+                accumulated.add_(grad * (weight / norm).to(grad.dtype))
     return balanced, plain
