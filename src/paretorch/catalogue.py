@@ -3,7 +3,7 @@ the keys of a run (``paretorch list`` and ``paretorch train --help`` print it)."
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from paretorch.errors import ParetorchError
 from paretorch.methods import get_method, method_names
@@ -18,21 +18,30 @@ from paretorch.options import (
     Option,
 )
 
-__all__ = ["SECTIONS", "catalogue", "option_lines"]
+__all__ = ["SECTIONS", "catalogue", "option_lines", "settings_text"]
 
 SECTIONS = ("methods", "datasets", "models", "keys")
 
 
-def _value(value: object) -> str:
+def _value(value: object, quote: bool = True) -> str:
     if value is None:
         return "unset"
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, str):
-        return repr(value)
+        return repr(value) if quote else value
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
+
+
+def settings_text(settings: Mapping[str, object], quote: bool = True) -> str:
+    """``key=value`` pairs as the listing shows them; ``quote=False``: as a user types them on the command line.
+
+    >>> settings_text({"lr": 0.0001, "schedule": "step", "gradient_balancing": True}, quote=False)
+    'lr=0.0001 schedule=step gradient_balancing=true'
+    """
+    return " ".join(f"{key}={_value(value, quote)}" for key, value in settings.items())
 
 
 def _default(option: Option) -> str:
@@ -71,11 +80,9 @@ def catalogue(section: str | None = None) -> str:
         for name in DATASET_TASKS:
             parts.append(f"  {name} ({DATASET_TASKS[name]} tasks)".ljust(28) + f" {DATASET_HELP[name]}")
             if name in DATASET_PROTOCOLS:
-                shown = " ".join(f"{key}={_value(value)}" for key, value in DATASET_PROTOCOLS[name].items())
-                parts.append(" " * 29 + f"protocol: {shown}")
+                parts.append(" " * 29 + f"protocol: {settings_text(DATASET_PROTOCOLS[name])}")
             for method, settings in METHOD_PROTOCOLS.get(name, {}).items():
-                shown = " ".join(f"{key}={_value(value)}" for key, value in settings.items())
-                parts.append(" " * 29 + f"with {method}: {shown}")
+                parts.append(" " * 29 + f"with {method}: {settings_text(settings)}")
     if section in (None, "models"):
         parts.append("models (model=NAME):")
         parts += [f"  {name}".ljust(12) + f" {text}" for name, text in MODEL_HELP.items()]

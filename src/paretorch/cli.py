@@ -95,14 +95,8 @@ def _parse_preference(text: str) -> list[float]:
     return values
 
 
-def _shown(value: object) -> str:
-    # As a user would type it back: true/false, 0.8333 rather than 0.8333333333333334.
-    if isinstance(value, bool):
-        return str(value).lower()
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
 def _train(args: argparse.Namespace) -> int:
+    from paretorch.catalogue import settings_text
     from paretorch.options import RUN_OPTIONS, protocol_settings
     from paretorch.runs import check_data_source, resolve_config, train_run
 
@@ -111,9 +105,9 @@ def _train(args: argparse.Namespace) -> int:
     if protocol and os.environ.get("RANK", "0") == "0":
         # A wrong setting or a missing data folder is refused before the protocol is announced.
         check_data_source(resolve_config(protocol | values).values)
-        shown = " ".join(f"{key}={_shown(value)}" for key, value in protocol.items())
         method = values.get("method", RUN_OPTIONS["method"].default)
-        print(f"{values['dataset']} with {method}: the papers' protocol sets {shown} (give a key to change it)")
+        print(f"{values['dataset']} with {method}: the papers' protocol sets {settings_text(protocol, quote=False)} "
+              "(give a key to change it)")
     directory = train_run(values, args.run_dir, resume=args.resume, progress=not args.quiet)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0, not one per process
         print(f"trained: {directory}  (next: paretorch eval {directory})")

@@ -205,7 +205,7 @@ def has_trait(trait: str) -> Callable[[Mapping[str, Any]], bool]:
 # The papers' training protocol on each data set: a new run takes these values for the keys it does not give, and
 # records them. MultiMNIST, Adult, Census and the many-task Adult train with the global defaults (10 epochs, batch
 # 256, Adam at 1e-3: PaMaL's and LORPMAN's protocol there). The methods' own options (e.g. the papers' Dirichlet
-# p = 7 on CityScapes) are not in these: they keep each preset's defaults.
+# p = 7 on CityScapes) are in METHOD_PROTOCOLS below.
 DATASET_PROTOCOLS: dict[str, dict[str, Any]] = {
     # PaMaL App. C and PaLoRA App. B.1: MultiMNIST's settings, 20 epochs.
     "multimnist3": {"epochs": 20},

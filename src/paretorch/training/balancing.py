@@ -82,10 +82,10 @@ def balanced_and_plain_gradients(losses: Tensor | Sequence[Sequence[Tensor]], pr
     plain = [torch.zeros_like(p) for p in shared]
     # Read on the host once (not one device synchronisation per preference and task): which terms to take.
     weights = prefs.tolist()
-    scales = [[0.0] * prefs.shape[1]] * prefs.shape[0] if coefficients is None else coefficients.tolist()
+    scales = None if coefficients is None else coefficients.tolist()
     for row in range(prefs.shape[0]):
         for task in range(prefs.shape[1]):
-            weight, coefficient = weights[row][task], scales[row][task]
+            weight, coefficient = weights[row][task], 0.0 if scales is None else scales[row][task]
             if weight == 0.0 and coefficient == 0.0:
                 continue
             loss = losses[row, task] if isinstance(losses, Tensor) else losses[row][task]
