@@ -346,6 +346,9 @@ TRAIN_OPTIONS: dict[str, Option] = option_table(
            "(PaMaL's ensemble members)", applies=has_trait("adapters"),
            when="methods with adapters or members (pamal, palora, lorpman)"),
     Option("eval_every", "int", 1, "validate the front every this many epochs", minimum=1),
+    Option("precision", "str", "32", "the training forward passes: 32 (float32), bf16-mixed (autocast to bfloat16) "
+           "or 16-mixed (float16 with loss scaling; not with gradient balancing or gradient objectives); "
+           "evaluation stays float32", choices=("32", "bf16-mixed", "16-mixed")),
     Option("objective_parameters", "str", None, "where gradient objectives take the task gradients (default: "
            "what the objective declares)", choices=("shared", "all", "representation"), optional=True,
            applies=has_trait("gradients"), when="gradient objectives (mgda, pmtl, solver=moo/epo)"),

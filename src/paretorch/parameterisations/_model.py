@@ -210,8 +210,9 @@ class ParetoModel(nn.Module):
     stacks_preferences_in_batchnorm = True
 
     def __init__(self, model: nn.Module, num_tasks: int, method: str, state: PreferenceState,
-                 layer_names: list[str], config: dict[str, Any]) -> None:
+                 layer_names: list[str], config: dict[str, Any], *, ignores_preference: bool = False) -> None:
         super().__init__()
+        self._ignores_preference = ignores_preference
         if self.stacks_preferences_in_batchnorm:
             block_normalised(model, state)
         self.model = model
@@ -229,8 +230,9 @@ class ParetoModel(nn.Module):
     # ----- forward -------------------------------------------------------------------------------------------
     @property
     def ignores_preference(self) -> bool:
-        """Whether the preference leaves the network unchanged (a plain model of a discrete method)."""
-        return self.method == "plain"
+        """Whether the preference leaves the network unchanged (a plain model of a discrete method): then
+        evaluation needs one pass whatever the preference, and no BatchNorm refit per preference."""
+        return self._ignores_preference
 
     def use_channels_last(self, enabled: bool = True) -> ParetoModel:
         """Lay image batches out channels-last (NHWC) before every forward, so that convolutions, pooling and the
@@ -564,4 +566,4 @@ def plain(model: nn.Module, num_tasks: int) -> ParetoModel:
     """
     check_num_tasks(num_tasks)
     return ParetoModel(copy.deepcopy(model), num_tasks, "plain", PreferenceState(num_tasks), [],
-                       {"method": "plain", "num_tasks": num_tasks})
+                       {"method": "plain", "num_tasks": num_tasks}, ignores_preference=True)

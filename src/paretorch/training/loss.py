@@ -27,6 +27,7 @@ from paretorch.training.balancing import LossBalancer, balanced_and_plain_gradie
 from paretorch.training.distributed import average, sum_across, world_size
 from paretorch.training.evaluation import as_task_list, split_batch
 from paretorch.training.gradients import task_gram, task_grams
+from paretorch.training.precision import check_gradient_precision, forward_precision
 from paretorch.training.regularisers import Regulariser, StepOutputs
 from paretorch.training.tasks import TaskOrder
 
@@ -91,6 +92,12 @@ class ParetoLoss:
     - ``across_processes``: the caller's own ``DistributedDataParallel`` wrapper runs this loss inside its
       forward (a ``LightningModule``'s ``training_step`` under Lightning's DDP): the gradients are synchronised
       there, and the loss averages what sets the weights over the processes as with ``distributed``.
+    - ``precision``: ``"32"`` (default), ``"bf16-mixed"`` or ``"16-mixed"``: the forward passes and task losses
+      run under ``torch.autocast`` to that type, and the losses return as float32, so the objective, the Gram
+      matrices, balancing and the regularisers keep the parameters' precision (:mod:`~paretorch.training.precision`;
+      ``"16-mixed"`` also needs a ``GradScaler`` on the loss, as the Trainer keeps, and is refused with gradient
+      balancing or a gradient-based objective). Under your own autocast (Lightning's or Accelerate's precision)
+      leave it at ``"32"``.
     - ``seed``: the loss's random streams (preference draws, the objective's and the regularisers' draws) are
       derived from ``(seed, stream, epoch)``; call :meth:`start_epoch` at each epoch for runs that resume
       exactly (the Trainer does). The process-wide generator is never touched.
@@ -135,6 +142,7 @@ class ParetoLoss:
         total_steps: int | None = None,
         distributed: nn.Module | None = None,
         across_processes: bool = False,
+        precision: str = "32",
     ) -> None:
         self.tasks, self.loss_fns = TaskOrder.of(losses, len(losses))
         self.pm, self.sampler = pm, sampler
@@ -157,6 +165,9 @@ class ParetoLoss:
         self._representation_module = self._find_representation() if self.gradients == "representation" else None
         self.balancer = LossBalancer(pm.num_tasks, loss_balancing_window) if loss_balancing_window > 0 else None
         self.gradient_balancing = gradient_balancing
+        check_gradient_precision(precision, "gradient balancing" if gradient_balancing else (
+            None if self.gradients is None else f"the objective {type(self.objective).__name__}"))
+        self.precision = precision
         self.seed, self.total_steps = seed, total_steps
         self.distributed = distributed
         self.across_processes = across_processes
@@ -252,10 +263,11 @@ class ParetoLoss:
         each = ((self.gradient_balancing or self.gradients is not None) and count > 1
                 and self.distributed is None)
         try:
-            if each:
-                raw = [split_outputs(self.pm.multi_forward(inputs, prefs[m:m + 1]), 1) for m in range(count)]
-            else:
-                raw = [split_outputs(self.pm.multi_forward(inputs, prefs, via=self.distributed), count)]
+            with forward_precision(self.precision, prefs.device):
+                if each:
+                    raw = [split_outputs(self.pm.multi_forward(inputs, prefs[m:m + 1]), 1) for m in range(count)]
+                else:
+                    raw = [split_outputs(self.pm.multi_forward(inputs, prefs, via=self.distributed), count)]
         finally:
             if hook is not None:
                 hook.remove()
@@ -270,7 +282,12 @@ class ParetoLoss:
         def output(m: int, t: int) -> Any:
             return passes[m][t][0] if each else passes[0][t][m]
 
-        rows = [[fn(output(m, t), targets[t]) for t, fn in enumerate(self.loss_fns)] for m in range(count)]
+        # The losses under the forward's precision (autocast computes cross-entropy and the like in float32 anyway);
+        # under autocast returned as float32 for what follows.
+        with forward_precision(self.precision, prefs.device):
+            rows = [[fn(output(m, t), targets[t]) for t, fn in enumerate(self.loss_fns)] for m in range(count)]
+        if self.precision != "32":
+            rows = [[loss.float() for loss in row] for row in rows]
         return torch.stack([torch.stack(row) for row in rows]), captured, rows if each else None
 
     def _weighted_row(self, row: list[Tensor]) -> Tensor:

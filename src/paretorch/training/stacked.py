@@ -26,6 +26,7 @@ from paretorch.objectives import Objective
 from paretorch.parameterisations import move_to, plain, shared_parameters
 from paretorch.training.evaluation import as_task_list, split_batch
 from paretorch.training.gradients import independent_task_grams
+from paretorch.training.precision import check_gradient_precision, forward_precision
 from paretorch.training.trainer import TrainConfig, build_optimizer
 
 __all__ = ["StackedTrainer"]
@@ -37,9 +38,10 @@ class StackedTrainer:
     ``models``: K plain models of the same class (their current weights are the starting points);
     ``objectives``: one :class:`~paretorch.objectives.Objective` per model (for instance
     ``ParetoMTL(refs, k)``); ``config``: ``epochs``, ``lr``, ``optimizer``, ``momentum``, ``weight_decay``,
-    ``clip_grad_norm`` (per model), ``seed`` and ``objective_parameters`` (``"shared"`` or ``"all"``; by default
-    what the objectives declare) are used. The objectives and the Gram computation are the pieces
-    :class:`~paretorch.ParetoLoss` uses; only the forward (vmapped over the K models) is this class's own.
+    ``clip_grad_norm`` (per model), ``seed``, ``precision`` (``"32"`` or ``"bf16-mixed"``) and
+    ``objective_parameters`` (``"shared"`` or ``"all"``; by default what the objectives declare) are used. The
+    objectives and the Gram computation are the pieces :class:`~paretorch.ParetoLoss` uses; only the forward
+    (vmapped over the K models) is this class's own.
     BatchNorm layers that track running statistics are not supported (vmap cannot update them in place).
 
     >>> from paretorch.objectives import ParetoMTL
@@ -68,6 +70,7 @@ class StackedTrainer:
                 raise ParetorchError("stacked training cannot update BatchNorm running statistics under vmap; "
                                      "train the subproblems one by one (paretorch train … vectorise=false)")
         self.config = config or TrainConfig()
+        check_gradient_precision(self.config.precision, f"the objective {type(objectives[0]).__name__}")
         self.gradients = self.config.objective_parameters or objectives[0].gradients
         if self.gradients not in ("shared", "all"):
             raise ParetorchError("stacked training takes task gradients on 'shared' or 'all' parameters")
@@ -113,9 +116,12 @@ class StackedTrainer:
         inputs, targets = split_batch(batch, self.num_tasks)
         device = next(iter(self.params.values())).device
         inputs, targets = move_to(inputs, device), move_to(targets, device)
-        outputs = self._forward(inputs)
-        losses = torch.stack([torch.stack([fn(outputs[t][k], targets[t]) for t, fn in enumerate(self.loss_fns)])
-                              for k in range(self.num_models)])  # (K, T)
+        with forward_precision(self.config.precision, device):
+            outputs = self._forward(inputs)
+            losses = torch.stack([torch.stack([fn(outputs[t][k], targets[t]) for t, fn in enumerate(self.loss_fns)])
+                                  for k in range(self.num_models)])  # (K, T)
+        if self.config.precision != "32":
+            losses = losses.float()
         names = self._names_for_gram(inputs)
         grams = independent_task_grams(losses, [self.params[name] for name in names])
         detached = losses.detach()

@@ -62,6 +62,9 @@ class TrainConfig:
     # Koltun 2018: one backward per task through the heads only).
     objective_parameters: GradientSource | None = None
     representation: str = "encoder"
+    # "32", "bf16-mixed" or "16-mixed" (Lightning's names): the training forward passes under autocast, with a
+    # GradScaler for "16-mixed" (paretorch.training.precision). Evaluation keeps the parameters' precision.
+    precision: str = "32"
 
 
 def build_optimizer(params: Iterable[Any], config: TrainConfig) -> torch.optim.Optimizer:
@@ -101,7 +104,7 @@ def configured_loss(pm: ParetoModel, losses: Sequence[TaskLoss] | Mapping[str, T
     return ParetoLoss(pm, losses, sampler, objective, regularisers, gradients=config.objective_parameters,
                       representation=config.representation, loss_balancing_window=config.loss_balancing_window,
                       gradient_balancing=config.gradient_balancing, seed=config.seed, total_steps=total_steps,
-                      distributed=distributed)
+                      distributed=distributed, precision=config.precision)
 
 
 def freeze_if_due(pm: ParetoModel, config: TrainConfig, epoch: int) -> bool:
@@ -148,6 +151,10 @@ class Trainer:
     changes what trains), each process feeds its own share of every batch (a ``DistributedSampler``, whose
     epoch the Trainer sets), every process draws the same preferences, the evaluation grid is split across
     the processes, and only rank 0 writes the run directory.
+
+    ``config.precision`` ``"bf16-mixed"`` or ``"16-mixed"`` runs the training forward passes under autocast
+    (float16 with a ``GradScaler``, whose scale the checkpoint keeps); evaluation runs in the parameters' own
+    precision, so fronts compare across precisions (:mod:`paretorch.training.precision`).
 
     ``logs=["csv", "tensorboard"]`` also writes each epoch's record to ``metrics.csv`` and to TensorBoard
     (see :mod:`paretorch.training.epoch_logs`); ``eval_chunk`` is how many preferences one evaluation pass
@@ -206,6 +213,10 @@ class Trainer:
         self.progress = progress
         self.optimizer = self._build_optimizer()
         self.scheduler = self._build_scheduler()
+        # Float16 training scales the loss so that small gradients survive; built at the first step, on the device
+        # the model is then on (a checkpoint's scale waits there until it is).
+        self.scaler: torch.amp.GradScaler | None = None
+        self._scaler_state: dict[str, Any] | None = None
         self.history: list[dict[str, Any]] = []
         self.epoch = 0
         self._wrapped_trainable: frozenset[int] | None = None
@@ -249,7 +260,7 @@ class Trainer:
             "epoch": self.epoch, "model": self.pm.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "history": self.history, "config": asdict(self.config), "model_config": self.pm.config,
-            "val_reference": self.val_reference,
+            "val_reference": self.val_reference, "scaler": self._scaler_state_dict(),
         } | self.loss.state_dict(), self.checkpoint_path)
 
     def load_checkpoint(self, path: str | os.PathLike[str] | None = None) -> None:
@@ -268,6 +279,9 @@ class Trainer:
             if self.scheduler is not None and state.get("scheduler") is not None:
                 self.scheduler.load_state_dict(state["scheduler"])
             self.loss.load_state_dict(state)
+            self._scaler_state = state.get("scaler")
+            if self.scaler is not None and self._scaler_state is not None:
+                self.scaler.load_state_dict(self._scaler_state)
             self.epoch, self.history = int(state["epoch"]), list(state.get("history", []))
             reference = state.get("val_reference")
             self.val_reference = None if reference is None else [float(value) for value in reference]
@@ -287,12 +301,36 @@ class Trainer:
             raise ParetorchError(f"non-finite loss at epoch {self.epoch} step {error.step} (task losses "
                                  f"{error.losses}){kept}; lower the learning rate or set clip_grad_norm") from None
         self.optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
-        if self.config.clip_grad_norm is not None:
-            nn.utils.clip_grad_norm_(self.pm.parameters(), self.config.clip_grad_norm)
-        self.optimizer.step()
+        scaler = self._gradient_scaler(out.loss.device)
+        if scaler is None:
+            out.loss.backward()
+            if self.config.clip_grad_norm is not None:
+                nn.utils.clip_grad_norm_(self.pm.parameters(), self.config.clip_grad_norm)
+            self.optimizer.step()
+        else:
+            # The scaled loss's gradients are unscaled before clipping; a step with overflowing ones is skipped and
+            # the scale lowered.
+            scaler.scale(out.loss).backward()
+            if self.config.clip_grad_norm is not None:
+                scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.pm.parameters(), self.config.clip_grad_norm)
+            scaler.step(self.optimizer)
+            scaler.update()
         per_task = out.losses.mean(dim=0).tolist()  # each task's loss, averaged over the step's preferences
         return out.logs() | {f"loss_{self.loss.tasks.label(t)}": value for t, value in enumerate(per_task)}
+
+    def _gradient_scaler(self, device: torch.device) -> torch.amp.GradScaler | None:
+        if self.config.precision != "16-mixed":
+            return None
+        if self.scaler is None:
+            self.scaler = torch.amp.GradScaler(device.type)
+            if self._scaler_state is not None:
+                self.scaler.load_state_dict(self._scaler_state)
+        return self.scaler
+
+    def _scaler_state_dict(self) -> dict[str, Any] | None:
+        # Before the first step of a resumed run, the checkpoint's scale stands.
+        return self.scaler.state_dict() if self.scaler is not None else self._scaler_state
 
     # ----- epochs -------------------------------------------------------------------------------------------------
     def fit(self, train_loader: Iterable[Any], val_loader: Iterable[Any] | None = None, resume: bool = False
