@@ -317,3 +317,35 @@ def test_a_batchnorm_run_of_stacked_preferences_resumes_exactly_through_the_comm
     assert all(torch.equal(expected[name], got[name]) for name in expected)
     first = json.loads((resumed / "metrics.jsonl").read_text().splitlines()[0])
     assert first["epoch"] == 1
+
+
+def test_worker_processes_read_the_same_batches_and_a_resumed_run_may_change_their_number(tmp_path):
+    # Scene arrays are read from files, so workers=2 reads them in two processes: the run (lorpman, frozen after
+    # epoch 1) stopped after epoch 1 and resumed with workers=0 ends with the tensors of an uninterrupted run
+    # that read everything in this process.
+    import subprocess
+    import sys
+
+    root = write_scenes(tmp_path / "cityscapes", "cityscapes", counts=(8, 4))
+    settings = ["dataset=cityscapes", f"data_source={root}", "method=lorpman", "freeze_fraction=0.5",
+                "model_width=4", "batch_size=4", "recalibration_examples=4", "--quiet"]
+    command = [sys.executable, "-m", "paretorch", "train"]
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    for args in ([str(whole), *settings, "epochs=2", "workers=0"], [str(resumed), *settings, "epochs=1", "workers=2"],
+                 [str(resumed), "--resume", "epochs=2", "workers=0", "--quiet"]):
+        done = subprocess.run([*command, *args], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    expected = torch.load(whole / "checkpoint.pt", weights_only=True)["model"]
+    got = torch.load(resumed / "checkpoint.pt", weights_only=True)["model"]
+    assert set(expected) == set(got) and all(torch.equal(expected[name], got[name]) for name in expected)
+    assert json.loads((resumed / "config.json").read_text())["workers"] == 0
+
+
+def test_a_file_that_a_worker_process_cannot_read_is_one_line(tmp_path, capsys):
+    root = write_scenes(tmp_path / "cityscapes", "cityscapes", counts=(8, 4))
+    (root / "train" / "depth" / "5.npy").write_bytes(b"not an array")
+    assert main(["train", str(tmp_path / "run"), "dataset=cityscapes", f"data_source={root}", "method=ls",
+                 "ls_points=1", "model_width=4", "batch_size=4", "epochs=1", "workers=1", "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "Traceback" not in error and "DataLoader" not in error, error
+    assert "5.npy is not a readable .npy array" in error, error

@@ -37,10 +37,15 @@ class _TensorBatches(Dataset):
         return tuple(tensor[index] for tensor in self.tensors)
 
 
-def batch_loader(dataset: Dataset, batch_size: int, sampler: Sampler[int] | None = None) -> DataLoader:
+def batch_loader(dataset: Dataset, batch_size: int, sampler: Sampler[int] | None = None, workers: int = 0,
+                 pin_memory: bool = False) -> DataLoader:
     """A ``DataLoader`` of ``dataset`` in batches of ``batch_size`` drawn in ``sampler``'s order (default: in
     order), equal batch for batch to ``DataLoader(dataset, batch_size, sampler=sampler)``; a ``TensorDataset``
     is sliced a batch at a time instead of read and stacked sample by sample.
+
+    Other datasets (files read one by one) are read by ``workers`` processes (kept across epochs) and, with
+    ``pin_memory``, collated into page-locked memory for a faster copy to the GPU. Neither changes the batches:
+    the order is the sampler's, drawn in this process.
 
     >>> import torch
     >>> from torch.utils.data import TensorDataset
@@ -49,7 +54,8 @@ def batch_loader(dataset: Dataset, batch_size: int, sampler: Sampler[int] | None
     [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
     """
     if not isinstance(dataset, TensorDataset):
-        return DataLoader(dataset, batch_size=batch_size, sampler=sampler)
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                          persistent_workers=workers > 0, pin_memory=pin_memory)
     order: Sampler[int] = sampler if sampler is not None else SequentialSampler(dataset)
     batches = EpochBatchSampler(order, batch_size, drop_last=False)
     # batch_size=None: each item the sampler yields is a whole batch, taken as it is (no collation).

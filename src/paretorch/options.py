@@ -311,6 +311,9 @@ RUN_OPTIONS: dict[str, Option] = option_table(
     Option("test_size", "int", None, "test examples (MultiMNIST default 2,000; Adult: all)", minimum=1,
            optional=True),
     Option("device", "str", "cpu", "cpu, cuda, cuda:N or mps"),
+    Option("workers", "int", None, "processes reading data sets stored as files (CelebA, UTKFace, NYUv2, CityScapes); "
+           "unset: none on the CPU, up to 8 per training process on a GPU; the batches are the same either way",
+           minimum=0, optional=True),
     Option("channels_last", "bool", None, "lay image batches out channels-last (NHWC) for the convolutions; unset: "
            "on for convolutional models on the CPU (a LeNet step measured 1.2-1.5x faster), off on GPUs",
            optional=True),

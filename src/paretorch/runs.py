@@ -58,8 +58,9 @@ __all__ = ["DEFAULTS", "RunConfig", "evaluate_run", "load_run", "train_run"]
 
 # Run-level keys and their defaults; every other key goes to the method preset (see paretorch.options).
 DEFAULTS: dict[str, Any] = {name: option.default for name, option in RUN_OPTIONS.items()}
-# Settings that a resumed run may change: where it runs, and how long it trains.
-RESUMABLE_CHANGES = ("device", "epochs", "recalibration_examples")
+# Settings that a resumed run may change: where it runs, how long it trains, and how it reads and refits (none
+# changes what a step computes).
+RESUMABLE_CHANGES = ("device", "epochs", "recalibration_examples", "workers")
 _MULTIMNIST_SIZES = {"train_size": 10_000, "val_size": 2_000, "test_size": 2_000}
 
 
@@ -305,9 +306,21 @@ def _loaders(config: RunConfig, splits: Splits) -> tuple[DataLoader, DataLoader,
     world = dist_state.world_size()
     order = DistributedSampler(splits.train, num_replicas=world, rank=dist_state.rank(), shuffle=True,
                                seed=derive_seed(config["seed"], "data"))
-    evaluation = _evaluation_batch(config)
-    return (batch_loader(splits.train, config["batch_size"] // world, order),
-            batch_loader(splits.val, evaluation), batch_loader(splits.test, evaluation))
+    evaluation, reading = _evaluation_batch(config), _reading(config)
+    return (batch_loader(splits.train, config["batch_size"] // world, order, **reading),
+            batch_loader(splits.val, evaluation, **reading), batch_loader(splits.test, evaluation, **reading))
+
+
+def _reading(config: RunConfig) -> dict[str, Any]:
+    """How the loaders of data read from files (CelebA, UTKFace, NYUv2, CityScapes) read it: ``workers``
+    processes, by default none on the CPU, where training needs the cores, and on a GPU up to 8 per training
+    process (the GPU would otherwise wait on one process decoding images), with batches in pinned memory there."""
+    cuda = str(config["device"]).startswith("cuda")
+    workers = config["workers"]
+    if workers is None:
+        per_node = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+        workers = min(8, max((os.cpu_count() or 1) // per_node - 1, 0)) if cuda else 0
+    return {"workers": workers, "pin_memory": cuda}
 
 
 class _BuiltOnUse:
@@ -334,7 +347,8 @@ def recalibration_data(config: RunConfig, splits: Splits) -> Iterable[Any] | Non
         generator = torch.Generator().manual_seed(derive_seed(config["seed"], "recalibration"))
         order = torch.randperm(len(splits.train), generator=generator)  # type: ignore[arg-type]
         chosen = order[: config["recalibration_examples"]].tolist()
-        return batch_loader(splits.train, config["batch_size"], sampler=chosen)  # type: ignore[arg-type]
+        return batch_loader(splits.train, config["batch_size"], sampler=chosen,  # type: ignore[arg-type]
+                            **_reading(config))
     return _BuiltOnUse(build)
 
 
@@ -432,7 +446,8 @@ def _resume_config(directory: Path, values: dict[str, Any]) -> RunConfig:
     if changed:
         shown = ", ".join(f"{key} ({effective.get(key)!r} -> {values[key]!r})" for key in changed)
         raise ParetorchError(f"--resume cannot change {shown}: a resumed run keeps its settings (only "
-                             f"{' and '.join(RESUMABLE_CHANGES)} may change); train into a new directory instead")
+                             f"{', '.join(RESUMABLE_CHANGES[:-1])} and {RESUMABLE_CHANGES[-1]} may change); train "
+                             "into a new directory instead")
     return resolve_config(stored.values | {key: values[key] for key in RESUMABLE_CHANGES if key in values})
 
 
@@ -455,7 +470,7 @@ def train_run(values: dict[str, Any], run_dir: str | Path, resume: bool = False,
     """Train the run described by ``values`` into ``run_dir``; returns the directory.
 
     The settings are validated before anything is written; the directory is locked against a second process;
-    ``resume=True`` continues a killed run exactly (only ``epochs`` and ``device`` may change) and writes
+    ``resume=True`` continues a killed run exactly (only :data:`RESUMABLE_CHANGES` may change) and writes
     nothing until its checkpoints have loaded.
     """
     directory = Path(run_dir)
@@ -564,7 +579,7 @@ def evaluate_run(run: LoadedRun, split: str = "test") -> Front:
     if split not in ("val", "test"):
         raise ParetorchError(f"split must be 'val' or 'test', got {split!r}")
     dataset = run.splits.test if split == "test" else run.splits.val
-    loader = batch_loader(dataset, _evaluation_batch(run.config))
+    loader = batch_loader(dataset, _evaluation_batch(run.config), **_reading(run.config))
     front = evaluate_front(run.models, loader, task_metrics(run.splits),
                            recalibrate=recalibration_data(run.config, run.splits))
     units = [_UNITS[kind] for kind in run.splits.kinds()]
