@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -53,6 +54,24 @@ def test_new_presets_train_and_evaluate_through_the_cli(tmp_path, options, capsy
     assert main(["eval", str(run)]) == 0
     assert "hypervolume" in capsys.readouterr().out
     assert main(["export", str(run), "--preference", "0.5,0.5", "--out", str(tmp_path / "m.safetensors")]) == 0
+
+
+def test_eval_out_writes_elsewhere_and_leaves_a_shared_run_directory_untouched(tmp_path, capsys, monkeypatch):
+    run, out = tmp_path / "run", tmp_path / "mine"
+    assert main(["train", str(run), "method=palora", *TINY, "--quiet"]) == 0
+    before = {path.name: path.stat().st_mtime_ns for path in run.iterdir()}
+    assert main(["eval", str(run), "--out", str(out)]) == 0
+    assert f"saved {out / 'front_test.json'} and .csv" in capsys.readouterr().out
+    assert {path.name: path.stat().st_mtime_ns for path in run.iterdir()} == before, "nothing written, not even a lock"
+    front = json.loads((out / "front_test.json").read_text())
+    assert len(front["values"]) == 11 and (out / "front_test.csv").exists()
+    # plot on a run directory this user cannot write: its front is evaluated and drawn, nothing is kept there.
+    import paretorch.cli as cli
+
+    monkeypatch.setattr(cli.os, "access", lambda path, mode: Path(path) != run)
+    assert main(["plot", str(run), "--out", str(out / "front.png")]) == 0
+    assert (out / "front.png").stat().st_size > 0
+    assert {path.name: path.stat().st_mtime_ns for path in run.iterdir()} == before
 
 
 def test_resume_continues(tmp_path):

@@ -119,9 +119,10 @@ def test_a_mixed_precision_run_resumes_exactly_through_the_command_line(tmp_path
     assert [record["epoch"] for record in records] == [1, 2]
 
 
-def test_the_command_line_refuses_float16_with_gradient_balancing_in_one_line(tmp_path):
+def test_the_command_line_refuses_float16_with_gradient_balancing_in_one_line_before_writing(tmp_path):
     done = subprocess.run([sys.executable, "-m", "paretorch", "train", str(tmp_path / "run"), "method=pamal",
                            "precision=16-mixed", "gradient_balancing=true", "train_size=64", "epochs=1"],
                           capture_output=True, text=True)
-    assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.count("\n") == 1 and "use precision='bf16-mixed'" in done.stderr, done.stderr
+    assert done.returncode == 2 and done.stdout == "" and not (tmp_path / "run").exists()
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "use precision='bf16-mixed' or gradient_balancing=false" in done.stderr, done.stderr

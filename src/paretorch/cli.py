@@ -119,10 +119,14 @@ def _eval(args: argparse.Namespace) -> int:
     from paretorch.runs import evaluate_run, load_run
 
     run = load_run(args.run)
-    with locked(args.run):  # it writes the front files: not while a train writes the same directory
-        front = evaluate_run(run, args.split)
+    if args.out is None:
+        with locked(args.run):  # it writes the front files: not while a train writes the same directory
+            front = evaluate_run(run, args.split)
+    else:  # the run directory is only read (a shared one may not be writable)
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        front = evaluate_run(run, args.split, out=args.out)
     print(front.table())
-    print(f"saved {Path(args.run) / f'front_{args.split}.json'} and .csv")
+    print(f"saved {Path(args.out or args.run) / f'front_{args.split}.json'} and .csv")
     return 0
 
 
@@ -135,6 +139,8 @@ def _front_of(run: str, split: str):  # type: ignore[no-untyped-def]
     if saved.exists():
         return Front.load(saved)
     loaded = load_run(run)
+    if not os.access(run, os.W_OK):  # a shared run directory this user cannot write: evaluate, keep nothing
+        return evaluate_run(loaded, split, save=False)
     with locked(run):
         return evaluate_run(loaded, split)
 
@@ -308,25 +314,27 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=_train)
 
     evaluate = commands.add_parser("eval", help="evaluate a run's front, print it as a table and save it")
-    evaluate.add_argument("run")
-    evaluate.add_argument("--split", choices=("val", "test"), default="test")
+    evaluate.add_argument("run", help="a run directory made by paretorch train")
+    evaluate.add_argument("--split", choices=("val", "test"), default="test", help="the split (default test)")
+    evaluate.add_argument("--out", help="folder for front_SPLIT.json and .csv (default: the run directory; "
+                          "another folder leaves the run directory untouched, e.g. a shared one)")
     evaluate.set_defaults(handler=_eval)
 
     plot = commands.add_parser("plot", help="draw the front(s) of one or more runs as PNG")
-    plot.add_argument("runs", nargs="+")
-    plot.add_argument("--split", choices=("val", "test"), default="test")
+    plot.add_argument("runs", nargs="+", help="run directories; each run's saved front, evaluated first if missing")
+    plot.add_argument("--split", choices=("val", "test"), default="test", help="the split (default test)")
     plot.add_argument("--out", help="PNG path (default: RUN/front_SPLIT.png)")
     plot.set_defaults(handler=_plot)
 
     export = commands.add_parser("export", help="write the plain merged model for one trade-off as safetensors")
-    export.add_argument("run")
+    export.add_argument("run", help="a run directory of a steerable method (or a discrete one's nearest model)")
     export.add_argument("--preference", required=True, help="comma-separated weights, e.g. 0.3,0.7")
     export.add_argument("--out", required=True, help="output .safetensors path")
     export.set_defaults(handler=_export)
 
     compare = commands.add_parser("compare", help="one table of HV, non-dominated points, Spearman, size, time")
-    compare.add_argument("runs", nargs="+")
-    compare.add_argument("--split", choices=("val", "test"), default="test")
+    compare.add_argument("runs", nargs="+", help="run directories with the same tasks")
+    compare.add_argument("--split", choices=("val", "test"), default="test", help="the split (default test)")
     compare.set_defaults(handler=_compare)
 
     demo = commands.add_parser("demo", help="the main job: PaLoRA vs linear scalarisation on embedded MultiMNIST")

@@ -574,8 +574,10 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     return LoadedRun(config, splits, models, directory)
 
 
-def evaluate_run(run: LoadedRun, split: str = "test") -> Front:
-    """Evaluate a run's front (11/66/100-point grid, or its discrete models) on ``split`` and save it."""
+def evaluate_run(run: LoadedRun, split: str = "test", out: str | os.PathLike[str] | None = None,
+                 save: bool = True) -> Front:
+    """Evaluate a run's front (11/66/100-point grid, or its discrete models) on ``split`` and save it as
+    ``front_SPLIT.json`` and ``.csv`` in ``out`` (default: the run directory; ``save=False``: nowhere)."""
     if split not in ("val", "test"):
         raise ParetorchError(f"split must be 'val' or 'test', got {split!r}")
     dataset = run.splits.test if split == "test" else run.splits.val
@@ -596,5 +598,6 @@ def evaluate_run(run: LoadedRun, split: str = "test") -> Front:
         "train_seconds": read_json(training, "training summary").get("train_seconds") if training.exists() else None,
         "epochs": run.config["epochs"],
     }
-    front.save(run.directory, f"front_{split}")
+    if save:
+        front.save(run.directory if out is None else Path(out), f"front_{split}")
     return front

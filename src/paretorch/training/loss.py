@@ -27,7 +27,7 @@ from paretorch.training.balancing import LossBalancer, balanced_and_plain_gradie
 from paretorch.training.distributed import average, sum_across, world_size
 from paretorch.training.evaluation import as_task_list, split_batch
 from paretorch.training.gradients import task_gram, task_grams
-from paretorch.training.precision import check_gradient_precision, forward_precision
+from paretorch.training.precision import BALANCING, check_gradient_precision, forward_precision
 from paretorch.training.regularisers import Regulariser, StepOutputs
 from paretorch.training.tasks import TaskOrder
 
@@ -165,7 +165,7 @@ class ParetoLoss:
         self._representation_module = self._find_representation() if self.gradients == "representation" else None
         self.balancer = LossBalancer(pm.num_tasks, loss_balancing_window) if loss_balancing_window > 0 else None
         self.gradient_balancing = gradient_balancing
-        check_gradient_precision(precision, "gradient balancing" if gradient_balancing else (
+        check_gradient_precision(precision, BALANCING if gradient_balancing else (
             None if self.gradients is None else f"the objective {type(self.objective).__name__}"))
         self.precision = precision
         self.seed, self.total_steps = seed, total_steps

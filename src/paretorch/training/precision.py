@@ -54,5 +54,10 @@ def forward_precision(precision: str, device: torch.device) -> Iterator[None]:
 def check_gradient_precision(precision: str, why: str | None) -> None:
     """Refuse float16 where the loss takes unscaled task gradients (``why`` names what needs them; None: none)."""
     if autocast_dtype(precision) == torch.float16 and why is not None:
+        other = " or gradient_balancing=false" if why == BALANCING else ""
         raise ParetorchError(f"precision='16-mixed' cannot take the task gradients that {why} needs (float16 "
-                             "gradients of unscaled losses flush to zero): use precision='bf16-mixed'")
+                             f"gradients of unscaled losses flush to zero): use precision='bf16-mixed'{other}")
+
+
+# What check_gradient_precision names when gradient balancing needs the task gradients.
+BALANCING = "gradient balancing"
