@@ -94,19 +94,12 @@ def test_stacked_training_under_bf16_mixed_matches_float32_to_its_precision():
 
 
 @pytest.mark.parametrize("precision", ["16-mixed", "bf16-mixed"])
-def test_a_mixed_precision_run_resumes_exactly_through_the_command_line(tmp_path, precision):
+def test_a_mixed_precision_run_resumes_exactly_through_the_command_line(precision, whole_and_resumed):
     # The float16 run's loss scale is part of its state: a run stopped after epoch 1 and resumed by the command
     # line ends with the tensors and the scale of one uninterrupted run.
     settings = ["method=lorpman", "freeze_fraction=0.5", f"precision={precision}", "dataset=multimnist",
                 "train_size=128", "val_size=32", "test_size=32", "batch_size=32", "--quiet"]
-    command = [sys.executable, "-m", "paretorch", "train"]
-    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
-    for args in ([str(whole), *settings, "epochs=2"], [str(resumed), *settings, "epochs=1"],
-                 [str(resumed), "--resume", "epochs=2", "--quiet"]):
-        done = subprocess.run([*command, *args], capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr
-    expected = torch.load(whole / "checkpoint.pt", weights_only=True)
-    got = torch.load(resumed / "checkpoint.pt", weights_only=True)
+    expected, got, resumed = whole_and_resumed(settings)
     assert set(expected["model"]) == set(got["model"])
     assert all(torch.equal(expected["model"][name], got["model"][name]) for name in expected["model"])
     assert expected["scaler"] == got["scaler"]

@@ -289,29 +289,23 @@ def test_a_missing_data_folder_is_refused_before_the_protocol_is_announced(tmp_p
     assert captured.err.count("\n") == 1 and not (tmp_path / "run").exists()
 
 
-def test_a_batchnorm_run_of_stacked_preferences_resumes_exactly_through_the_command_line(tmp_path):
+def _small_cityscapes_lorpman(tmp_path):
+    # LORPMAN frozen after epoch 1 of 2 and of 1 alike (freeze_fraction 0.5), so a 1-epoch run is a prefix of a
+    # 2-epoch one (PaLoRA's annealing follows the run's total length: its 1-epoch run is none).
+    root = write_scenes(tmp_path / "cityscapes", "cityscapes", counts=(8, 4))
+    return ["dataset=cityscapes", f"data_source={root}", "method=lorpman", "freeze_fraction=0.5", "model_width=4",
+            "batch_size=4", "recalibration_examples=4", "--quiet"]
+
+
+def test_a_batchnorm_run_of_stacked_preferences_resumes_exactly_through_the_command_line(tmp_path, whole_and_resumed):
     # LORPMAN stacks its 4 preferences in one pass, and each SegNet BatchNorm normalises each preference's block on
     # its own and updates its running statistics once per block: a run stopped after epoch 1 and resumed by the
-    # command line ends with the tensors of one uninterrupted run, running statistics included. (freeze_fraction
-    # 0.5 freezes after epoch 1 for both lengths; PaLoRA's annealing follows the run's total length, so a 1-epoch
-    # PaLoRA run is no prefix of a 2-epoch one.)
-    import subprocess
-    import sys
-
-    root = write_scenes(tmp_path / "cityscapes", "cityscapes", counts=(8, 4))
-    settings = ["dataset=cityscapes", f"data_source={root}", "method=lorpman", "freeze_fraction=0.5",
-                "model_width=4", "batch_size=4", "recalibration_examples=4", "--quiet"]
-    command = [sys.executable, "-m", "paretorch", "train"]
-    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
-    for args in ([str(whole), *settings, "epochs=2"], [str(resumed), *settings, "epochs=1"],
-                 [str(resumed), "--resume", "epochs=2", "--quiet"]):
-        done = subprocess.run([*command, *args], capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr
+    # command line ends with the tensors of one uninterrupted run, running statistics included.
+    whole, stopped, resumed = whole_and_resumed(_small_cityscapes_lorpman(tmp_path))
     # The protocol balances the task gradients: a probe of the shared parameters at the resumed run's first step
     # must leave no trace (it once updated BatchNorm's statistics there).
     assert json.loads((resumed / "config.json").read_text())["gradient_balancing"] is True
-    expected = torch.load(whole / "checkpoint.pt", weights_only=True)["model"]
-    got = torch.load(resumed / "checkpoint.pt", weights_only=True)["model"]
+    expected, got = whole["model"], stopped["model"]
     means = [name for name in expected if name.endswith("running_mean")]
     assert means and set(expected) == set(got)
     assert all(torch.equal(expected[name], got[name]) for name in expected)
@@ -319,24 +313,13 @@ def test_a_batchnorm_run_of_stacked_preferences_resumes_exactly_through_the_comm
     assert first["epoch"] == 1
 
 
-def test_worker_processes_read_the_same_batches_and_a_resumed_run_may_change_their_number(tmp_path):
-    # Scene arrays are read from files, so workers=2 reads them in two processes: the run (lorpman, frozen after
-    # epoch 1) stopped after epoch 1 and resumed with workers=0 ends with the tensors of an uninterrupted run
-    # that read everything in this process.
-    import subprocess
-    import sys
-
-    root = write_scenes(tmp_path / "cityscapes", "cityscapes", counts=(8, 4))
-    settings = ["dataset=cityscapes", f"data_source={root}", "method=lorpman", "freeze_fraction=0.5",
-                "model_width=4", "batch_size=4", "recalibration_examples=4", "--quiet"]
-    command = [sys.executable, "-m", "paretorch", "train"]
-    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
-    for args in ([str(whole), *settings, "epochs=2", "workers=0"], [str(resumed), *settings, "epochs=1", "workers=2"],
-                 [str(resumed), "--resume", "epochs=2", "workers=0", "--quiet"]):
-        done = subprocess.run([*command, *args], capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr
-    expected = torch.load(whole / "checkpoint.pt", weights_only=True)["model"]
-    got = torch.load(resumed / "checkpoint.pt", weights_only=True)["model"]
+def test_worker_processes_read_the_same_batches_and_a_resumed_run_may_change_their_number(tmp_path,
+                                                                                         whole_and_resumed):
+    # Scene arrays are read from files, so workers=2 reads them in two processes: the run stopped after epoch 1 and
+    # resumed with workers=0 ends with the tensors of an uninterrupted run that read everything in this process.
+    whole, stopped, resumed = whole_and_resumed(_small_cityscapes_lorpman(tmp_path), whole=["workers=0"],
+                                                first=["workers=2"], resume=["workers=0"])
+    expected, got = whole["model"], stopped["model"]
     assert set(expected) == set(got) and all(torch.equal(expected[name], got[name]) for name in expected)
     assert json.loads((resumed / "config.json").read_text())["workers"] == 0
 
