@@ -245,7 +245,8 @@ def test_runs_record_the_conv_layout_and_runs_saved_before_it_load_with_peft(tmp
                          [("pamal", "m", 4, 3), ("pamal", "p", 0.5, 1.0), ("cpmtl", "m", 2, 1),
                           ("lorpman", "p", 0.2, 1.0), ("lorpman", "freeze_fraction", 0.8, 0.6),
                           ("palora", "m", 4, 5), ("cpmtl", "chunk_size", None, 0),
-                          ("phn", "residual", True, False), ("pamal", "batchnorm", "members", "shared")])
+                          ("phn", "residual", True, False), ("phn", "m", 2, 1),
+                          ("pamal", "batchnorm", "members", "shared")])
 def test_a_changed_default_is_recorded_and_runs_saved_before_it_resume_with_the_old_one(tmp_path, method, key,
                                                                                        default, before):
     tiny = ["dataset=multimnist", "train_size=32", "val_size=16", "test_size=16", "batch_size=16"]

@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler, Subset
+from torch.utils.data import DataLoader, DistributedSampler, Subset, TensorDataset
 
 from paretorch._files import locked, read_json, remove_stale_temporaries, write_json
 from paretorch._random import derive_seed, scoped_global_seed
@@ -211,7 +211,10 @@ def load_splits(config: RunConfig) -> Splits:
     for key, split in (("train_size", "train"), ("val_size", "val"), ("test_size", "test")):
         if config[key] is not None:
             dataset = getattr(splits, split)
-            setattr(splits, split, Subset(dataset, range(min(config[key], len(dataset)))))
+            count = min(config[key], len(dataset))
+            # In-memory data stays a TensorDataset, which the loaders slice a batch at a time.
+            setattr(splits, split, TensorDataset(*(tensor[:count] for tensor in dataset.tensors))
+                    if isinstance(dataset, TensorDataset) else Subset(dataset, range(count)))
     return splits
 
 
