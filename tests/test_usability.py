@@ -242,7 +242,7 @@ def test_runs_record_the_conv_layout_and_runs_saved_before_it_load_with_peft(tmp
 
 
 @pytest.mark.parametrize(("method", "key", "default", "before"),
-                         [("pamal", "m", 4, 3), ("pamal", "p", 0.5, 1.0), ("cpmtl", "m", 2, 1),
+                         [("pamal", "m", 4, 3), ("pamal", "p", 0.5, 1.0), ("cpmtl", "m", 4, 1),
                           ("lorpman", "p", 0.2, 1.0), ("lorpman", "freeze_fraction", 0.8, 0.6),
                           ("palora", "m", 4, 5), ("cpmtl", "chunk_size", None, 0),
                           ("phn", "residual", True, False), ("phn", "m", 2, 1),
