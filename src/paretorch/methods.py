@@ -677,7 +677,7 @@ for _preset in (
         2, "; with the flat 1 CPMTL's MultiMNIST front came out mis-ordered, 1 before 2026-11-23",
         Option("m", "int", 4, f"{_M}; batched preferences as CPMTL's appendix A.3, 4 as PaMaL's and LORPMAN's "
                "window: on MultiMNIST (50,000 pairs, 10 epochs, seeds 0-5, residual form) HV 0.896, 10.0 of 11 "
-               "non-dominated, min Spearman 0.98 against 0.896, 8.5 and 0.92 with 2, for 1.5x the epoch time; 2 "
+               "non-dominated, min Spearman 0.98 against 0.896, 8.5 and 0.92 with 2, for about 1.4x the epoch time; 2 "
                "from 2026-11-23 to 2026-12-07 (against 1 in the papers' form: HV 0.885 and 9.3 of 11 against "
                "0.876 and 8.7), 1 before", minimum=1, recorded=True, legacy_default=1)),
                  _hyper, traits=_continuous_traits),
