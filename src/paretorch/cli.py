@@ -123,7 +123,7 @@ def _eval(args: argparse.Namespace) -> int:
         with locked(args.run):  # it writes the front files: not while a train writes the same directory
             front = evaluate_run(run, args.split)
     else:  # the run directory is only read (a shared one may not be writable)
-        Path(args.out).mkdir(parents=True, exist_ok=True)
+        Path(args.out).mkdir(parents=True, exist_ok=True)  # an unusable --out fails before the evaluation, not after
         front = evaluate_run(run, args.split, out=args.out)
     print(front.table())
     print(f"saved {Path(args.out or args.run) / f'front_{args.split}.json'} and .csv")

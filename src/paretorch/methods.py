@@ -42,7 +42,7 @@ from paretorch.preferences import (
     unit_vectors,
 )
 from paretorch.training.loss import ParetoLoss, TaskLoss
-from paretorch.training.precision import BALANCING, check_gradient_precision
+from paretorch.training.precision import check_gradient_precision
 from paretorch.training.regularisers import CosineAlignment, MultiForwardOrdering, Orthogonality, Regulariser
 from paretorch.training.trainer import TrainConfig, Trainer, configured_loss, freeze_if_due, parameter_groups
 
@@ -192,8 +192,8 @@ def validate_method_options(method: str, given: Mapping[str, Any], num_tasks: in
             raise ParetorchError(f"option {key!r} has no effect with method {method} and these settings: it applies "
                                  f"to {option.when}; remove it")
     # Refused here, before a run writes anything, as the loss would refuse it when built.
-    check_gradient_precision(settings["precision"], BALANCING if settings["gradient_balancing"] else (
-        f"method {method}'s objective" if "gradients" in settings["traits"] else None))
+    check_gradient_precision(settings["precision"], settings["gradient_balancing"],
+                             f"method {method}'s objective" if "gradients" in settings["traits"] else None)
     if num_tasks is not None and preset.check is not None:
         preset.check(resolved, num_tasks)
     return resolved

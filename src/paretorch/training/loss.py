@@ -27,7 +27,7 @@ from paretorch.training.balancing import LossBalancer, balanced_and_plain_gradie
 from paretorch.training.distributed import average, sum_across, world_size
 from paretorch.training.evaluation import as_task_list, split_batch
 from paretorch.training.gradients import task_gram, task_grams
-from paretorch.training.precision import BALANCING, check_gradient_precision, forward_precision
+from paretorch.training.precision import check_gradient_precision, forward_precision, in_float32
 from paretorch.training.regularisers import Regulariser, StepOutputs
 from paretorch.training.tasks import TaskOrder
 
@@ -165,8 +165,8 @@ class ParetoLoss:
         self._representation_module = self._find_representation() if self.gradients == "representation" else None
         self.balancer = LossBalancer(pm.num_tasks, loss_balancing_window) if loss_balancing_window > 0 else None
         self.gradient_balancing = gradient_balancing
-        check_gradient_precision(precision, BALANCING if gradient_balancing else (
-            None if self.gradients is None else f"the objective {type(self.objective).__name__}"))
+        check_gradient_precision(precision, gradient_balancing,
+                                 None if self.gradients is None else f"the objective {type(self.objective).__name__}")
         self.precision = precision
         self.seed, self.total_steps = seed, total_steps
         self.distributed = distributed
@@ -285,9 +285,8 @@ class ParetoLoss:
         # The losses under the forward's precision (autocast computes cross-entropy and the like in float32 anyway);
         # under autocast returned as float32 for what follows.
         with forward_precision(self.precision, prefs.device):
-            rows = [[fn(output(m, t), targets[t]) for t, fn in enumerate(self.loss_fns)] for m in range(count)]
-        if self.precision != "32":
-            rows = [[loss.float() for loss in row] for row in rows]
+            rows = [[in_float32(fn(output(m, t), targets[t]), self.precision) for t, fn in enumerate(self.loss_fns)]
+                    for m in range(count)]
         return torch.stack([torch.stack(row) for row in rows]), captured, rows if each else None
 
     def _weighted_row(self, row: list[Tensor]) -> Tensor:

@@ -18,7 +18,7 @@ import torch
 
 from paretorch.errors import ParetorchError
 
-__all__ = ["PRECISIONS", "autocast_dtype", "forward_precision"]
+__all__ = ["PRECISIONS", "autocast_dtype", "forward_precision", "in_float32"]
 
 # Each precision's autocast type (None: no autocast).
 PRECISIONS: dict[str, torch.dtype | None] = {"32": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
@@ -51,13 +51,17 @@ def forward_precision(precision: str, device: torch.device) -> Iterator[None]:
         yield
 
 
-def check_gradient_precision(precision: str, why: str | None) -> None:
-    """Refuse float16 where the loss takes unscaled task gradients (``why`` names what needs them; None: none)."""
-    if autocast_dtype(precision) == torch.float16 and why is not None:
-        other = " or gradient_balancing=false" if why == BALANCING else ""
-        raise ParetorchError(f"precision='16-mixed' cannot take the task gradients that {why} needs (float16 "
-                             f"gradients of unscaled losses flush to zero): use precision='bf16-mixed'{other}")
+def in_float32(tensor: torch.Tensor, precision: str) -> torch.Tensor:
+    """``tensor`` (a loss computed under ``precision``'s autocast) as float32 for what follows; unchanged
+    without autocast, so a float64 model's losses stay float64."""
+    return tensor if autocast_dtype(precision) is None else tensor.float()
 
 
-# What check_gradient_precision names when gradient balancing needs the task gradients.
-BALANCING = "gradient balancing"
+def check_gradient_precision(precision: str, balancing: bool, objective: str | None) -> None:
+    """Refuse float16 where the loss takes unscaled task gradients: for gradient ``balancing``, or for the
+    gradient-based ``objective`` it names (None: the objective reads the losses only)."""
+    if autocast_dtype(precision) != torch.float16 or not (balancing or objective):
+        return
+    why, other = ("gradient balancing", " or gradient_balancing=false") if balancing else (objective, "")
+    raise ParetorchError(f"precision='16-mixed' cannot take the task gradients that {why} needs (float16 "
+                         f"gradients of unscaled losses flush to zero): use precision='bf16-mixed'{other}")

@@ -26,7 +26,7 @@ from paretorch.objectives import Objective
 from paretorch.parameterisations import move_to, plain, shared_parameters
 from paretorch.training.evaluation import as_task_list, split_batch
 from paretorch.training.gradients import independent_task_grams
-from paretorch.training.precision import check_gradient_precision, forward_precision
+from paretorch.training.precision import check_gradient_precision, forward_precision, in_float32
 from paretorch.training.trainer import TrainConfig, build_optimizer
 
 __all__ = ["StackedTrainer"]
@@ -70,7 +70,7 @@ class StackedTrainer:
                 raise ParetorchError("stacked training cannot update BatchNorm running statistics under vmap; "
                                      "train the subproblems one by one (paretorch train … vectorise=false)")
         self.config = config or TrainConfig()
-        check_gradient_precision(self.config.precision, f"the objective {type(objectives[0]).__name__}")
+        check_gradient_precision(self.config.precision, False, f"the objective {type(objectives[0]).__name__}")
         self.gradients = self.config.objective_parameters or objectives[0].gradients
         if self.gradients not in ("shared", "all"):
             raise ParetorchError("stacked training takes task gradients on 'shared' or 'all' parameters")
@@ -120,8 +120,7 @@ class StackedTrainer:
             outputs = self._forward(inputs)
             losses = torch.stack([torch.stack([fn(outputs[t][k], targets[t]) for t, fn in enumerate(self.loss_fns)])
                                   for k in range(self.num_models)])  # (K, T)
-        if self.config.precision != "32":
-            losses = losses.float()
+        losses = in_float32(losses, self.config.precision)
         names = self._names_for_gram(inputs)
         grams = independent_task_grams(losses, [self.params[name] for name in names])
         detached = losses.detach()

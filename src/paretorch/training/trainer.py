@@ -279,9 +279,8 @@ class Trainer:
             if self.scheduler is not None and state.get("scheduler") is not None:
                 self.scheduler.load_state_dict(state["scheduler"])
             self.loss.load_state_dict(state)
-            self._scaler_state = state.get("scaler")
-            if self.scaler is not None and self._scaler_state is not None:
-                self.scaler.load_state_dict(self._scaler_state)
+            # The next step builds the scaler again, from the checkpoint's scale.
+            self.scaler, self._scaler_state = None, state.get("scaler")
             self.epoch, self.history = int(state["epoch"]), list(state.get("history", []))
             reference = state.get("val_reference")
             self.val_reference = None if reference is None else [float(value) for value in reference]
