@@ -93,6 +93,7 @@ CASES: dict[str, Case] = {
     "dataset-unknown": Case(["train", "{new}", "dataset=imagenet"], "unknown dataset 'imagenet'"),
     "model-unknown": Case(["train", "{new}", "model=vgg", *TINY], "unknown model 'vgg'"),
     "model-for-tabular": Case(["train", "{new}", "model=lenet", "dataset=adult"], "model lenet takes images"),
+    "dropout-without-resnet": Case(["train", "{new}", "dropout=true"], "model lenet has none: remove dropout=true"),
     "option-typo": Case(["train", "{new}", "rnak=2", *TINY], "did you mean 'rank'?"),
     "option-of-other-method": Case(["train", "{new}", "method=palora", "ls_points=3", *TINY],
                                    "option 'ls_points' belongs to method ls, not palora"),

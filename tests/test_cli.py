@@ -82,6 +82,26 @@ def test_resume_continues(tmp_path):
     assert len(lines) == 2
 
 
+def test_validation_about_ten_times_a_run_and_eval_every_may_change_on_resume(tmp_path):
+    # Through the command a user runs: unset, eval_every is epochs // 10, and a resumed run may change it (it
+    # changes no weight). Each validated epoch logs its validation time; the per-epoch line (not a terminal) says it.
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "paretorch", "train", str(run)]
+    tiny = [setting for setting in TINY if not setting.startswith("epochs=")]
+    done = subprocess.run([*command, "method=pamal", *tiny, "epochs=20"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "epoch 2/20" in done.stdout and "(validation " in done.stdout
+    resumed = subprocess.run([*command, "--resume", "epochs=23", "eval_every=1", "--quiet"], capture_output=True,
+                             text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    validated = [record["epoch"] for record in records if "val_hypervolume" in record]
+    assert validated == [2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 21, 22, 23]
+    assert [record["epoch"] for record in records if record.get("val_seconds", 0) > 0] == validated
+    assert sorted(path.name for path in run.glob("front_val_epoch*.json")) == sorted(
+        f"front_val_epoch{epoch}.json" for epoch in validated)
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -134,7 +154,7 @@ def test_console_script_help():
         assert command in result.stdout
 
 
-def test_many_task_adult_trains_and_evaluates_from_the_command_line(tmp_path):
+def test_many_task_adult_trains_and_evaluates_from_the_command_line(tmp_path, capsys):
     run = tmp_path / "many"
     common = ["dataset=adult-many", "tasks=5", "train_size=256", "val_size=128", "test_size=256", "epochs=1"]
     assert main(["train", str(run), "method=lorpman", *common, "--quiet"]) == 0
@@ -142,4 +162,35 @@ def test_many_task_adult_trains_and_evaluates_from_the_command_line(tmp_path):
     front = json.loads((run / "front_test.json").read_text())
     assert len(front["preferences"]) == 100 and len(front["preferences"][0]) == 5
     assert front["metric_names"][0].startswith("age>=40")
+    # Up to 6 tasks every task's metric has its column.
+    out = capsys.readouterr().out
+    assert all(name in out for name in front["metric_names"])
+
+
+def test_eval_and_compare_of_many_tasks_fit_a_terminal_line(tmp_path, capsys):
+    # 12 tasks: a summary row per preference, and the reference and Spearman correlations summarised.
+    run = tmp_path / "many"
+    common = ["dataset=adult-many", "tasks=12", "train_size=128", "val_size=64", "test_size=128", "epochs=1"]
+    assert main(["train", str(run), "method=palora", *common, "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run)]) == 0
+    out = capsys.readouterr().out
+    front = json.loads((run / "front_test.json").read_text())
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 160, max(lines, key=len)
+    assert lines[0].split() == ["largest", "weight", "mean", "worst", "worst", "task", "non-dominated"]
+    assert len(lines) == 1 + 100 + 4  # header, rows, hypervolume, Spearman, a note, the files saved
+    vertex = lines[1 + front["preferences"].index([1.0] + [0.0] * 11)]
+    values = front["values"][front["preferences"].index([1.0] + [0.0] * 11)]
+    worst = min(range(12), key=lambda task: values[task])
+    assert vertex.split()[:3] == ["1.00", "on", "0"]
+    assert f"{sum(values) / 12:.4f}" in vertex and f"{values[worst]:.4f}" in vertex
+    assert front["metric_names"][worst][:20] in vertex
+    assert "ref 0 for each of 12 tasks" in out and lines[-3].startswith("spearman min ")
+    assert main(["compare", str(run), str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "hypervolume reference 0 for each of 12 tasks" in out and "12 tasks (" in out
+    assert max(len(line) for line in out.splitlines()) <= 160
+    defined = [value for value in front["spearman"] if value is not None]  # null: the same at every preference
+    assert f"min {min(defined):.2f}" in out
     assert main(["train", str(tmp_path / "bad"), "dataset=adult", "tasks=5", "--quiet"]) == 2

@@ -347,7 +347,7 @@ def test_cifar100_trains_from_the_command_line_and_ignores_other_tasks_samples(t
 
     _write_cifar100(tmp_path / "cifar", per_class=2)
     run = tmp_path / "run"
-    # ResNet-18 at a 100-point grid is slow on 2 cores: a few images suffice to run every step of the command, and
+    # VGG-16 at a 100-point grid is slow on 2 cores: a few images suffice to run every step of the command, and
     # BatchNorm's refit at each of the 100 preferences (140 s here against 20 s without; test_scenes runs it) is off.
     assert main(["train", str(run), "dataset=cifar100", f"data_source={tmp_path / 'cifar'}", "method=lorpman",
                  "epochs=1", "batch_size=16", "train_size=32", "val_size=4", "test_size=4",
@@ -357,6 +357,13 @@ def test_cifar100_trains_from_the_command_line_and_ignores_other_tasks_samples(t
     assert len(front["preferences"]) == 100 and front["metric_names"][0].startswith("aquatic_mammals")
     values = np.asarray(front["values"], dtype=float)
     assert np.isfinite(values).all() and (values >= 0).all() and (values <= 1).all()
+    # LORPMAN's network on CIFAR-100 (its App. D.6), recorded; its parameters are VGG-16's plus the rank-8 deltas.
+    from paretorch import build_method
+    from paretorch.models import VGG16MTL
+
+    assert json.loads((run / "config.json").read_text())["model"] == "vgg16"
+    expected = build_method("lorpman", VGG16MTL(20, 5), 20).pm
+    assert front["extra"]["parameters"] == sum(parameter.numel() for parameter in expected.parameters())
 
 
 def test_accuracy_and_the_run_loss_skip_samples_of_other_tasks():
@@ -500,6 +507,34 @@ def test_celeba_loader_names_missing_and_malformed_files(tmp_path):
 
 
 # ----- UTKFace (labels in the file names; a fixture with real JPEG files) -------------------------------------------
+def test_celeba_protocol_trains_with_kurins_dropout(tmp_path):
+    # LORPMAN's App. D.7 adds Kurin et al.'s dropout to CelebA's ResNet-18: the protocol turns it on and records it.
+    # (Dropout draws from the global stream, which each epoch derives from (seed, epoch), so resuming stays exact:
+    # tests/test_training.py checks that with dropout. A 40-task ResNet-18 validates a 100-point grid, minutes here
+    # for the three runs of a command-line resume test.)
+    import json
+
+    from paretorch.cli import main
+    from paretorch.options import protocol_settings
+    from paretorch.runs import build_setup, load_run, resolve_config
+
+    _write_celeba(tmp_path / "celeba", count=12)
+    run = tmp_path / "run"
+    assert main(["train", str(run), "dataset=celeba", f"data_source={tmp_path / 'celeba'}", "method=cosmos",
+                 "epochs=1", "batch_size=4", "val_size=1", "recalibration_examples=0", "--quiet"]) == 0
+    assert json.loads((run / "config.json").read_text())["dropout"] is True
+    loaded = load_run(run)
+    drops = [module for module in build_setup(loaded.config, loaded.splits, {}).pm.modules()
+             if isinstance(module, (torch.nn.Dropout, torch.nn.Dropout2d))]
+    assert sorted(module.p for module in drops) == [0.25] + [0.5] * 9
+    # Another network keeps the protocol's other settings but no dropout; asked for there, it is refused.
+    values = {"dataset": "celeba", "data_source": str(tmp_path), "model": "vgg16"}
+    resolved = resolve_config(protocol_settings(values) | values)
+    assert resolved["dropout"] is False and resolved["batch_size"] == 128
+    with pytest.raises(ParetorchError, match="model vgg16 has none: remove dropout=true"):
+        resolve_config(values | {"dropout": True})
+
+
 def _write_utkface(folder, count=20, seed=0):
     from PIL import Image
 

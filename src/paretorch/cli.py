@@ -181,17 +181,21 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from paretorch.training.evaluation import on_common_reference
+    from paretorch.training.evaluation import TABLE_TASKS, numbers_text, on_common_reference
 
     # Every hypervolume is taken from the same reference point, so the column compares.
     fronts = on_common_reference([_front_of(run, args.split) for run in args.runs], args.runs)
-    print(f"{len(fronts)} runs on {', '.join(fronts[0].metric_names)}; hypervolume reference {fronts[0].ref}")
+    names = fronts[0].metric_names
+    tasks = ", ".join(names) if len(names) <= TABLE_TASKS else f"{len(names)} tasks ({names[0]} … {names[-1]})"
+    print(f"{len(fronts)} runs on {tasks}; hypervolume reference {numbers_text(fronts[0].ref)}")
     header = f"{'run':<28} {'method':<8} {'HV':>8} {'non-dom':>8} {'spearman':>18} {'params':>10} {'overhead':>9} " \
              f"{'train s':>8}"
     print(header)
     for run, front in zip(args.runs, fronts, strict=True):
         extra = front.extra
-        spearman = ",".join(f"{s:.2f}" for s in front.spearman)
+        # Each task's correlation, or from many tasks the least ordered one's.
+        spearman = (",".join(f"{s:.2f}" for s in front.spearman) if len(front.spearman) <= TABLE_TASKS else
+                    f"min {min((s for s in front.spearman if not math.isnan(s)), default=math.nan):.2f}")
         seconds = extra.get("train_seconds")
         print(f"{Path(run).name:<28} {extra.get('method', '?'):<8} {front.hypervolume_text():>8} "
               f"{front.num_nondominated:>4}/{len(front.values):<3} {spearman:>18} {extra.get('parameters', 0):>10,} "

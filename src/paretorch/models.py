@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["CensusMLP", "MultiLeNet", "ResNet18MTL", "SegNetMTL"]
+__all__ = ["VGG16MTL", "CensusMLP", "MultiLeNet", "ResNet18MTL", "SegNetMTL"]
 
 
 class MultiLeNet(nn.Module):
@@ -57,10 +57,16 @@ class CensusMLP(nn.Module):
 
 
 class _BasicBlock(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int, dropout: float = 0.0,
+                 input_dropout: float = 0.0) -> None:
         super().__init__()
+        # On the block's input (both paths): the stem's dropout, kept out of the encoder's numbered layers so that
+        # a state dict's keys do not depend on it.
+        self.input_dropout = nn.Dropout2d(input_dropout) if input_dropout else nn.Identity()
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(out_channels)
+        # Between the two convolutions, as Kurin et al. (2022) place it (at the block's end it underfitted).
+        self.dropout = nn.Dropout2d(dropout) if dropout else nn.Identity()
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(out_channels)
         self.shortcut = nn.Sequential()
@@ -69,7 +75,8 @@ class _BasicBlock(nn.Module):
                                           nn.BatchNorm2d(out_channels))
 
     def forward(self, x: Tensor) -> Tensor:
-        out = torch.relu(self.bn1(self.conv1(x)))
+        x = self.input_dropout(x)
+        out = self.dropout(torch.relu(self.bn1(self.conv1(x))))
         return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
 
 
@@ -78,13 +85,19 @@ class ResNet18MTL(nn.Module):
     head per task, as PaMaL and LORPMAN use for UTKFace and CelebA. ``small_input=True`` uses a 3×3 stem
     without max-pool for 32×32-size images.
 
+    ``dropout=True`` adds the dropout of Kurin et al. (2022), which LORPMAN's CelebA runs adopt against
+    overfitting (its App. D.7): channel dropout of 0.25 after the stem and of 0.5 between the two convolutions
+    of each block, and dropout of 0.5 on the pooled features. It adds no parameter: a state dict loads either
+    way. (Kurin et al.'s network, Sener & Koltun's, pools CelebA's final 8 × 8 map to 2 × 2, 2,048 features per
+    head; this one pools it to 1 × 1, 512.)
+
     >>> import torch
     >>> [o.shape for o in ResNet18MTL(num_tasks=3, num_classes=[1, 2, 5])(torch.zeros(2, 3, 32, 32))]
     [torch.Size([2, 1]), torch.Size([2, 2]), torch.Size([2, 5])]
     """
 
     def __init__(self, num_tasks: int = 2, num_classes: int | list[int] = 2, in_channels: int = 3,
-                 small_input: bool = True) -> None:
+                 small_input: bool = True, dropout: bool = False) -> None:
         super().__init__()
         classes = [num_classes] * num_tasks if isinstance(num_classes, int) else list(num_classes)
         if small_input:
@@ -94,10 +107,14 @@ class ResNet18MTL(nn.Module):
                     nn.MaxPool2d(3, 2, 1)]
         stages: list[nn.Module] = []
         channels = 64
+        block_dropout = 0.5 if dropout else 0.0
         for width, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
-            stages += [_BasicBlock(channels, width, stride), _BasicBlock(width, width, 1)]
+            # The stem's dropout (0.25) acts on the first block's input.
+            first = _BasicBlock(channels, width, stride, block_dropout, 0.25 if dropout and not stages else 0.0)
+            stages += [first, _BasicBlock(width, width, 1, block_dropout)]
             channels = width
-        self.encoder = nn.Sequential(*stem, *stages, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        pooled = [nn.AdaptiveAvgPool2d(1), nn.Flatten(), *([nn.Dropout(0.5)] if dropout else [])]
+        self.encoder = nn.Sequential(*stem, *stages, *pooled)
         self.heads = nn.ModuleList(nn.Linear(512, count) for count in classes)
 
     def forward(self, x: Tensor) -> list[Tensor]:
@@ -111,6 +128,40 @@ def _conv_block(in_channels: int, out_channels: int, count: int) -> nn.Sequentia
         layers += [nn.Conv2d(in_channels if index == 0 else out_channels, out_channels, 3, padding=1),
                    nn.BatchNorm2d(out_channels), nn.ReLU()]
     return nn.Sequential(*layers)
+
+
+class VGG16MTL(nn.Module):
+    """VGG-16's thirteen 3×3 convolutions (Simonyan & Zisserman 2014), each followed by BatchNorm and ReLU, in
+    stages of 2, 2, 3, 3 and 3 layers of 64, 128, 256, 512 and 512 channels with a 2×2 max-pool between stages,
+    then global average pooling and one linear head per task: the base network of LORPMAN's CIFAR-100 runs
+    (its App. D.6, after Liu et al. 2022's Auto-Lambda), about 14.7 M shared parameters. Auto-Lambda keeps one
+    BatchNorm per task because each of its batches holds one task's images; a batch here mixes superclasses, so
+    the BatchNorm is shared (LORPMAN's text names none).
+
+    >>> import torch
+    >>> net = VGG16MTL(num_tasks=20, num_classes=5)
+    >>> [o.shape for o in net(torch.zeros(2, 3, 32, 32))][:2], sum(p.numel() for p in net.encoder.parameters())
+    ([torch.Size([2, 5]), torch.Size([2, 5])], 14723136)
+    """
+
+    STAGES = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
+
+    def __init__(self, num_tasks: int = 20, num_classes: int | list[int] = 5, in_channels: int = 3) -> None:
+        super().__init__()
+        classes = [num_classes] * num_tasks if isinstance(num_classes, int) else list(num_classes)
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for index, (width, count) in enumerate(self.STAGES):
+            if index:
+                layers.append(nn.MaxPool2d(2))
+            layers.append(_conv_block(channels, width, count))
+            channels = width
+        self.encoder = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.heads = nn.ModuleList(nn.Linear(channels, count) for count in classes)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.encoder(x)
+        return [head(features) for head in self.heads]
 
 
 class _SegNetTrunk(nn.Module):

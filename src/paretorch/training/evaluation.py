@@ -119,6 +119,44 @@ def as_task_list(outputs: Any, tasks: TaskOrder | None = None) -> list[Tensor]:
     return tasks.select(outputs, "the model's outputs")
 
 
+# From this many tasks on, Front.table prints a summary row per preference instead of every task's metric.
+TABLE_TASKS = 6
+
+
+def numbers_text(values: Sequence[float], digits: int = 4) -> str:
+    """A list of per-task numbers for one line of text: all of them up to :data:`TABLE_TASKS`, else what they
+    are made of (one value for all, or the minimum, median and maximum).
+
+    >>> numbers_text([0.5, 0.25])
+    '[0.5, 0.25]'
+    >>> numbers_text([0.0] * 40)
+    '0 for each of 40 tasks'
+    >>> numbers_text([float(i) for i in range(40)], 2)
+    'min 0 (task 0), median 19.5, max 39 (task 39) over 40 tasks'
+    >>> numbers_text([0.5] * 7 + [float("nan")])
+    '0.5 for each of 7 tasks, undefined for 1'
+    """
+    rounded = [round(float(v), digits) for v in values]
+    if len(rounded) <= TABLE_TASKS:
+        return str(rounded)
+    array = np.asarray(rounded, dtype=float)
+    finite = np.isfinite(array)
+    # A correlation is undefined (NaN) for a task whose metric is the same at every preference.
+    undefined = f", undefined for {int((~finite).sum())}" if not finite.all() else ""
+    if not finite.any():
+        return f"undefined for each of {len(rounded)} tasks"
+    if np.ptp(array[finite]) == 0:
+        return f"{array[finite][0]:g} for each of {int(finite.sum())} tasks{undefined}"
+    masked = np.where(finite, array, np.nan)
+    low, high = int(np.nanargmin(masked)), int(np.nanargmax(masked))
+    return (f"min {array[low]:g} (task {low}), median {float(np.nanmedian(masked)):g}, max {array[high]:g} "
+            f"(task {high}) over {int(finite.sum())} tasks{undefined}")
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
 @dataclass
 class Front:
     """A learned front: one row of per-task metrics per preference, with its quality indicators."""
@@ -168,9 +206,12 @@ class Front:
         return bool(np.isfinite(self.values).all())
 
     def hypervolume_text(self, digits: int = 4) -> str:
-        """The hypervolume as text, or ``"undefined"`` when some metric is not finite."""
+        """The hypervolume as text, or ``"undefined"`` when some metric is not finite: ``digits`` decimals, or
+        as many significant digits below 0.01 (many tasks' hypervolumes of accuracies are small products)."""
         value = self.hypervolume.get("value")
-        return "undefined" if value is None else f"{value:.{digits}f}"
+        if value is None:
+            return "undefined"
+        return f"{value:.{digits}f}" if abs(value) >= 0.01 or value == 0 else f"{value:.{digits}g}"
 
     @property
     def num_nondominated(self) -> int:
@@ -196,21 +237,44 @@ class Front:
         return json_path, atomic_write_text(folder / f"{stem}.csv", text)
 
     def table(self) -> str:
-        header = ["pref", *self.metric_names, "non-dominated"]
+        """The front as text for a terminal: one row per preference with every task's metric, or from
+        :data:`TABLE_TASKS` + 1 tasks a summary row (largest weight, mean and worst metric) that fits a line,
+        then the hypervolume, its reference and the per-task Spearman correlations."""
+        wide = len(self.metric_names) > TABLE_TASKS
+        header = (["largest weight", "mean", "worst", f"{'worst task':>24}", "non-dominated"] if wide else
+                  ["pref", *self.metric_names, "non-dominated"])
         lines = ["  ".join(f"{h:>14}" for h in header)]
         for pref, value, keep in zip(self.preferences, self.values, self.nondominated, strict=True):
-            pref_text = ",".join(f"{p:.2f}" for p in pref)
-            cells = [f"{pref_text:>14}", *(f"{v:>14.4f}" for v in value), f"{'yes' if keep else 'no':>14}"]
+            flag = f"{'yes' if keep else 'no':>14}"
+            if wide:
+                worst = self._worst_task(value)
+                heaviest = int(np.argmax(pref))
+                weight = "equal" if np.ptp(pref) < 1e-6 else f"{pref[heaviest]:.2f} on {heaviest:<6}"
+                cells = [f"{weight:>14}", f"{np.mean(value):14.4f}",
+                         f"{value[worst]:14.4f}", f"{_clip(self.metric_names[worst], 24):>24}", flag]
+            else:
+                pref_text = ",".join(f"{p:.2f}" for p in pref)
+                cells = [f"{pref_text:>14}", *(f"{v:>14.4f}" for v in value), flag]
             lines.append("  ".join(cells))
         hv = self.hypervolume
         if hv.get("value") is None:
             lines.append(f"hypervolume undefined: {hv.get('problem', 'non-finite metrics')}; the model diverged "
                          "there (lower the learning rate or set clip_grad_norm)")
             return "\n".join(lines)
-        lines.append(f"hypervolume {hv['value']:.4f} ({hv['method']}, ref {hv['ref']}); "
-                     f"non-dominated {self.num_nondominated}/{len(self.values)}; "
-                     f"spearman {[round(s, 3) for s in self.spearman]}")
+        lines.append(f"hypervolume {self.hypervolume_text()} ({hv['method']}, ref {numbers_text(hv['ref'])}); "
+                     f"non-dominated {self.num_nondominated}/{len(self.values)}" +
+                     ("\n" if wide else "; ") + f"spearman {numbers_text(self.spearman, 3)}")
+        if wide:
+            lines.append("tasks are numbered from 0 in the order of the metric names; every value is in the "
+                         ".csv beside the .json")
         return "\n".join(lines)
+
+    def _worst_task(self, value: np.ndarray) -> int:
+        # The task whose metric is worst in its own direction: the lowest of metrics to maximise, the highest of
+        # errors. (A front that mixes the two kinds compares unlike scales here; the many-task data sets hold one
+        # kind each: accuracies, or SARCOS's errors.)
+        signed = np.where(np.asarray(self.higher_is_better), value, -value)
+        return int(np.nanargmin(signed)) if np.isfinite(signed).any() else 0
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Front:

@@ -32,7 +32,7 @@ from paretorch.training.evaluation import (
 from paretorch.training.loss import ParetoLoss, TaskLoss
 from paretorch.training.regularisers import Regulariser
 
-__all__ = ["TrainConfig", "Trainer", "configured_loss", "freeze_if_due", "parameter_groups"]
+__all__ = ["TrainConfig", "Trainer", "configured_loss", "default_eval_every", "freeze_if_due", "parameter_groups"]
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -54,7 +54,8 @@ class TrainConfig:
     gradient_balancing: bool = False
     freeze_epoch: int | None = None  # LORPMAN: from this epoch on only the adapters train
     member_lr_multiplier: bool = False  # PaMaL: lr × T for the preference-mixed parameters (ensemble members)
-    eval_every: int = 1
+    # Validate every this many epochs (and after the last); None: about ten times a run (default_eval_every).
+    eval_every: int | None = None
     seed: int = 0
     # Gradient-based objectives (MGDA, Pareto MTL, CPMTL's moo, EPO) read the Gram matrix of the task gradients
     # with respect to what they declare (``Objective.gradients``); this overrides it: the shared parameters,
@@ -402,13 +403,16 @@ class Trainer:
                                   "seconds": time.perf_counter() - start}
         record |= {f"train_{name}": value for name, value in epoch_means.items()}
         self.epoch += 1
+        every = cfg.eval_every or default_eval_every(cfg.epochs)
         if val_loader is not None and self.metrics is not None and (
-                self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs):
+                self.epoch % every == 0 or self.epoch == cfg.epochs):
+            validation_start = time.perf_counter()
             front = self.evaluate(val_loader, stem=f"front_val_epoch{self.epoch}", ref=self.val_reference)
             if self.val_reference is None:
                 self.val_reference = [float(value) for value in front.ref or []] or None
             record["val_hypervolume"] = front.hypervolume["value"]
             record["val_nondominated"] = front.num_nondominated
+            record["val_seconds"] = time.perf_counter() - validation_start
         self.history.append(record)
         # The checkpoint first, then the log line that describes it: a kill in between loses a line that the
         # resumed run rewrites from the checkpoint's history, never duplicates one.
@@ -459,6 +463,21 @@ class Trainer:
 
 
 
+def default_eval_every(epochs: int) -> int:
+    """How often a run validates when ``eval_every`` is unset: every ``epochs // 10`` epochs (at least every
+    epoch), so about ten times a run, and always after the last epoch.
+
+    Why not every epoch: a validation evaluates the whole grid of preferences (11 points for 2 tasks, 66 for 3,
+    100 from 4), each on the validation set and, with BatchNorm, after a refit on 512 training examples. On the
+    papers' image data sets that costs as much as an epoch of training or more (NYUv2, UTKFace, CelebA,
+    CIFAR-100; ``benchmarks/validation_cost.py``), while their budgets run 50-300 epochs.
+
+    >>> [default_eval_every(epochs) for epochs in (1, 10, 19, 20, 50, 300)]
+    [1, 1, 1, 2, 5, 30]
+    """
+    return max(1, epochs // 10)
+
+
 def _summary(record: Mapping[str, Any], epochs: int) -> str:
     """One line per epoch for logs and terminals: the loss per preference, validation front and time."""
     parts = [f"epoch {record['epoch']}/{epochs}", f"train_loss {record['train_loss']:.4f}"]
@@ -467,4 +486,6 @@ def _summary(record: Mapping[str, Any], epochs: int) -> str:
     if "val_nondominated" in record:
         parts.append(f"non-dominated {record['val_nondominated']}")
     parts.append(f"{record['seconds']:.1f} s")
+    if "val_seconds" in record:
+        parts.append(f"(validation {record['val_seconds']:.1f} s)")
     return "  ".join(parts)
