@@ -22,9 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import statistics
 import tempfile
 from pathlib import Path
+
+import torch
 
 from paretorch.allocator import reuse_freed_memory
 from paretorch.cli import parse_overrides
@@ -76,6 +79,8 @@ def main() -> None:
     args = parser.parse_args()
     overrides = parse_overrides(args.set)
     reuse_freed_memory()  # as the paretorch command does: the s/epoch column is what a user of the command sees
+    # Which machine made the figures: a run on another one need not repeat them to the last digit.
+    print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, {_processor()}", flush=True)
     label = " ".join(args.set)
     rows = []
     for dataset in args.datasets.split(","):
@@ -121,6 +126,16 @@ def main() -> None:
     print(table)
     if args.out:
         Path(args.out).write_text(table + "\n")
+
+
+def _processor() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]
+        if names:
+            return f"{names[0]} ({len(names)} logical cores)"
+    return platform.processor() or "an unknown processor"
 
 
 def _mean_text(values: list[float]) -> str:
