@@ -9,6 +9,7 @@ two-task problem as ``lightning_front.py`` and saves its front.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import torch
@@ -64,4 +65,6 @@ if __name__ == "__main__":
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--out", default="paretorch-runs/accelerate")
     args = parser.parse_args()
-    print(main(args.epochs, args.out).table())
+    # One write of the whole table: each process of a multi-process run prints it, and print's separate write
+    # of the newline could land inside another process's lines on a shared, unbuffered pipe.
+    sys.stdout.write(main(args.epochs, args.out).table() + "\n")

@@ -11,6 +11,7 @@ the freeze epoch of the preset; Lightning does the loop, the devices and the log
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -107,4 +108,6 @@ if __name__ == "__main__":
     parser.add_argument("--method", default="palora")
     parser.add_argument("--devices", type=int, default=1, help="processes (under torchrun: its --nproc-per-node)")
     args = parser.parse_args()
-    print(main(args.epochs, args.out, method=args.method, devices=args.devices).table())
+    # One write of the whole table: each process of a multi-process run prints it, and print's separate write
+    # of the newline could land inside another process's lines on a shared, unbuffered pipe.
+    sys.stdout.write(main(args.epochs, args.out, method=args.method, devices=args.devices).table() + "\n")
