@@ -38,3 +38,14 @@ def test_vgg16_has_lorpmans_cifar100_shapes_and_low_rank_parameter_count():
     expected = base + 20 * rank * sum(9 * conv.in_channels + conv.out_channels for conv in convs)
     setup = build_method("lorpman", VGG16MTL(20, 5), 20, rank=rank)
     assert sum(parameter.numel() for parameter in setup.pm.parameters()) == expected
+
+
+def test_every_data_set_has_its_usual_network_which_auto_picks_and_records():
+    from paretorch.options import DATASET_MODELS, DATASET_TASKS, MODELS
+    from paretorch.runs import resolve_config
+
+    assert set(DATASET_MODELS) == set(DATASET_TASKS) and set(DATASET_MODELS.values()) <= set(MODELS)
+    expected = {"multimnist": "lenet", "multimnist3": "lenet", "cifar100": "vgg16", "celeba": "resnet18",
+                "utkface": "resnet18", "nyuv2": "segnet", "cityscapes": "segnet", "adult": "mlp", "sarcos": "mlp"}
+    for dataset, model in expected.items():
+        assert resolve_config({"dataset": dataset, "data_source": "/tmp"})["model"] == model

@@ -11,7 +11,28 @@ from torch import Tensor, nn
 __all__ = ["VGG16MTL", "CensusMLP", "MultiLeNet", "ResNet18MTL", "SegNetMTL"]
 
 
-class MultiLeNet(nn.Module):
+# VGG-16's convolution stages (Simonyan & Zisserman 2014): (channels, 3×3 conv-BN-ReLU layers), a 2×2 pooling
+# between stages; LORPMAN's CIFAR-100 network and SegNet's encoder.
+_VGG16_STAGES = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
+
+
+class _SharedBottom(nn.Module):
+    """The papers' multi-task layout: ``encoder`` (the shared bottom) once, then every task's module of
+    ``heads`` on its features; one output per task, in the heads' order."""
+
+    encoder: nn.Module
+    heads: nn.ModuleList
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.encoder(x)
+        return [head(features) for head in self.heads]
+
+
+def _per_task(num_classes: int | list[int], num_tasks: int) -> list[int]:
+    return [num_classes] * num_tasks if isinstance(num_classes, int) else list(num_classes)
+
+
+class MultiLeNet(_SharedBottom):
     """PaMaL's MultiMNIST network (App. C.1): a LeNet shared bottom and one two-layer head per task.
 
     Bottom: conv 1→10 k5, max-pool, ReLU, conv 10→20 k5, max-pool, ReLU, fc 320→50, ReLU (28×28 input).
@@ -33,12 +54,8 @@ class MultiLeNet(nn.Module):
             nn.Sequential(nn.Linear(50, 50), nn.ReLU(), nn.Linear(50, num_classes)) for _ in range(num_tasks)
         )
 
-    def forward(self, x: Tensor) -> list[Tensor]:
-        features = self.encoder(x)
-        return [head(features) for head in self.heads]
 
-
-class CensusMLP(nn.Module):
+class CensusMLP(_SharedBottom):
     """PaMaL's Census network: a one-layer MLP shared bottom (inputs→256, ReLU), one linear head per task.
 
     >>> import torch
@@ -50,10 +67,6 @@ class CensusMLP(nn.Module):
         super().__init__()
         self.encoder = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU())
         self.heads = nn.ModuleList(nn.Linear(hidden, num_classes) for _ in range(num_tasks))
-
-    def forward(self, x: Tensor) -> list[Tensor]:
-        features = self.encoder(x)
-        return [head(features) for head in self.heads]
 
 
 class _BasicBlock(nn.Module):
@@ -80,7 +93,7 @@ class _BasicBlock(nn.Module):
         return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
 
 
-class ResNet18MTL(nn.Module):
+class ResNet18MTL(_SharedBottom):
     """A ResNet-18 encoder (He et al. 2016; four stages of two basic blocks, 64-512 channels) with one linear
     head per task, as PaMaL and LORPMAN use for UTKFace and CelebA. ``small_input=True`` uses a 3×3 stem
     without max-pool for 32×32-size images.
@@ -99,7 +112,7 @@ class ResNet18MTL(nn.Module):
     def __init__(self, num_tasks: int = 2, num_classes: int | list[int] = 2, in_channels: int = 3,
                  small_input: bool = True, dropout: bool = False) -> None:
         super().__init__()
-        classes = [num_classes] * num_tasks if isinstance(num_classes, int) else list(num_classes)
+        classes = _per_task(num_classes, num_tasks)
         if small_input:
             stem: list[nn.Module] = [nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU()]
         else:
@@ -117,10 +130,6 @@ class ResNet18MTL(nn.Module):
         self.encoder = nn.Sequential(*stem, *stages, *pooled)
         self.heads = nn.ModuleList(nn.Linear(512, count) for count in classes)
 
-    def forward(self, x: Tensor) -> list[Tensor]:
-        features = self.encoder(x)
-        return [head(features) for head in self.heads]
-
 
 def _conv_block(in_channels: int, out_channels: int, count: int) -> nn.Sequential:
     layers: list[nn.Module] = []
@@ -130,7 +139,7 @@ def _conv_block(in_channels: int, out_channels: int, count: int) -> nn.Sequentia
     return nn.Sequential(*layers)
 
 
-class VGG16MTL(nn.Module):
+class VGG16MTL(_SharedBottom):
     """VGG-16's thirteen 3×3 convolutions (Simonyan & Zisserman 2014), each followed by BatchNorm and ReLU, in
     stages of 2, 2, 3, 3 and 3 layers of 64, 128, 256, 512 and 512 channels with a 2×2 max-pool between stages,
     then global average pooling and one linear head per task: the base network of LORPMAN's CIFAR-100 runs
@@ -144,24 +153,18 @@ class VGG16MTL(nn.Module):
     ([torch.Size([2, 5]), torch.Size([2, 5])], 14723136)
     """
 
-    STAGES = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
-
     def __init__(self, num_tasks: int = 20, num_classes: int | list[int] = 5, in_channels: int = 3) -> None:
         super().__init__()
-        classes = [num_classes] * num_tasks if isinstance(num_classes, int) else list(num_classes)
+        classes = _per_task(num_classes, num_tasks)
         layers: list[nn.Module] = []
         channels = in_channels
-        for index, (width, count) in enumerate(self.STAGES):
+        for index, (width, count) in enumerate(_VGG16_STAGES):
             if index:
                 layers.append(nn.MaxPool2d(2))
             layers.append(_conv_block(channels, width, count))
             channels = width
         self.encoder = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.heads = nn.ModuleList(nn.Linear(channels, count) for count in classes)
-
-    def forward(self, x: Tensor) -> list[Tensor]:
-        features = self.encoder(x)
-        return [head(features) for head in self.heads]
 
 
 class _SegNetTrunk(nn.Module):
@@ -188,7 +191,7 @@ class _SegNetTrunk(nn.Module):
         return x
 
 
-class SegNetMTL(nn.Module):
+class SegNetMTL(_SharedBottom):
     """The dense multi-task network of the NYUv2/CityScapes literature (MTAN's "split" SegNet, Liu et al.
     2019): one shared SegNet encoder-decoder (``encoder``, whose output MGDA-UB differentiates) and, per task,
     a 3×3 conv, ReLU and a 1×1 conv to that task's channels (13 class logits, 1 depth, 3 normal components).
@@ -206,13 +209,10 @@ class SegNetMTL(nn.Module):
         super().__init__()
         if not 1 <= stages <= 5:
             raise ValueError(f"SegNetMTL has 1 to 5 stages, got {stages}")
-        channels = [width * factor for factor in (1, 2, 4, 8, 8)][:stages]
-        convs = [2, 2, 3, 3, 3][:stages]
+        # VGG-16's stages, scaled so that the first has ``width`` channels.
+        channels = [width * stage_width // _VGG16_STAGES[0][0] for stage_width, _ in _VGG16_STAGES][:stages]
+        convs = [count for _, count in _VGG16_STAGES][:stages]
         self.encoder = _SegNetTrunk(in_channels, channels, convs)
         self.heads = nn.ModuleList(
             nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, count, 1))
             for count in outputs)
-
-    def forward(self, x: Tensor) -> list[Tensor]:
-        features = self.encoder(x)
-        return [head(features) for head in self.heads]

