@@ -63,6 +63,58 @@ def test_multi_mnist_splits_and_determinism():
     assert len(a.train) == 50 and a.input_shape == (1, 28, 28)
 
 
+def test_multi_mnist_validation_digits_are_held_out_of_training(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from paretorch.cli import main
+    from paretorch.data import MULTIMNIST_VAL_FRACTION, hold_out_digits
+    from paretorch.runs import load_run
+
+    # Three disjoint pools: the validation digits are 10 % of each class of the training pool, which the training
+    # images no longer use; the test pool is the one runs saved before used.
+    pools = load_mnist_digits(seed=3)
+    train_images, train_labels, val_images, val_labels = hold_out_digits(
+        pools.train_images, pools.train_labels, MULTIMNIST_VAL_FRACTION, seed=3)
+    assert np.bincount(val_labels).tolist() == [40] * 10 and len(train_labels) == 3600
+    seen = {image.tobytes() for image in (*train_images, *pools.test_images)}
+    assert not any(image.tobytes() in seen for image in val_images)
+    held, kept = multi_mnist(train_size=40, val_size=20, test_size=20, seed=3), multi_mnist(
+        train_size=40, val_size=20, test_size=20, seed=3, val_digits="training")
+    for split, images, labels in (("train", train_images, train_labels), ("val", val_images, val_labels)):
+        composed = compose_multi_mnist(images, labels, 20 if split == "val" else 40, seed=3 + (split == "val"))
+        assert all(torch.equal(a, b) for a, b in zip(getattr(held, split).tensors, composed.tensors, strict=True))
+    assert torch.equal(kept.val.tensors[0], compose_multi_mnist(pools.train_images, pools.train_labels, 20,
+                                                                seed=4).tensors[0])
+    assert torch.equal(held.test.tensors[0], kept.test.tensors[0]), "the test split does not move"
+
+    # Through the command line: a new run records held-out; a run saved before the key resumes with the training
+    # digits it validated on; another data set refuses the key; a resumed run cannot change it.
+    tiny = ["method=ls", "ls_points=2", "train_size=32", "val_size=16", "test_size=16", "batch_size=16", "--quiet"]
+    run = tmp_path / "run"
+    assert main(["train", str(run), *tiny, "epochs=1"]) == 0
+    stored = json.loads((run / "config.json").read_text())
+    assert stored["val_digits"] == "held-out"
+    del stored["val_digits"]
+    (run / "config.json").write_text(json.dumps(stored))
+    resumed = subprocess.run([sys.executable, "-m", "paretorch.cli", "train", str(run), "--resume", "epochs=2",
+                              *tiny], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    loaded = load_run(run)
+    assert loaded.config["val_digits"] == "training"
+    assert torch.equal(loaded.splits.val.tensors[0], compose_multi_mnist(
+        load_mnist_digits(seed=0).train_images, load_mnist_digits(seed=0).train_labels, 16, seed=1).tensors[0])
+    changed = subprocess.run([sys.executable, "-m", "paretorch.cli", "train", str(run), "--resume", "epochs=3",
+                              "val_digits=held-out", *tiny], capture_output=True, text=True)
+    assert changed.returncode != 0 and "val_digits" in changed.stderr and "Traceback" not in changed.stderr
+    refused = subprocess.run([sys.executable, "-m", "paretorch.cli", "train", str(tmp_path / "adult"),
+                              "dataset=adult", "val_digits=training", "epochs=1", "--quiet"],
+                             capture_output=True, text=True)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines()[-1].endswith("has its own validation split: remove val_digits=")
+
+
 def test_missing_mnist_folder_is_one_line(tmp_path):
     with pytest.raises(ParetorchError, match=r"missing data file .*train-images-idx3-ubyte"):
         load_mnist_digits(tmp_path)

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import torch
 
+from paretorch.data import VAL_DIGITS
 from paretorch.errors import ParetorchError
 
 __all__ = [
@@ -302,6 +303,11 @@ def _kept_by(tie: str, protocol: Mapping[str, Any], dataset: str) -> tuple[Any, 
     return (protocol.get(tie, TRAIN_OPTIONS[tie].default),)
 
 
+def _legacy_val_digits(stored: Mapping[str, Any]) -> Any:
+    """MultiMNIST runs saved before ``val_digits`` composed validation images from the training digits."""
+    return "training" if str(stored.get("dataset", "multimnist")).startswith("multimnist") else CURRENT_DEFAULT
+
+
 def option_table(*options: Option) -> dict[str, Option]:
     """Options keyed by their names, as the tables here and in every preset are."""
     return {option.name: option for option in options}
@@ -332,6 +338,10 @@ RUN_OPTIONS: dict[str, Option] = option_table(
            optional=True),
     Option("test_size", "int", None, "test examples (MultiMNIST default 2,000; Adult: all)", minimum=1,
            optional=True),
+    Option("val_digits", "str", "held-out", "MultiMNIST: the digits the validation images are composed from: "
+           "held-out (10 % of each class of the training digits, which no training image shows) or training (the "
+           "training digits, as runs before 2026-12-07: a validation front of memorised digits)",
+           choices=VAL_DIGITS, recorded=True, legacy_default=_legacy_val_digits),
     Option("device", "str", "cpu", "cpu, cuda, cuda:N or mps"),
     Option("workers", "int", None, "processes reading data sets stored as files (CelebA, UTKFace, NYUv2, CityScapes); "
            "unset: none on the CPU, up to 8 per training process on a GPU; the batches are the same either way",

@@ -109,6 +109,9 @@ def validate_run_options(values: Mapping[str, Any]) -> dict[str, Any]:
         # An MLP on flattened images would work, but CensusMLP expects a feature vector: say so.
         raise ParetorchError(f"model mlp takes feature vectors; dataset {run['dataset']} is images: use model=lenet "
                              "or resnet18")
+    if run["val_digits"] != RUN_OPTIONS["val_digits"].default and not run["dataset"].startswith("multimnist"):
+        raise ParetorchError(f"val_digits picks MultiMNIST's validation digits; dataset {run['dataset']} has its own "
+                             "validation split: remove val_digits=")
     if run["dropout"] and run["model"] != "resnet18":
         raise ParetorchError(f"dropout=true is Kurin et al.'s dropout in model resnet18; model {run['model']} has "
                              "none: remove dropout=true")
@@ -147,7 +150,7 @@ def _stored_config(directory: Path) -> dict[str, Any]:
         values.pop("ls_points")
     # Runs saved before an option was recorded (e.g. low-rank runs before conv_layout: PEFT's layout; PaMaL and
     # CPMTL before their windows: 3 and 1 preferences per step) are rebuilt and resumed with what they trained with.
-    for name, option in preset.items():
+    for name, option in [*RUN_OPTIONS.items(), *preset.items()]:
         if option.recorded and name not in values:
             legacy = option.legacy_value(values)
             if legacy is not CURRENT_DEFAULT:
@@ -193,7 +196,7 @@ def load_splits(config: RunConfig) -> Splits:
     if name.startswith("multimnist"):
         sizes = {key: config[key] or default for key, default in _MULTIMNIST_SIZES.items()}
         return multi_mnist(source, 3 if name == "multimnist3" else 2, sizes["train_size"], sizes["val_size"],
-                           sizes["test_size"], seed=seed)
+                           sizes["test_size"], seed=seed, val_digits=config["val_digits"])
     check_data_source(config.values)
     if name in SCENE_DATASETS:
         splits = load_scenes(name, source, seed=seed)
