@@ -574,17 +574,23 @@ def test_celeba_protocol_trains_with_kurins_dropout(tmp_path):
     run = tmp_path / "run"
     assert main(["train", str(run), "dataset=celeba", f"data_source={tmp_path / 'celeba'}", "method=cosmos",
                  "epochs=1", "batch_size=4", "val_size=1", "recalibration_examples=0", "--quiet"]) == 0
-    assert json.loads((run / "config.json").read_text())["dropout"] is True
+    stored = json.loads((run / "config.json").read_text())
+    assert stored["dropout"] is True and stored["pool_size"] == 2
     loaded = load_run(run)
-    drops = [module for module in build_setup(loaded.config, loaded.splits, {}).pm.modules()
-             if isinstance(module, (torch.nn.Dropout, torch.nn.Dropout2d))]
+    network = build_setup(loaded.config, loaded.splits, {}).pm
+    drops = [module for module in network.modules() if isinstance(module, (torch.nn.Dropout, torch.nn.Dropout2d))]
     assert sorted(module.p for module in drops) == [0.25] + [0.5] * 9
-    # Another network keeps the protocol's other settings but no dropout; asked for there, it is refused.
+    # Sener & Koltun's heads: the last map pooled to 2 × 2, 512 · 4 features each.
+    heads = [module for name, module in network.named_modules() if isinstance(module, torch.nn.Linear)]
+    assert len(heads) == 40 and {head.in_features for head in heads} == {2048}
+    # Another network keeps the protocol's other settings but neither; asked for there, they are refused.
     values = {"dataset": "celeba", "data_source": str(tmp_path), "model": "vgg16"}
     resolved = resolve_config(protocol_settings(values) | values)
-    assert resolved["dropout"] is False and resolved["batch_size"] == 128
+    assert resolved["dropout"] is False and resolved["pool_size"] == 1 and resolved["batch_size"] == 128
     with pytest.raises(ParetorchError, match="model vgg16 has none: remove dropout=true"):
         resolve_config(values | {"dropout": True})
+    with pytest.raises(ParetorchError, match="model vgg16 has its own: remove pool_size="):
+        resolve_config(values | {"pool_size": 2})
 
 
 def _write_utkface(folder, count=20, seed=0):

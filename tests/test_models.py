@@ -24,6 +24,19 @@ def test_resnet_dropout_adds_kurins_layers_without_changing_the_state_dict():
     assert not torch.equal(dropping(x)[0], dropping(x)[0]), "training draws a mask each pass"
 
 
+def test_resnet_pooled_to_two_by_two_is_the_celeba_network_of_lorpmans_parameter_counts():
+    # LORPMAN's Table 4 (CelebA, 40 tasks): PaMaL 453.3 M parameters (40 copies of the network), COSMOS 11.4 M.
+    # Sener & Koltun's heads read the last 8 × 8 map pooled to 2 × 2 (2,048 features); pooled to 1 × 1 the copies
+    # would hold 448.4 M.
+    pooled = ResNet18MTL(40, 2, pool_size=2)
+    count = sum(parameter.numel() for parameter in pooled.parameters())
+    assert round(40 * count / 1e6, 1) == 453.3 and round(count / 1e6, 1) == 11.3
+    assert round(40 * sum(parameter.numel() for parameter in ResNet18MTL(40, 2).parameters()) / 1e6, 1) == 448.4
+    outputs = pooled(torch.zeros(2, 3, 64, 64))
+    assert len(outputs) == 40 and outputs[0].shape == (2, 2)
+    assert list(ResNet18MTL(3, 2).state_dict()) == list(ResNet18MTL(3, 2, pool_size=2).state_dict())
+
+
 def test_vgg16_has_lorpmans_cifar100_shapes_and_low_rank_parameter_count():
     net = VGG16MTL(20, 5)
     convs = [module for module in net.encoder.modules() if isinstance(module, nn.Conv2d)]

@@ -3,6 +3,7 @@ the example config, the per-epoch line, CSV and TensorBoard logs, and `compare` 
 
 import itertools
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +47,31 @@ def test_list_names_every_method_option_dataset_model_and_key_with_its_default(c
     assert "temperature = 0.2" in text and "batch_size = 256" in text
     assert main(["list", "models"]) == 0
     assert "segnet" in capsys.readouterr().out
+
+
+def test_list_wraps_to_the_terminal_and_gives_the_measurements_behind_the_defaults_on_request():
+    def listing(*args, columns=80):
+        result = subprocess.run([sys.executable, "-m", "paretorch.cli", "list", *args], capture_output=True,
+                                text=True, env=os.environ | {"COLUMNS": str(columns)})
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def words(text):
+        return " ".join(text.split())
+
+    for columns, width in ((80, 80), (100, 100), (300, 120)):
+        assert max(len(line) for line in listing(columns=columns).splitlines()) <= width
+    plain, why = listing("lorpman"), listing("lorpman", "--why")
+    assert "pamal:" not in plain and words(plain).startswith("lorpman: LORPMAN")
+    options = get_method("lorpman").options.values()
+    assert all(words(option.help) in words(plain) for option in options)
+    explained = [option for option in options if option.why]
+    assert {"p", "freeze_fraction", "adapt_heads", "scale"} <= {option.name for option in explained}
+    assert all(words(option.why) in words(why) and words(option.why) not in words(plain) for option in explained)
+    assert words(RUN_OPTIONS["val_digits"].why) in words(listing("keys", "--why"))
+    refused = subprocess.run([sys.executable, "-m", "paretorch.cli", "list", "lorpmn"], capture_output=True,
+                             text=True)
+    assert refused.returncode != 0 and refused.stderr.count("\n") == 1 and "did you mean 'lorpman'?" in refused.stderr
 
 
 @pytest.mark.parametrize(("dataset", "method"), [(dataset, method) for dataset, methods in METHOD_PROTOCOLS.items()

@@ -237,24 +237,32 @@ def _demo(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     from paretorch.catalogue import catalogue
 
-    print(catalogue(args.section))
+    print(catalogue(args.section, why=args.why))
     return 0
 
 
 def _train_epilog() -> str:
-    from paretorch.catalogue import option_lines
+    import textwrap
+
+    from paretorch.catalogue import listing_width, option_lines
     from paretorch.methods import method_names
     from paretorch.options import DATASET_PROTOCOLS, DATASET_TASKS, METHOD_PROTOCOLS, RUN_OPTIONS, TRAIN_OPTIONS
 
+    width = listing_width()
     protocol_methods = dict.fromkeys(method for methods in METHOD_PROTOCOLS.values() for method in methods)
-    return "\n".join([
-        f"methods: {', '.join(method_names())} (their own options: paretorch list methods)",
+    summary = [
+        f"methods: {', '.join(method_names())} (their own options: paretorch list methods; what each default was "
+        "chosen on: paretorch list NAME --why)",
         f"datasets: {', '.join(DATASET_TASKS)} (paretorch list datasets; a new run on {', '.join(DATASET_PROTOCOLS)} "
         "takes the papers' epochs, batch size, optimiser and schedule there, and on "
         f"{', '.join(METHOD_PROTOCOLS)} the papers' settings of {', '.join(protocol_methods)}, for the keys it does "
         "not give)",
-        "", "run keys:", *option_lines(RUN_OPTIONS.values()),
-        "", "training keys (the method preset sets its own defaults, e.g. lr):", *option_lines(TRAIN_OPTIONS.values()),
+    ]
+    return "\n".join([
+        *(line for text in summary for line in textwrap.wrap(text, width, subsequent_indent="  ")),
+        "", "run keys:", *option_lines(RUN_OPTIONS.values(), width=width),
+        "", "training keys (the method preset sets its own defaults, e.g. lr):",
+        *option_lines(TRAIN_OPTIONS.values(), width=width),
         "", "example: paretorch train runs/palora method=palora dataset=multimnist epochs=10 train_size=10000",
         "         paretorch train runs/palora --config examples/palora_multimnist.toml lr=3e-3",
     ])
@@ -307,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a method on a dataset into a run directory",
                                 description="Train a method on a dataset into a run directory. Settings are "
-                                "key=value pairs (values read as TOML) over an optional --config file.",
+                                "key=value pairs\n(values read as TOML) over an optional --config file.",
                                 epilog=_train_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("run_dir", help="run directory (config, checkpoints, metrics log, fronts)")
     train.add_argument("overrides", nargs="*",
@@ -352,8 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=_demo)
 
     listing = commands.add_parser("list", help="the methods with their options, the datasets, models and keys")
-    listing.add_argument("section", nargs="?", choices=("methods", "datasets", "models", "keys"),
-                         help="print only this part")
+    listing.add_argument("section", nargs="?", help="print only this part: methods, datasets, models, keys, or one "
+                         "method's options (e.g. lorpman)")
+    listing.add_argument("--why", action="store_true", help="add what was measured to choose each default")
     listing.set_defaults(handler=_list)
 
     toy = commands.add_parser("toy", help="LORPMAN's illustrative two-parameter example (seconds)")

@@ -419,8 +419,8 @@ def _wrapping(options: Mapping[str, Any]) -> dict[str, Any]:
 
 def _conv_layout_option(default: str, why: str) -> Option:
     return Option("conv_layout", "str", default, "how a convolution's kernel becomes the adapters' matrix: loralib "
-                  "(Hu et al.'s code, rank r·k per kernel row) or peft (rank r over out × in·k·k); " + why,
-                  choices=CONV_LAYOUTS, recorded=True, legacy_default="peft")
+                  "(Hu et al.'s code, rank r·k per kernel row) or peft (rank r over out × in·k·k)",
+                  choices=CONV_LAYOUTS, recorded=True, legacy_default="peft", why=why)
 
 
 # ----- the built-in presets -------------------------------------------------------------------------------------------
@@ -558,27 +558,30 @@ def _pmtl_check(options: Mapping[str, Any], num_tasks: int) -> None:
 
 
 def _hyper_options(layers: int, p_why: str = "", m: Option | None = None) -> dict[str, Option]:
-    p_help = (f"{_P}; unset: 0.2 up to 3 tasks (PHN's{p_why}), the papers' flat 1 from 4: on the many-task Adult (3 "
-              "seeds, T = 5-40) 1 had the higher mean HV at every T, CPMTL +0.3-3.8 % (higher on 11 of 12 runs), "
-              "PHN +0.8-3.5 % (9 of 12); 0.2 for every T before 2026-12-07; a run records the value")
+    p_help = f"{_P}; unset: 0.2 up to 3 tasks (PHN's), the papers' flat 1 from 4; a run records the value"
+    p_why = (f"{p_why}From 4 tasks, on the many-task Adult (3 seeds, T = 5-40) 1 had the higher mean HV at every T, "
+             "CPMTL +0.3-3.8 % (higher on 11 of 12 runs), PHN +0.8-3.5 % (9 of 12). 0.2 for every T before "
+             "2026-12-07")
     return option_table(
         Option("hidden", "int", 100, "hypernetwork hidden width", minimum=1),
         Option("layers", "int", layers, "hypernetwork depth", minimum=1),
         Option("chunk_size", "int", None, "chunking (CPMTL's Fig. 4b): weights generated this many at a time; 0: "
                "never; unset: none while the projections hold at most 100 million parameters (hidden × the "
-               "target's, e.g. 2.7 million for a LeNet), else ⌈target / hidden⌉, so the hypernetwork stays about "
-               "the target's size, as CPMTL's chunked runs (a ResNet-18 unchunked: 1.1 billion; none before "
-               "2026-12-06). MultiMNIST's LeNet so chunked (78 k parameters against 2.8 M): HV 0.868 against 0.885 "
-               "(cpmtl), 0.850 against 0.885 (phn), both still ordered", minimum=0, optional=True, recorded=True,
-               legacy_default=0),
+               "target's, e.g. 2.7 million for a LeNet), else ⌈target / hidden⌉", minimum=0, optional=True,
+               recorded=True, legacy_default=0,
+               why="Chunked so, the hypernetwork stays about the target's size, as CPMTL's chunked runs (a ResNet-18 "
+               "unchunked: 1.1 billion). MultiMNIST's LeNet so chunked (78 k parameters against 2.8 M): HV 0.868 "
+               "against 0.885 (cpmtl), 0.850 against 0.885 (phn), both still ordered. Never chunked before "
+               "2026-12-06"),
         Option("residual", "bool", True, "generate θ(λ) = θ₀ + 0.1·H(λ) around a trainable copy θ₀ of the "
-               "target's own (or pretrained) weights, beyond the papers; false: the papers' θ(λ) = H(λ) (false "
-               "before 2026-12-06). At lr 1e-3 the papers' form stayed at chance on a small transformer and "
-               "learned a chunked ResNet-18 far slower (CPMTL test HV 0.40 against 0.80 in 3 epochs); on "
-               "MultiMNIST's LeNet (6 seeds) the residual form has the higher HV (0.896 against 0.886 for CPMTL) "
-               "and flatter ends (PHN 8.3 against 10.0 of 11 non-dominated)", recorded=True, legacy_default=False),
+               "target's own (or pretrained) weights, beyond the papers; false: the papers' θ(λ) = H(λ)",
+               recorded=True, legacy_default=False,
+               why="At lr 1e-3 the papers' form stayed at chance on a small transformer and learned a chunked "
+               "ResNet-18 far slower (CPMTL test HV 0.40 against 0.80 in 3 epochs); on MultiMNIST's LeNet (6 seeds) "
+               "the residual form has the higher HV (0.896 against 0.886 for CPMTL) and flatter ends (PHN 8.3 "
+               "against 10.0 of 11 non-dominated). false before 2026-12-06"),
         Option("p", "float", None, p_help, above=0.0, optional=True, recorded=True,
-               legacy_default=0.2, unset_value=_hypernetwork_concentration),
+               legacy_default=0.2, unset_value=_hypernetwork_concentration, why=p_why),
         m or Option("m", "int", 1, _M, minimum=1),
         *_solver_options(), *_regulariser_options())
 
@@ -589,46 +592,51 @@ _FILM_ONLY = {"applies": lambda s: s.get("conditioning") == "film", "when": "con
 
 for _preset in (
     MethodPreset("pamal", "PaMaL: T weight copies mixed by λ, ordering penalty", option_table(
-        Option("p", "float", None, f"{_P}; unset: 0.5 up to 3 tasks, 2 from 4 (LORPMAN's paper's many-task value). "
-               "0.5 on MultiMNIST (50,000 pairs, 10 epochs, 6 seeds): 9.3 against 6.2 of 11 non-dominated, min "
-               "Spearman 0.94 against 0.74 at the same HV (0.876, 0.879); on MultiMNIST-3 HV 0.360 against 0.321. "
-               "On the many-task Adult (3 seeds) 1 had more HV than 0.5 on every seed from T = 5 (+1-2 % at T = "
-               "5-10, +4-5 % at T = 20-40), and 2 more than 1 on every seed from T = 10 (+2.1 %, +2.6 %, +3.7 % at "
-               "T = 10, 20, 40). 1 for every T before 2026-12-05, then 0.5 until 2026-12-06, then 1 from 4 tasks "
-               "until 2026-12-07; a run records the value", above=0.0, optional=True,
+        Option("p", "float", None, f"{_P}; unset: 0.5 up to 3 tasks, 2 from 4 (LORPMAN's paper's many-task "
+               "value); a run records the value", why="0.5 on MultiMNIST (50,000 pairs, 10 epochs, 6 seeds): 9.3 "
+               "against 6.2 of 11 non-dominated, min Spearman 0.94 against 0.74 at the same HV (0.876, 0.879); on "
+               "MultiMNIST-3 HV 0.360 against 0.321. On the many-task Adult (3 seeds) 1 had more HV than 0.5 on "
+               "every seed from T = 5 (+1-2 % at T = 5-10, +4-5 % at T = 20-40), and 2 more than 1 on every seed "
+               "from T = 10 (+2.1 %, +2.6 %, +3.7 % at T = 10, 20, 40). 1 for every T before 2026-12-05, then 0.5 "
+               "until 2026-12-06, then 1 from 4 tasks until 2026-12-07", above=0.0, optional=True,
                recorded=True, legacy_default=1.0, unset_value=_pamal_concentration,
                # Runs of 2026-12-06 recorded null for the rule of that day (a frozen copy, not the rule of now).
                legacy_unset=_near_the_corners_for_few_tasks(0.5, 1.0)),
-        Option("m", "int", 4, f"{_M}; the window b = 4 of PaMaL's MultiMNIST runs (3 before: over 6 seeds 9.5 against "
-               "8.8 of 11 non-dominated at the same hypervolume; on MultiMNIST-3 HV 0.321 against 0.281)", minimum=1,
-               recorded=True, legacy_default=3),
+        Option("m", "int", 4, f"{_M}; the window b = 4 of PaMaL's MultiMNIST runs", minimum=1, recorded=True,
+               legacy_default=3, why="Over 6 seeds 9.5 against 8.8 of 11 non-dominated with 3 (the default before) at "
+               "the same hypervolume; on MultiMNIST-3 HV 0.321 against 0.281"),
         Option("batchnorm", "str", "members", "BatchNorm layers: members (T copies of the scale and shift, as "
                "PaMaL's public code; a multi-preference step normalises each preference's batch with its own "
-               "statistics) or shared (one BatchNorm, statistics pooled over the step's preferences). With shared "
-               "a ResNet-18 on MultiMNIST stayed at chance (training loss 2.3 per preference after 2 epochs); with "
-               "members it learns. No effect on models without BatchNorm (shared before 2026-12-06)",
-               choices=("members", "shared"), recorded=True, legacy_default="shared"), *_WRAPPING,
+               "statistics) or shared (one BatchNorm, statistics pooled over the step's preferences); no effect on "
+               "models without BatchNorm", choices=("members", "shared"), recorded=True, legacy_default="shared",
+               why="With shared a ResNet-18 on MultiMNIST stayed at chance (training loss 2.3 per preference after 2 "
+               "epochs); with members it learns. shared before 2026-12-06"), *_WRAPPING,
         *_solver_options(), *_regulariser_options(ordering=1.0)),
         _pamal, traits=lambda options: _continuous_traits(options, "adapters")),
     MethodPreset("palora", "PaLoRA: base + per-task low-rank adapters, annealed rays", option_table(
-        Option("rank", "int", 1, "adapter rank r", minimum=1), Option("scale", "float", 2.0, "α", above=0.0),
+        Option("rank", "int", 1, "adapter rank r", minimum=1),
+        Option("scale", "float", 2.0, "α, the adapters' scale (α/r multiplies their product)", above=0.0,
+               why="The official code's α = 1 with 4 rays, over nine seeds on MultiMNIST (50,000 pairs, 10 epochs): "
+               "9.2 of 11 non-dominated, min Spearman 0.97, HV 0.883 against 9.9, 0.98 and 0.887 with 2"),
         Option("freeze_base", "bool", False, "train the adapters only"),
         _conv_layout_option("loralib", "loralib as PaLoRA's public code; on MultiMNIST it took the front from HV "
                             "0.664 to 0.724 and 8.0 to 9.7 of 11 non-dominated points"),
         Option("m", "int", None, "rays of the annealed grid; unset: a grid the same for every task, 4 rays for 2 "
                "tasks (the official code's), 6 for 3 (vertices and edge midpoints), T + 1 from 4 (vertices and "
-               "centre); a run records the count. 2 tasks had 5 until 2026-12-06: on MultiMNIST (50,000 pairs, 10 "
-               "epochs, 9 seeds) 4 gave 9.9 against 8.9 of 11 non-dominated, min Spearman 0.98 against 0.97, HV 0.887 "
-               "against 0.889 (the official code: 0.887, 9.3, 0.97). 5 for every T before that: for 3 tasks that "
+               "centre); a run records the count",
+               why="2 tasks had 5 until 2026-12-06: on MultiMNIST (50,000 pairs, 10 epochs, 9 seeds) 4 gave 9.9 "
+               "against 8.9 of 11 non-dominated, min Spearman 0.98 against 0.97, HV 0.887 against 0.889 (the "
+               "official code: 0.887, 9.3, 0.97). 5 for every T before that: for 3 tasks that "
                "grid favoured tasks 1-2 (MultiMNIST-3, 20 epochs, 3 seeds: 6 rays gave 43.7 against 29.3 of 66 "
                "non-dominated, min Spearman 0.95 against 0.84, HV 0.870 against 0.872), and from 6 tasks it left "
                "the later tasks without a ray", minimum=1, optional=True, recorded=True, legacy_default=5,
                unset_value=symmetric_grid_size, legacy_unset=lambda tasks: {2: 5, 3: 6}.get(tasks, tasks + 1)),
         Option("rays_per_step", "int", 6, "forward passes per step (PaLoRA's budget M): a grid with more rays "
-               "trains them in turn, this many per step, each as often; 6 keeps every ray of the grids up to 5 tasks "
-               "in every step; null or a count >= the grid's rays: every ray every step, as runs saved before this "
-               "option trained (many-task Adult, 10-40 tasks: 2-9 % more HV per epoch at up to 6x the step time)",
-               minimum=1, optional=True, recorded=True, legacy_default=None),
+               "trains them in turn, this many per step, each as often; null or a count >= the grid's rays: every "
+               "ray every step", minimum=1, optional=True, recorded=True, legacy_default=None,
+               why="6 keeps every ray of the grids up to 5 tasks in every step. Every ray every step, as runs saved "
+               "before this option trained, had 2-9 % more HV per epoch on the many-task Adult (10-40 tasks) at up "
+               "to 6x the step time"),
         Option("temperature", "float", 0.2, "Q of the annealed schedule (Eq. 3, τ' = τ/Q); 0.2 is the official "
                "code's power 5τ, Q = 1 the text's literal reading", above=0.0),
         Option("margin", "float", 0.01, "base rays moved this far off the simplex's faces (the official code's "
@@ -637,35 +645,37 @@ for _preset in (
         _palora, traits=lambda options: _continuous_traits(options, "adapters")),
     MethodPreset("lorpman", "LORPMAN: low-rank Pareto manifold with orthogonal task deltas", option_table(
         Option("rank", "int", 8, "adapter rank r", minimum=1),
-        Option("scale", "float", 6.0, "s; 6 is the best of the paper's MultiMNIST grid {1, 2, 4, 6} in "
-               "5-epoch runs; the paper keeps s = 1 for its 100-epoch ResNet-18 runs", above=0.0),
+        Option("scale", "float", 6.0, "s, the scale of the low-rank deltas", above=0.0,
+               why="6 is the best of the paper's MultiMNIST grid {1, 2, 4, 6} in 5-epoch runs; the paper keeps s = 1 "
+               "for its 100-epoch ResNet-18 runs (CelebA, CIFAR-100 and UTKFace's protocols set it)"),
         _conv_layout_option("peft", "peft is nearer the paper's LeNet count (0.046M; peft 0.043M, loralib 0.055M)"),
         # Up to 3 tasks p = 0.2 rather than the paper's MultiMNIST 1: draws near the simplex's corners keep the
         # single-task ends trained.
         # LORPMAN can afford them, unlike PaMaL's separate members (PaMaL's appendix A.1), because its main network
         # is trained by every draw and keeps the common representation.
         Option("p", "float", None, f"{_P}; unset: 0.2 up to 3 tasks, 2 from 4 (the paper's value for CelebA, "
-               "CIFAR-100 and UTKFace). 0.2 with 2-3 tasks: with the paper's MultiMNIST 1 the front bent back at "
+               "CIFAR-100 and UTKFace); a run records the value", why="0.2 with 2-3 tasks: with the paper's "
+               "MultiMNIST 1 the front bent back at "
                "both ends, on the training pairs too (MultiMNIST, 50,000 pairs, 10 epochs, 6 seeds: 7.7 against "
                "3.7 of 11 non-dominated, min Spearman 0.93 against 0.44, HV 0.888 both; on MultiMNIST-3 54 against "
                "17 of 66 non-dominated at a 10 % lower HV). From 4 tasks, on the many-task Adult (3 seeds): 1 had "
                "more HV than 0.2 on every seed from T = 10 (+0.2 %, +0.4 %, +3.2 % at T = 10, 20, 40), 2 more than "
                "1 in the mean from T = 10 (+1.1 %, +1.4 %, +1.2 %; 7 of 9 runs), level at T = 5. 1 for every T "
-               "before 2026-12-05, then 0.2 until 2026-12-07; a run records the value", above=0.0, optional=True,
+               "before 2026-12-05, then 0.2 until 2026-12-07", above=0.0, optional=True,
                recorded=True, legacy_default=1.0, unset_value=_lorpman_concentration),
         Option("m", "int", 4, _M, minimum=1),
         # A head's parameters reach only its own task's loss, so a preference-dependent head adds no trade-off
         # of its own: at a preference far from its task, the deltas it mixes learn from a loss weighted near zero.
         Option("adapt_heads", "bool", False, "give the task heads low-rank deltas too; false: the paper's "
                "shared bottom alone (its §2), each task head (a ModuleList/ModuleDict called heads with one module "
-               "per task; name other heads with exclude) one plain module. At the papers' budgets the shared "
+               "per task; name other heads with exclude) one plain module", why="At the papers' budgets the shared "
                "bottom was as good and better ordered (MultiMNIST, 6 seeds: 8.5 against 7.7 of 11 non-dominated, "
                "HV 0.886 against 0.888; MultiMNIST-3, 20 epochs: HV 0.878 against 0.875, 38 against 34 of 66) "
                "with fewer parameters (38,250 against 43,370); in 5-epoch runs true had 2-7 % more HV (all frozen "
                "at 60 %; true before 2026-12-06)", recorded=True, legacy_default=True),
         Option("freeze_fraction", "float", 0.8, "the share of training after which the main network is frozen "
                "and only the low-rank deltas train (freeze epoch = round(fraction × epochs), at least 1; a given "
-               "freeze_epoch wins; 1: never frozen); 0.8 as the paper's CelebA (40 of 50) and CIFAR-100 (250 of "
+               "freeze_epoch wins; 1: never frozen)", why="0.8 as the paper's CelebA (40 of 50) and CIFAR-100 (250 of "
                "300) runs and within its MultiMNIST grid {4, 6, 8} of 10: on MultiMNIST (50,000 pairs, 10 epochs, "
                "6 seeds) HV 0.892 against 0.886 with 0.6, higher on every seed, 8.5 of 11 non-dominated both; "
                "MultiMNIST-3 (20 epochs) HV 0.884 against 0.878 at 33 against 38 of 66; 5-epoch runs 5-15 % more "
@@ -674,16 +684,16 @@ for _preset in (
         *_solver_options(), *_regulariser_options(orthogonality=1.0)),
         _lorpman, traits=lambda options: _continuous_traits(options, "adapters")),
     MethodPreset("cpmtl", "Controllable Pareto MTL: a hypernetwork generates the weights", _hyper_options(
-        2, "; with the flat 1 CPMTL's MultiMNIST front came out mis-ordered, 1 before 2026-11-23",
-        Option("m", "int", 4, f"{_M}; batched preferences as CPMTL's appendix A.3, 4 as PaMaL's and LORPMAN's "
+        2, "With the flat 1 CPMTL's MultiMNIST front came out mis-ordered (1 before 2026-11-23). ",
+        Option("m", "int", 4, f"{_M}; batched preferences as CPMTL's appendix A.3", why="4 as PaMaL's and LORPMAN's "
                "window: on MultiMNIST (50,000 pairs, 10 epochs, seeds 0-5, residual form) HV 0.896, 10.0 of 11 "
                "non-dominated, min Spearman 0.98 against 0.896, 8.5 and 0.92 with 2, for about 1.4x the epoch time; 2 "
                "from 2026-11-23 to 2026-12-07 (against 1 in the papers' form: HV 0.885 and 9.3 of 11 against "
                "0.876 and 8.7), 1 before", minimum=1, recorded=True, legacy_default=1)),
                  _hyper, traits=_continuous_traits),
     MethodPreset("phn", "Pareto HyperNetwork: a ray hypernetwork", _hyper_options(
-        3, m=Option("m", "int", 2, f"{_M}; 2 as CPMTL's batched preferences, beyond PHN's one ray per step: on "
-                    "MultiMNIST (50,000 pairs, 10 epochs, seeds 0-5) HV 0.892 and 9.7 of 11 non-dominated, min "
+        3, m=Option("m", "int", 2, f"{_M}; as CPMTL's batched preferences, beyond PHN's one ray per step",
+                    why="On MultiMNIST (50,000 pairs, 10 epochs, seeds 0-5) HV 0.892 and 9.7 of 11 non-dominated, min "
                     "Spearman 0.95, against 0.890, 8.3 and 0.92 with 1, for 1.25x the epoch time (1 before "
                     "2026-12-07)", minimum=1, recorded=True, legacy_default=1)), _hyper,
                  traits=_continuous_traits),
@@ -701,8 +711,10 @@ for _preset in (
         Option("weights", "floats", None, "one weighting (a run of one model); default the ls_points grid",
                optional=True),
         Option("ls_points", "int", None, "models on the simplex grid (1: uniform weights only); unset: 5 for 2 "
-               "tasks, T + 1 from 3 (every vertex and the centre; 5 for every T before 2026-12-06)", minimum=1,
-               optional=True, recorded=True, legacy_default=_ls_legacy_points)),
+               "tasks, T + 1 from 3 (every vertex and the centre)", minimum=1, optional=True, recorded=True,
+               legacy_default=_ls_legacy_points, why="A grid the same for every task, with a model that weighs them "
+               "all (a 3-task lattice of vertices and edge midpoints had none: HV 0.24 on MultiMNIST-3). 5 for every "
+               "T before 2026-12-06")),
         _ls, discrete=True, members=_ls_members, check=_ls_check),
     MethodPreset("stl", "single-task learning: one plain model per task", option_table(
         Option("task", "int", None, "train this task only (default one model per task)", minimum=0, optional=True)),

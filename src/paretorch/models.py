@@ -101,8 +101,12 @@ class ResNet18MTL(_SharedBottom):
     ``dropout=True`` adds the dropout of Kurin et al. (2022), which LORPMAN's CelebA runs adopt against
     overfitting (its App. D.7): channel dropout of 0.25 after the stem and of 0.5 between the two convolutions
     of each block, and dropout of 0.5 on the pooled features. It adds no parameter: a state dict loads either
-    way. (Kurin et al.'s network, Sener & Koltun's, pools CelebA's final 8 × 8 map to 2 × 2, 2,048 features per
-    head; this one pools it to 1 × 1, 512.)
+    way.
+
+    ``pool_size``: the last feature map is average-pooled to ``pool_size`` × ``pool_size`` before the heads. 1
+    (global pooling, 512 features per head) as PaMaL's UTKFace network; 2 (2,048 features) as Sener & Koltun's
+    CelebA network that LORPMAN and Kurin et al. train, whose 40 copies are LORPMAN's Table 4 count for PaMaL
+    (453.3 M parameters; with 1, 448.4 M).
 
     >>> import torch
     >>> [o.shape for o in ResNet18MTL(num_tasks=3, num_classes=[1, 2, 5])(torch.zeros(2, 3, 32, 32))]
@@ -110,7 +114,7 @@ class ResNet18MTL(_SharedBottom):
     """
 
     def __init__(self, num_tasks: int = 2, num_classes: int | list[int] = 2, in_channels: int = 3,
-                 small_input: bool = True, dropout: bool = False) -> None:
+                 small_input: bool = True, dropout: bool = False, pool_size: int = 1) -> None:
         super().__init__()
         classes = _per_task(num_classes, num_tasks)
         if small_input:
@@ -126,9 +130,9 @@ class ResNet18MTL(_SharedBottom):
             first = _BasicBlock(channels, width, stride, block_dropout, 0.25 if dropout and not stages else 0.0)
             stages += [first, _BasicBlock(width, width, 1, block_dropout)]
             channels = width
-        pooled = [nn.AdaptiveAvgPool2d(1), nn.Flatten(), *([nn.Dropout(0.5)] if dropout else [])]
+        pooled = [nn.AdaptiveAvgPool2d(pool_size), nn.Flatten(), *([nn.Dropout(0.5)] if dropout else [])]
         self.encoder = nn.Sequential(*stem, *stages, *pooled)
-        self.heads = nn.ModuleList(nn.Linear(512, count) for count in classes)
+        self.heads = nn.ModuleList(nn.Linear(512 * pool_size**2, count) for count in classes)
 
 
 def _conv_block(in_channels: int, out_channels: int, count: int) -> nn.Sequential:

@@ -93,7 +93,8 @@ class Option:
     """One setting: its type, default, meaning, allowed range or choices, and when it applies.
 
     ``applies`` (given the resolved settings of the run or preset) says whether the chosen method uses it;
-    ``when`` is the condition in words, for the error message.
+    ``when`` is the condition in words, for the error message. ``help`` says what the setting means; ``why`` what
+    was measured to choose its default and what it was before (``paretorch list NAME --why`` prints it).
     """
 
     name: str
@@ -119,6 +120,7 @@ class Option:
     # The value a recorded null stood for with T tasks in runs saved before ``unset_value`` was recorded; they are
     # rebuilt and resumed with it.
     legacy_unset: Callable[[int], Any] | None = None
+    why: str = ""
 
     def legacy_value(self, stored: Mapping[str, Any]) -> Any:
         """What a run saved before this option was recorded trained with (:data:`CURRENT_DEFAULT`: nothing to
@@ -221,7 +223,7 @@ DATASET_PROTOCOLS: dict[str, dict[str, Any]] = {
     # PaMaL App. C: 100 epochs, batch 256, Adam 1e-3, no scheduler.
     "utkface": {"epochs": 100},
     # LORPMAN App. D.7: 50 epochs, batch 128, Adam 1e-3, and Kurin et al. (2022)'s dropout in the ResNet-18.
-    "celeba": {"epochs": 50, "batch_size": 128, "dropout": True},
+    "celeba": {"epochs": 50, "batch_size": 128, "dropout": True, "pool_size": 2},
     # LORPMAN App. D.6 (after Liu et al. 2022): 300 epochs, SGD at 1e-2, batch 64.
     "cifar100": {"epochs": 300, "batch_size": 64, "optimizer": "sgd", "lr": 1e-2},
     # PaLoRA App. A.1: 100 epochs (500 in its longer run).
@@ -263,7 +265,7 @@ METHOD_PROTOCOLS: dict[str, dict[str, dict[str, Any]]] = {
 # A protocol's learning rate and momentum are for its optimiser, its step length and factor for its schedule, its
 # dropout for the data set's network: they apply only while the run keeps that optimiser (schedule, network).
 _PROTOCOL_TIES = {"lr": "optimizer", "momentum": "optimizer", "step_epochs": "schedule", "step_gamma": "schedule",
-                  "dropout": "model"}
+                  "dropout": "model", "pool_size": "model"}
 
 
 def protocol_settings(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -326,8 +328,14 @@ RUN_OPTIONS: dict[str, Option] = option_table(
     Option("model_width", "int", 64, "segnet: channels of its first stage (SegNet: 64; smaller for a quick run)",
            minimum=1),
     Option("dropout", "bool", False, "resnet18: Kurin et al. (2022)'s dropout against overfitting (0.25 after the "
-           "stem, 0.5 in each block and on the pooled features); the CelebA protocol turns it on, as LORPMAN's "
-           "App. D.7 (since 2026-12-07)"),
+           "stem, 0.5 in each block and on the pooled features); the CelebA protocol turns it on",
+           why="LORPMAN's App. D.7 trains CelebA's ResNet-18 with it, for every method (the protocol's since "
+           "2026-12-07)"),
+    Option("pool_size", "int", 1, "resnet18: its last feature map is average-pooled to pool_size × pool_size "
+           "before the heads (1: 512 features per head; 2: 2,048, Sener & Koltun's CelebA network); the CelebA "
+           "protocol sets 2", minimum=1,
+           why="LORPMAN's Table 4 counts 453.3 M parameters for PaMaL's 40 CelebA members: 40 copies of this "
+           "ResNet-18 hold 453.31 M with 2 and 448.39 M with 1 (the protocol's since 2026-12-07)"),
     Option("epochs", "int", 10, "training epochs (a data set's papers' protocol may set another: paretorch list "
            "datasets)", minimum=1),
     Option("batch_size", "int", 256, "training batch size (as epochs)", minimum=1),
@@ -339,21 +347,22 @@ RUN_OPTIONS: dict[str, Option] = option_table(
     Option("test_size", "int", None, "test examples (MultiMNIST default 2,000; Adult: all)", minimum=1,
            optional=True),
     Option("val_digits", "str", "held-out", "MultiMNIST: the digits the validation images are composed from: "
-           "held-out (10 % of each class of the training digits, which no training image shows) or training (the "
-           "training digits, as runs before 2026-12-07: a validation front of memorised digits)",
-           choices=VAL_DIGITS, recorded=True, legacy_default=_legacy_val_digits),
+           "held-out (10 % of each class of the training digits, which no training image shows) or training",
+           choices=VAL_DIGITS, recorded=True, legacy_default=_legacy_val_digits,
+           why="training was every run's before 2026-12-07: with the embedded 4,000 training digits, each seen about "
+           "25 times at 50,000 pairs, that validation front scored memorised digits"),
     Option("device", "str", "cpu", "cpu, cuda, cuda:N or mps"),
     Option("workers", "int", None, "processes reading data sets stored as files (CelebA, UTKFace, NYUv2, CityScapes); "
            "unset: none on the CPU, up to 8 per training process on a GPU; the batches are the same either way",
            minimum=0, optional=True),
     Option("channels_last", "bool", None, "lay image batches out channels-last (NHWC) for the convolutions; unset: "
-           "on for convolutional models on the CPU (a LeNet step measured 1.2-1.5x faster), off on GPUs",
-           optional=True),
+           "on for convolutional models on the CPU, off on GPUs", optional=True,
+           why="A LeNet step measured 1.2-1.5x faster channels-last on the CPU"),
     Option("recalibration_examples", "int", 512, "BatchNorm networks: training examples (a fixed draw from the "
            "seed) on which a steerable model's running statistics are refit at each preference it is evaluated or "
-           "exported at; 0: the statistics of training, which average over every preference drawn (a PaMaL "
-           "ResNet-18 on MultiMNIST: test HV 0.62 against 0.85 refit). No effect on models without BatchNorm, "
-           "nor on training", minimum=0),
+           "exported at; 0: the statistics of training, which average over every preference drawn; no effect on "
+           "models without BatchNorm, nor on training", minimum=0,
+           why="A PaMaL ResNet-18 on MultiMNIST: test HV 0.62 with the statistics of training against 0.85 refit"),
     Option("log", "names", None, "per-epoch logs besides metrics.jsonl: csv (metrics.csv), tensorboard (event files "
            "in tensorboard/, the tensorboard extra), or both as [\"csv\", \"tensorboard\"]", optional=True),
 )
@@ -382,9 +391,9 @@ TRAIN_OPTIONS: dict[str, Option] = option_table(
            when="methods with adapters or members (pamal, palora, lorpman)"),
     # Not recorded: validation changes no weight, and a resumed run may change it (runs.RESUMABLE_CHANGES).
     Option("eval_every", "int", None, "validate the front every this many epochs and after the last; unset: "
-           "epochs // 10 (about ten validations a run; every epoch up to 19 epochs). A validation evaluates the "
-           "whole grid, which on the papers' image data sets costs an epoch of training or more (every epoch "
-           "before 2026-12-07)", minimum=1, optional=True),
+           "epochs // 10 (about ten validations a run; every epoch up to 19 epochs)", minimum=1, optional=True,
+           why="A validation evaluates the whole grid, which on the papers' image data sets costs an epoch of "
+           "training or more (NYUv2's layout: 1.8-2.1 epochs). Every epoch before 2026-12-07"),
     Option("precision", "str", "32", "the training forward passes: 32 (float32), bf16-mixed (autocast to bfloat16) "
            "or 16-mixed (float16 with loss scaling; not with gradient balancing or gradient objectives); "
            "evaluation stays float32", choices=("32", "bf16-mixed", "16-mixed")),

@@ -115,6 +115,9 @@ def validate_run_options(values: Mapping[str, Any]) -> dict[str, Any]:
     if run["dropout"] and run["model"] != "resnet18":
         raise ParetorchError(f"dropout=true is Kurin et al.'s dropout in model resnet18; model {run['model']} has "
                              "none: remove dropout=true")
+    if run["pool_size"] != RUN_OPTIONS["pool_size"].default and run["model"] != "resnet18":
+        raise ParetorchError(f"pool_size sets model resnet18's pooling before its heads; model {run['model']} has "
+                             "its own: remove pool_size=")
     if run["model"] in ("resnet18", "vgg16") and not images:
         raise ParetorchError(f"model {run['model']} takes images; dataset {run['dataset']} is tabular: use "
                              "model=mlp")
@@ -240,7 +243,7 @@ def build_model(config: RunConfig, splits: Splits) -> nn.Module:
     if config["model"] == "vgg16":
         return VGG16MTL(splits.num_tasks, splits.num_classes, in_channels=splits.input_shape[0])
     return ResNet18MTL(splits.num_tasks, splits.num_classes, in_channels=splits.input_shape[0],
-                       dropout=config["dropout"])
+                       dropout=config["dropout"], pool_size=config["pool_size"])
 
 
 def build_setup(config: RunConfig, splits: Splits, member: dict[str, Any]) -> MethodSetup:
