@@ -69,6 +69,12 @@ def test_list_wraps_to_the_terminal_and_gives_the_measurements_behind_the_defaul
     assert {"p", "freeze_fraction", "adapt_heads", "scale"} <= {option.name for option in explained}
     assert all(words(option.why) in words(why) and words(option.why) not in words(plain) for option in explained)
     assert words(RUN_OPTIONS["val_digits"].why) in words(listing("keys", "--why"))
+    # A reader that stops early (paretorch list | head) ends the command quietly, as SIGPIPE ends other programs.
+    reader = subprocess.Popen([sys.executable, "-m", "paretorch.cli", "list", "--why"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    reader.stdout.close()  # before the command writes anything: importing torch alone takes longer
+    assert reader.wait(timeout=120) == 141 and reader.stderr.read() == b""
+    reader.stderr.close()
     refused = subprocess.run([sys.executable, "-m", "paretorch.cli", "list", "lorpmn"], capture_output=True,
                              text=True)
     assert refused.returncode != 0 and refused.stderr.count("\n") == 1 and "did you mean 'lorpman'?" in refused.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import sys
@@ -383,6 +384,12 @@ def _one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {first[:300]} (rerun with --debug for the traceback)"
 
 
+def _detach_stdout() -> None:
+    # Without a file descriptor behind sys.stdout (captured output) there is nothing left to flush.
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 success, 2 an error reported in one line)."""
     parser = build_parser()
@@ -401,6 +408,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("paretorch: interrupted; checkpoints written so far are kept (resume with --resume)", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of the output went away (paretorch list | head): stop quietly, as a program killed by SIGPIPE
+        # does, instead of reporting a file error; the interpreter's last flush then writes to /dev/null.
+        _detach_stdout()
+        return 141
     except Exception as error:  # every error ends as one line; the traceback only on request
         if args.debug:
             raise
