@@ -136,6 +136,14 @@ def test_mnist_idx_folder(tmp_path):
     pools = load_mnist_digits(tmp_path)
     assert np.array_equal(pools.train_images, images)
     assert np.array_equal(pools.test_labels, labels)
+    # 12 digits: the two classes with two digits give one each to validation, which composes from those two.
+    splits = multi_mnist(tmp_path, train_size=8, val_size=4, test_size=4)
+    assert sorted(np.unique(splits.val.tensors[1]).tolist()) == [0, 1] and len(splits.train) == 8
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+        write(name, (images if "images" in name else labels)[:10], 0)  # one digit per class: none to hold out
+    with pytest.raises(ParetorchError, match="validation pool has 0 digits; each image needs 2 distinct ones: give "
+                                             "a folder with more digits or val_digits=training"):
+        multi_mnist(tmp_path, train_size=8, val_size=4, test_size=4)
 
 
 def test_adult_has_no_target_columns_and_training_statistics():

@@ -230,7 +230,10 @@ def hold_out_digits(images: np.ndarray, labels: np.ndarray, fraction: float, see
     held = np.zeros(len(labels), dtype=bool)
     for digit in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == digit))
-        held[members[: round(fraction * len(members))]] = True
+        # At least one of a class with two or more digits, so that a small folder still validates every class it
+        # can; a class of one digit keeps it for training.
+        count = min(len(members) - 1, max(1, round(fraction * len(members))))
+        held[members[:count]] = True
     return images[~held], labels[~held], images[held], labels[held]
 
 
@@ -256,6 +259,11 @@ def multi_mnist(source: str | os.PathLike[str] = "embedded", num_tasks: int = 2,
             train_images, train_labels, MULTIMNIST_VAL_FRACTION, seed)
     sources = [(train_images, train_labels, train_size), (val_images, val_labels, val_size),
                (pools.test_images, pools.test_labels, test_size)]
+    for split, (images, _, _) in zip(("training", "validation", "test"), sources, strict=True):
+        if len(images) < num_tasks:
+            hint = " or val_digits=training" if split == "validation" else ""
+            raise ParetorchError(f"MultiMNIST's {split} pool has {len(images)} digits; each image needs {num_tasks} "
+                                 f"distinct ones: give a folder with more digits{hint}")
     train, val, test = (ComposedOnUse(functools.partial(compose_multi_mnist, images, labels, count, num_tasks,
                                                         seed=seed + offset))
                         for offset, (images, labels, count) in enumerate(sources))
