@@ -93,10 +93,18 @@ CASES: dict[str, Case] = {
     "dataset-unknown": Case(["train", "{new}", "dataset=imagenet"], "unknown dataset 'imagenet'"),
     "model-unknown": Case(["train", "{new}", "model=vgg", *TINY], "unknown model 'vgg'"),
     "model-for-tabular": Case(["train", "{new}", "model=lenet", "dataset=adult"], "model lenet takes images"),
-    "dropout-without-resnet": Case(["train", "{new}", "dropout=true"], "model lenet has none: remove dropout=true"),
-    "pool-size-without-resnet": Case(["train", "{new}", "pool_size=2"], "model lenet has its own: remove pool_size="),
+    # A run-level setting that the data set or network does not use: refused where changed (Option.applies).
+    "dropout-without-resnet": Case(["train", "{new}", "dropout=true"],
+                                   "dropout=true has no effect with dataset multimnist and model lenet: it applies "
+                                   "to model=resnet18; remove dropout="),
+    "pool-size-without-resnet": Case(["train", "{new}", "pool_size=2"], "it applies to model=resnet18; remove "
+                                     "pool_size="),
+    "width-without-segnet": Case(["train", "{new}", "model_width=8"], "it applies to model=segnet; remove "
+                                 "model_width="),
+    "tasks-without-adult-many": Case(["train", "{new}", "tasks=3"], "tasks=3 has no effect with dataset "
+                                     "multimnist and model lenet: it applies to dataset=adult-many; remove tasks="),
     "val-digits-elsewhere": Case(["train", "{new}", "dataset=adult", "val_digits=training"],
-                                 "has its own validation split: remove val_digits="),
+                                 "hold out a validation split of their own); remove val_digits="),
     "option-typo": Case(["train", "{new}", "rnak=2", *TINY], "did you mean 'rank'?"),
     "option-of-other-method": Case(["train", "{new}", "method=palora", "ls_points=3", *TINY],
                                    "option 'ls_points' belongs to method ls, not palora"),

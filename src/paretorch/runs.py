@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset, TensorDatas
 
 from paretorch._files import locked, read_json, remove_stale_temporaries, write_json
 from paretorch._random import derive_seed, scoped_global_seed
+from paretorch.catalogue import settings_text
 from paretorch.data import (
     ADULT_MANY_MAX_TASKS,
     IGNORE_INDEX,
@@ -87,9 +88,6 @@ def validate_run_options(values: Mapping[str, Any]) -> dict[str, Any]:
            for name, option in RUN_OPTIONS.items()}
     check_device(run["device"])
     check_log_kinds(log_kinds(run["log"]))
-    if run["tasks"] is not None and run["dataset"] != "adult-many":
-        raise ParetorchError(f"tasks= picks the tasks of dataset adult-many; dataset {run['dataset']} has a fixed "
-                             f"{DATASET_TASKS[run['dataset']]}: remove tasks=")
     if run["tasks"] is not None and run["tasks"] > ADULT_MANY_MAX_TASKS:
         raise ParetorchError(f"adult-many has {ADULT_MANY_MAX_TASKS} tasks, got tasks={run['tasks']}")
     method_given = {key: value for key, value in values.items() if key not in RUN_OPTIONS}
@@ -109,15 +107,13 @@ def validate_run_options(values: Mapping[str, Any]) -> dict[str, Any]:
         # An MLP on flattened images would work, but CensusMLP expects a feature vector: say so.
         raise ParetorchError(f"model mlp takes feature vectors; dataset {run['dataset']} is images: use model=lenet "
                              "or resnet18")
-    if run["val_digits"] != RUN_OPTIONS["val_digits"].default and not run["dataset"].startswith("multimnist"):
-        raise ParetorchError(f"val_digits picks MultiMNIST's validation digits; dataset {run['dataset']} has its own "
-                             "validation split: remove val_digits=")
-    if run["dropout"] and run["model"] != "resnet18":
-        raise ParetorchError(f"dropout=true is Kurin et al.'s dropout in model resnet18; model {run['model']} has "
-                             "none: remove dropout=true")
-    if run["pool_size"] != RUN_OPTIONS["pool_size"].default and run["model"] != "resnet18":
-        raise ParetorchError(f"pool_size sets model resnet18's pooling before its heads; model {run['model']} has "
-                             "its own: remove pool_size=")
+    for name, option in RUN_OPTIONS.items():
+        # Left at its default a setting is harmless anywhere (config.json records every one); a changed value that
+        # this data set or network does not use is refused, as a method option that has no effect is.
+        if option.applies is not None and run[name] != option.default and not option.applies(run):
+            raise ParetorchError(f"{settings_text({name: run[name]}, quote=False)} has no effect with dataset "
+                                 f"{run['dataset']} and model {run['model']}: it applies to {option.when}; "
+                                 f"remove {name}=")
     if run["model"] in ("resnet18", "vgg16") and not images:
         raise ParetorchError(f"model {run['model']} takes images; dataset {run['dataset']} is tabular: use "
                              "model=mlp")
