@@ -104,7 +104,8 @@ CASES: dict[str, Case] = {
     "tasks-without-adult-many": Case(["train", "{new}", "tasks=3"], "tasks=3 has no effect with dataset "
                                      "multimnist and model lenet: it applies to dataset=adult-many; remove tasks="),
     "val-digits-elsewhere": Case(["train", "{new}", "dataset=adult", "val_digits=training"],
-                                 "hold out a validation split of their own); remove val_digits="),
+                                 "val_digits=training has no effect with dataset adult and model mlp: it applies to "
+                                 "dataset=multimnist or multimnist3; remove val_digits="),
     "option-typo": Case(["train", "{new}", "rnak=2", *TINY], "did you mean 'rank'?"),
     "option-of-other-method": Case(["train", "{new}", "method=palora", "ls_points=3", *TINY],
                                    "option 'ls_points' belongs to method ls, not palora"),

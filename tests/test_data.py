@@ -112,7 +112,8 @@ def test_multi_mnist_validation_digits_are_held_out_of_training(tmp_path):
                               "dataset=adult", "val_digits=training", "epochs=1", "--quiet"],
                              capture_output=True, text=True)
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
-    assert refused.stderr.strip().splitlines()[-1].endswith("validation split of their own); remove val_digits=")
+    assert refused.stderr.strip().splitlines()[-1].endswith(
+        "it applies to dataset=multimnist or multimnist3; remove val_digits=")
 
 
 def test_missing_mnist_folder_is_one_line(tmp_path):

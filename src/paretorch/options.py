@@ -329,8 +329,7 @@ def option_table(*options: Option) -> dict[str, Option]:
 # Where a run-level setting does something (validate_run_options refuses a changed value elsewhere).
 _DATASET_ADULT_MANY = {"applies": setting_in("dataset", "adult-many"), "when": "dataset=adult-many"}
 _DATASET_MULTIMNIST = {"applies": setting_in("dataset", "multimnist", "multimnist3"),
-                       "when": "dataset=multimnist or multimnist3 (other data sets hold out a validation split of "
-                       "their own)"}
+                       "when": "dataset=multimnist or multimnist3"}
 _MODEL_RESNET18 = {"applies": setting_in("model", "resnet18"), "when": "model=resnet18"}
 _MODEL_SEGNET = {"applies": setting_in("model", "segnet"), "when": "model=segnet"}
 
@@ -366,7 +365,8 @@ RUN_OPTIONS: dict[str, Option] = option_table(
     Option("test_size", "int", None, "test examples (MultiMNIST default 2,000; Adult: all)", minimum=1,
            optional=True),
     Option("val_digits", "str", "held-out", "MultiMNIST: the digits the validation images are composed from: "
-           "held-out (10 % of each class of the training digits, which no training image shows) or training",
+           "held-out (10 % of each class of the training digits, which no training image shows) or training; the "
+           "other data sets hold out a validation split of their own",
            choices=VAL_DIGITS, recorded=True, legacy_default=_legacy_val_digits,
            why="training was every run's before 2026-12-07: with the embedded 4,000 training digits, each seen about "
            "25 times at 50,000 pairs, that validation front scored memorised digits", **_DATASET_MULTIMNIST),
