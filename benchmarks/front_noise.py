@@ -8,7 +8,8 @@ the test examples (the same draw for every point, as one test set scores them al
 distribution of the count and of the smaller Spearman. For each point dominated on the whole test set it also
 prints its best dominator's smaller per-task gain in paired standard errors (the standard error of the
 difference of two accuracies on the same examples): a dominance by less than about 2 is within the test
-sample's noise.
+sample's noise. Read those margins first: the bootstrap count is biased low, since resampling adds noise of its
+own, which makes near-ties at a flat end of the front dominate one another.
 
 Run: ``python benchmarks/methods.py ... --keep runs/kept`` then ``python benchmarks/front_noise.py
 runs/kept/multimnist-lorpman-seed0 [...] [--resamples 1000]``.
