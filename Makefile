@@ -26,9 +26,10 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(PY) -m pytest
 
+# ruff's checks, as `make test` runs them first. The code is not laid out by `ruff format` (it would change 80 of
+# 112 files), so there is no format check: one here failed on a clean tree.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples
-	$(VENV)/bin/ruff format --check src tests benchmarks
 
 bench: $(STAMP)
 	$(PY) benchmarks/forward_backward.py
