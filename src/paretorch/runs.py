@@ -88,10 +88,7 @@ def validate_run_options(values: Mapping[str, Any]) -> dict[str, Any]:
            for name, option in RUN_OPTIONS.items()}
     check_device(run["device"])
     check_log_kinds(log_kinds(run["log"]))
-    if run["tasks"] is not None and run["tasks"] > ADULT_MANY_MAX_TASKS:
-        raise ParetorchError(f"adult-many has {ADULT_MANY_MAX_TASKS} tasks, got tasks={run['tasks']}")
-    method_given = {key: value for key, value in values.items() if key not in RUN_OPTIONS}
-    resolved = validate_method_options(run["method"], method_given, run_num_tasks(run), tuple(RUN_OPTIONS))
+    # The run's own settings first: the method's are checked for the task count that the data set gives.
     usual = DATASET_MODELS[run["dataset"]]
     dense, images = usual == "segnet", usual in ("lenet", "resnet18", "vgg16")
     if run["model"] == "auto":  # recorded resolved: a run keeps its network if the data set's usual one changes
@@ -107,6 +104,9 @@ def validate_run_options(values: Mapping[str, Any]) -> dict[str, Any]:
         # An MLP on flattened images would work, but CensusMLP expects a feature vector: say so.
         raise ParetorchError(f"model mlp takes feature vectors; dataset {run['dataset']} is images: use model=lenet "
                              "or resnet18")
+    if run["model"] in ("resnet18", "vgg16") and not images:
+        raise ParetorchError(f"model {run['model']} takes images; dataset {run['dataset']} is tabular: use "
+                             "model=mlp")
     for name, option in RUN_OPTIONS.items():
         # Left at its default a setting is harmless anywhere (config.json records every one); a changed value that
         # this data set or network does not use is refused, as a method option that has no effect is.
@@ -114,9 +114,10 @@ def validate_run_options(values: Mapping[str, Any]) -> dict[str, Any]:
             raise ParetorchError(f"{settings_text({name: run[name]}, quote=False)} has no effect with dataset "
                                  f"{run['dataset']} and model {run['model']}: it applies to {option.when}; "
                                  f"remove {name}=")
-    if run["model"] in ("resnet18", "vgg16") and not images:
-        raise ParetorchError(f"model {run['model']} takes images; dataset {run['dataset']} is tabular: use "
-                             "model=mlp")
+    if run["tasks"] is not None and run["tasks"] > ADULT_MANY_MAX_TASKS:
+        raise ParetorchError(f"adult-many has {ADULT_MANY_MAX_TASKS} tasks, got tasks={run['tasks']}")
+    method_given = {key: value for key, value in values.items() if key not in RUN_OPTIONS}
+    resolved = validate_method_options(run["method"], method_given, run_num_tasks(run), tuple(RUN_OPTIONS))
     options = get_method(run["method"]).options
     recorded = [name for name, option in options.items() if option.recorded]
     for name in recorded:
