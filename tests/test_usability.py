@@ -49,6 +49,29 @@ def test_list_names_every_method_option_dataset_model_and_key_with_its_default(c
     assert "segnet" in capsys.readouterr().out
 
 
+# A changed value of each run key that one data set or network uses, and a data set and network where it applies.
+_SCOPED_RUN_KEYS = {"tasks": (3, {"dataset": "adult-many"}), "model_width": (8, {"dataset": "nyuv2"}),
+                    "dropout": (True, {"model": "resnet18"}), "pool_size": (2, {"model": "resnet18"}),
+                    "val_digits": ("training", {"dataset": "multimnist3"})}
+
+
+def test_a_run_key_that_one_data_set_or_network_uses_is_refused_elsewhere_only_when_changed():
+    from paretorch.catalogue import catalogue
+
+    scoped = {name: option for name, option in RUN_OPTIONS.items() if option.applies is not None}
+    assert set(scoped) == set(_SCOPED_RUN_KEYS), "a new scoped run key: give it a case here"
+    listing = " ".join(catalogue("keys").split())  # unwrapped
+    elsewhere = {"dataset": "adult"}  # a tabular data set and its MLP: none of these keys applies there
+    for name, option in scoped.items():
+        changed, where = _SCOPED_RUN_KEYS[name]
+        assert f"[{option.when}]" in listing
+        assert validate_run_options(where | {name: changed})[name] == changed
+        assert validate_run_options(elsewhere | {name: option.default})[name] == option.default
+        with pytest.raises(ParetorchError, match=f"^{name}=.* has no effect with dataset adult and model mlp: it "
+                           f"applies to {option.when}; remove {name}=$"):
+            validate_run_options(elsewhere | {name: changed})
+
+
 def test_list_wraps_to_the_terminal_and_gives_the_measurements_behind_the_defaults_on_request():
     def listing(*args, columns=80):
         result = subprocess.run([sys.executable, "-m", "paretorch.cli", "list", *args], capture_output=True,
