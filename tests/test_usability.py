@@ -72,6 +72,26 @@ def test_a_run_key_that_one_data_set_or_network_uses_is_refused_elsewhere_only_w
             validate_run_options(elsewhere | {name: changed})
 
 
+def test_a_run_saved_with_a_width_its_network_ignored_still_evaluates_and_resumes(tmp_path):
+    # Until model_width was refused beside networks other than SegNet, it was taken and ignored, and recorded.
+    run = tmp_path / "run"
+    tiny = ["dataset=multimnist", "train_size=32", "val_size=16", "test_size=16", "batch_size=16", "--quiet"]
+    assert main(["train", str(run), "method=lorpman", "epochs=1", *tiny]) == 0
+    stored = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps(stored | {"model_width": 8}))
+    evaluated = subprocess.run([sys.executable, "-m", "paretorch.cli", "eval", str(run)], capture_output=True,
+                               text=True)
+    assert evaluated.returncode == 0, evaluated.stderr
+    resumed = subprocess.run([sys.executable, "-m", "paretorch.cli", "train", str(run), "--resume", "epochs=2",
+                              *tiny], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
+    # A new run is told, in one line.
+    refused = subprocess.run([sys.executable, "-m", "paretorch.cli", "train", str(tmp_path / "new"), "model_width=8",
+                              *tiny], capture_output=True, text=True)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "remove model_width=" in refused.stderr
+
+
 def test_list_wraps_to_the_terminal_and_gives_the_measurements_behind_the_defaults_on_request():
     def listing(*args, columns=80):
         result = subprocess.run([sys.executable, "-m", "paretorch.cli", "list", *args], capture_output=True,

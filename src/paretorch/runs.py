@@ -148,6 +148,13 @@ def _stored_config(directory: Path) -> dict[str, Any]:
     preset = _preset_options(str(values.get("method")))
     if values.get("ls_points") == 5 and "ls_points" not in preset:
         values.pop("ls_points")
+    # Until 2026-12-07 model_width was taken, and ignored, with any network (now refused where it does nothing):
+    # a run that recorded it beside another network trained at that network's own width, and loads with it.
+    dataset = values.get("dataset", RUN_OPTIONS["dataset"].default)
+    model = values.get("model", "auto")
+    if values.get("model_width") not in (None, RUN_OPTIONS["model_width"].default) and (
+            model if model != "auto" else DATASET_MODELS.get(dataset)) != "segnet":
+        values.pop("model_width")
     # Runs saved before an option was recorded (e.g. low-rank runs before conv_layout: PEFT's layout; PaMaL and
     # CPMTL before their windows: 3 and 1 preferences per step) are rebuilt and resumed with what they trained with.
     for name, option in [*RUN_OPTIONS.items(), *preset.items()]:
