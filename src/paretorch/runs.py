@@ -91,8 +91,7 @@ def validate_run_options(values: Mapping[str, Any]) -> dict[str, Any]:
     # The run's own settings first: the method's are checked for the task count that the data set gives.
     usual = DATASET_MODELS[run["dataset"]]
     dense, images = usual == "segnet", usual in ("lenet", "resnet18", "vgg16")
-    if run["model"] == "auto":  # recorded resolved: a run keeps its network if the data set's usual one changes
-        run["model"] = usual
+    run["model"] = _network(run)  # recorded resolved: a run keeps its network if the data set's usual one changes
     if dense != (run["model"] == "segnet"):
         raise ParetorchError(f"dataset {run['dataset']} needs model=segnet (one output per pixel)" if dense else
                              f"model segnet predicts per pixel (nyuv2, cityscapes); dataset {run['dataset']} has one "
@@ -126,6 +125,12 @@ def validate_run_options(values: Mapping[str, Any]) -> dict[str, Any]:
     return run | {key: resolved[key] for key in [*method_given, *recorded]}
 
 
+def _network(values: Mapping[str, Any]) -> str | None:
+    """A run's network: its ``model``, or for ``auto`` its data set's usual one (None for an unknown data set)."""
+    model = values.get("model", RUN_OPTIONS["model"].default)
+    return DATASET_MODELS.get(values.get("dataset", RUN_OPTIONS["dataset"].default)) if model == "auto" else model
+
+
 def run_num_tasks(values: Mapping[str, Any]) -> int:
     """The task count of a run's dataset (``tasks=`` for adult-many)."""
     return values.get("tasks") or DATASET_TASKS[values["dataset"]]
@@ -150,10 +155,8 @@ def _stored_config(directory: Path) -> dict[str, Any]:
         values.pop("ls_points")
     # Until 2026-12-07 model_width was taken, and ignored, with any network (now refused where it does nothing):
     # a run that recorded it beside another network trained at that network's own width, and loads with it.
-    dataset = values.get("dataset", RUN_OPTIONS["dataset"].default)
-    model = values.get("model", "auto")
-    if values.get("model_width") not in (None, RUN_OPTIONS["model_width"].default) and (
-            model if model != "auto" else DATASET_MODELS.get(dataset)) != "segnet":
+    width, network = RUN_OPTIONS["model_width"], {"model": _network(values)}
+    if values.get("model_width") not in (None, width.default) and width.applies and not width.applies(values | network):
         values.pop("model_width")
     # Runs saved before an option was recorded (e.g. low-rank runs before conv_layout: PEFT's layout; PaMaL and
     # CPMTL before their windows: 3 and 1 preferences per step) are rebuilt and resumed with what they trained with.
