@@ -57,6 +57,29 @@ def _fake_idx(folder: Path) -> None:
         (folder / name).write_bytes(bytes(range(100)))
 
 
+class _Reduces:
+    """Pickles as ``call(*arguments)``: what a hostile pickle runs on load."""
+
+    def __init__(self, call: Callable[..., object], arguments: tuple) -> None:
+        self.call, self.arguments = call, arguments
+
+    def __reduce__(self) -> tuple:
+        return self.call, self.arguments
+
+
+def _write_pickle(name: str, hostile: tuple | None) -> Callable[[Path, Path], None]:
+    """Pareto MTL's layout with a hostile object in it, or (None) with one label per image instead of two."""
+    import pickle
+
+    def write(run: Path, tmp: Path) -> None:
+        images = np.zeros((3, 36, 36), dtype=np.uint8)
+        labels = np.zeros(3, dtype=np.int64) if hostile is None else np.zeros((3, 2), dtype=np.int64)
+        content = (images, _Reduces(*hostile) if hostile else labels, images, labels)
+        (tmp / name).write_bytes(pickle.dumps(content, protocol=4))
+
+    return write
+
+
 def _fake_adult(folder: Path) -> None:
     folder.mkdir()
     (folder / "adult.data").write_text("not, the, adult, file\n")
@@ -105,7 +128,7 @@ CASES: dict[str, Case] = {
                                      "multimnist and model lenet: it applies to dataset=adult-many; remove tasks="),
     "val-digits-elsewhere": Case(["train", "{new}", "dataset=adult", "val_digits=training"],
                                  "val_digits=training has no effect with dataset adult and model mlp: it applies to "
-                                 "dataset=multimnist or multimnist3; remove val_digits="),
+                                 "dataset=multimnist, multimnist3 or multifashion; remove val_digits="),
     "option-typo": Case(["train", "{new}", "rnak=2", *TINY], "did you mean 'rank'?"),
     "option-of-other-method": Case(["train", "{new}", "method=palora", "ls_points=3", *TINY],
                                    "option 'ls_points' belongs to method ls, not palora"),
@@ -198,6 +221,19 @@ CASES: dict[str, Case] = {
                                             "m > 1 preferences per step"),
     "idx-file-malformed": Case(["train", "{new}", "data_source={tmp}/idx", *TINY], "is not a valid MNIST IDX file",
                                prepare=lambda run, tmp: _fake_idx(tmp / "idx")),
+    "multifashion-without-source": Case(["train", "{new}", "dataset=multifashion", "epochs=1"],
+                                        "multifashion does not ship with any package; give data_source=FOLDER"),
+    "pareto-mtl-pickle-missing": Case(["train", "{new}", "dataset=multifashion-mnist", "data_source={tmp}"],
+                                      "/multi_fashion_and_mnist.pickle: put Pareto MTL's "
+                                      "multi_fashion_and_mnist.pickle in"),
+    "pareto-mtl-pickle-hostile": Case(["train", "{new}", "dataset=multifashion",
+                                       "data_source={tmp}/multi_fashion.pickle"],
+                                      "builtins.print is not allowed); nothing in it was run",
+                                      prepare=_write_pickle("multi_fashion.pickle", (print, ("ran",)))),
+    "pareto-mtl-pickle-labels": Case(["train", "{new}", "dataset=multifashion",
+                                      "data_source={tmp}/multi_fashion.pickle"],
+                                     "the training labels have shape (3,): expected one label per position",
+                                     prepare=_write_pickle("multi_fashion.pickle", None)),
     "adult-file-malformed": Case(["train", "{new}", "dataset=adult", "data_source={tmp}/adult", "epochs=1"],
                                  "has 0 valid rows", prepare=lambda run, tmp: _fake_adult(tmp / "adult")),
     "nan-loss-first-epoch": Case(["train", "{new}", "lr=1e12", "epochs=1", *TINY], "non-finite loss at epoch 0",

@@ -113,7 +113,7 @@ def test_multi_mnist_validation_digits_are_held_out_of_training(tmp_path):
                              capture_output=True, text=True)
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
     assert refused.stderr.strip().splitlines()[-1].endswith(
-        "it applies to dataset=multimnist or multimnist3; remove val_digits=")
+        "it applies to dataset=multimnist, multimnist3 or multifashion; remove val_digits=")
 
 
 def test_missing_mnist_folder_is_one_line(tmp_path):

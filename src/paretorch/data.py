@@ -11,7 +11,6 @@ Nothing is ever downloaded. Every loader is deterministic given its seed.
 
 from __future__ import annotations
 
-import codecs
 import functools
 import gzip
 import importlib.util
@@ -27,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, TensorDataset
 
+from paretorch._array_pickle import read_array_pickle
 from paretorch._random import derive_seed, distinct_picks
 from paretorch.errors import ParetorchError
 
@@ -38,6 +38,7 @@ __all__ = [
     "COLLEGE_LEVELS",
     "IGNORE_INDEX",
     "MULTIMNIST_VAL_FRACTION",
+    "PARETO_MTL_FILES",
     "SARCOS_TASKS",
     "UTKFACE_RACES",
     "VAL_DIGITS",
@@ -53,6 +54,7 @@ __all__ = [
     "load_census_kdd",
     "load_cifar100",
     "load_mnist_digits",
+    "load_pareto_mtl",
     "load_sarcos",
     "load_utkface",
     "multi_mnist",
@@ -271,6 +273,78 @@ def multi_mnist(source: str | os.PathLike[str] = "embedded", num_tasks: int = 2,
     return Splits(train, val, test, num_tasks, names, (1, 28, 28), 10)
 
 
+# Pareto MTL's composed data sets (Lin et al., 2019), on which PHN, COSMOS and CPMTL report their fronts: one
+# pickle each of (training images, training labels, test images, test labels), images 36×36, labels (N, 2) in
+# position order (top-left, bottom-right).
+PARETO_MTL_FILES = {"multimnist": "multi_mnist.pickle", "multifashion": "multi_fashion.pickle",
+                    "multifashion-mnist": "multi_fashion_and_mnist.pickle"}
+_PARETO_MTL_LAYOUT = "a tuple of (training images, training labels, test images, test labels)"
+
+
+def _pareto_mtl_part(path: Path, images: Any, labels: Any, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """One split's images as (N, 1, side, side) floats in [0, 1] and its labels as (N, 2) integers, checked."""
+    def refuse(problem: str) -> ParetorchError:
+        return ParetorchError(f"{path}: the {split} {problem}; the file should hold {_PARETO_MTL_LAYOUT}")
+
+    if not isinstance(images, np.ndarray) or not isinstance(labels, np.ndarray):
+        raise refuse("images and labels should be numpy arrays")
+    if images.dtype.kind not in "uif" or labels.dtype.kind not in "uif":
+        raise refuse("images and labels should be numbers")
+    count = len(images)
+    side = round(float(np.sqrt(images[0].size))) if count and images.ndim >= 2 else 0
+    if count == 0 or images.ndim not in (2, 3, 4) or images[0].size != side * side or (images.ndim == 4 and
+                                                                                      images.shape[1] != 1):
+        raise refuse(f"images have shape {images.shape}: expected square grey images (N, side, side)")
+    if labels.shape != (count, 2):
+        raise refuse(f"labels have shape {labels.shape}: expected one label per position for each of the {count} "
+                     "images, (N, 2)")
+    if not np.array_equal(labels, np.round(labels)) or labels.min() < 0 or labels.max() > 9:
+        raise refuse("labels should be classes 0-9")
+    if images.min() < 0 or images.max() > 255:
+        raise refuse("pixels should lie in [0, 1] or [0, 255]")
+    # Bytes, or floats on the byte scale, are divided by 255; floats already in [0, 1] are kept.
+    scale = 255.0 if images.dtype == np.uint8 or images.max() > 1 else 1.0
+    pixels = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32).reshape(count, 1, side, side))
+    return pixels.div_(scale), labels.astype(np.int64)
+
+
+def load_pareto_mtl(path: str | os.PathLike[str], seed: int = 0, val_fraction: float = 0.1, size: int = 28
+                    ) -> Splits:
+    """One of Pareto MTL's MultiMNIST-like data sets (:data:`PARETO_MTL_FILES`: MultiMNIST, MultiFashion,
+    Multi-(Fashion+MNIST)) from its pickle, as PHN, COSMOS and CPMTL trained on them.
+
+    The pickle is read by an unpickler that rebuilds numpy arrays and refuses anything else, so the file cannot
+    run code. Its images are scaled to [0, 1] and resized to ``size``×``size`` as :func:`compose_multi_mnist`
+    resizes its 36×36 canvas (bilinear, antialiased), so that PaMaL's LeNet takes them; ``val_fraction`` of the
+    training images (a draw of ``seed``) is the validation split, and the file's test images the test split.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise _missing(file, f"Pareto MTL's {file.name}")
+    try:
+        content = read_array_pickle(file)
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as error:
+        raise ParetorchError(f"{file} is not one of Pareto MTL's pickles, or holds more than arrays "
+                             f"({str(error)[:120]}); nothing in it was run") from None
+    if not isinstance(content, (tuple, list)) or len(content) != 4:
+        raise ParetorchError(f"{file} should hold {_PARETO_MTL_LAYOUT}")
+    train_images, train_labels = _pareto_mtl_part(file, content[0], content[1], "training")
+    test_images, test_labels = _pareto_mtl_part(file, content[2], content[3], "test")
+
+    def resized(images: torch.Tensor) -> torch.Tensor:
+        if images.shape[-1] == size:
+            return images
+        # In blocks: 120,000 images at once would hold several GB of the interpolation's intermediates.
+        return torch.cat([F.interpolate(block, size=(size, size), mode="bilinear", align_corners=False,
+                                        antialias=True) for block in images.split(10_000)])
+
+    x, y = resized(train_images), torch.from_numpy(train_labels)
+    train_idx, val_idx, _ = _split_indices(len(x), seed, val_fraction, 0.0)
+    test = TensorDataset(resized(test_images), torch.from_numpy(test_labels))
+    return Splits(TensorDataset(x[train_idx], y[train_idx]), TensorDataset(x[val_idx], y[val_idx]), test, 2,
+                  ["top-left", "bottom-right"], (1, size, size), 10)
+
+
 # ----- Census (UCI Adult and KDD census-income) -----------------------------------------------------------
 def _read_adult(path: Path) -> list[list[str]]:
     rows = []
@@ -469,35 +543,9 @@ def _read_cifar100_binary(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return records[:, 2:].reshape(-1, 3, 32, 32), coarse, fine
 
 
-class _ArrayUnpickler(pickle.Unpickler):
-    """An unpickler that rebuilds numpy arrays, numbers, strings, bytes and containers and nothing else: any
-    other global a file names (the way a pickle runs code) is refused. The idea of torch's ``weights_only``
-    loader, for the pickled files of CIFAR-100's python version."""
-
-    _ALLOWED = frozenset({("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-                          ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")})
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"{module}.{name} is not allowed")
-        if module == "_codecs":
-            return codecs.encode
-        if name == "_reconstruct":
-            return _reconstruct_array
-        return getattr(np, name)
-
-
-def _reconstruct_array(subtype: type, shape: Any, dtype: Any) -> np.ndarray:
-    # What numpy's own _reconstruct does for a plain ndarray: an empty array whose state the pickle then sets.
-    if subtype is not np.ndarray:
-        raise pickle.UnpicklingError("only plain numpy arrays are allowed")
-    return np.ndarray.__new__(subtype, shape, dtype)
-
-
 def _read_cifar100_python(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     try:
-        with path.open("rb") as stream:
-            content = _ArrayUnpickler(stream, encoding="bytes").load()
+        content = read_array_pickle(path)
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as error:
         raise ParetorchError(f"{path} is not CIFAR-100's python-version file, or holds more than arrays and labels "
                              f"({str(error)[:120]}); nothing in it was run") from None

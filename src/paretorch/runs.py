@@ -27,12 +27,14 @@ from paretorch.catalogue import settings_text
 from paretorch.data import (
     ADULT_MANY_MAX_TASKS,
     IGNORE_INDEX,
+    PARETO_MTL_FILES,
     Splits,
     load_adult,
     load_adult_many,
     load_celeba,
     load_census_kdd,
     load_cifar100,
+    load_pareto_mtl,
     load_sarcos,
     load_utkface,
     multi_mnist,
@@ -42,6 +44,7 @@ from paretorch.loading import batch_loader
 from paretorch.methods import MethodSetup, build_method, get_method, method_names, validate_method_options
 from paretorch.models import VGG16MTL, CensusMLP, MultiLeNet, ResNet18MTL, SegNetMTL
 from paretorch.options import (
+    COMPOSED_DATASETS,
     CURRENT_DEFAULT,
     DATASET_MODELS,
     DATASET_TASKS,
@@ -96,7 +99,7 @@ def validate_run_options(values: Mapping[str, Any]) -> dict[str, Any]:
         raise ParetorchError(f"dataset {run['dataset']} needs model=segnet (one output per pixel)" if dense else
                              f"model segnet predicts per pixel (nyuv2, cityscapes); dataset {run['dataset']} has one "
                              "target per example: use model=auto")
-    if run["model"] == "lenet" and not run["dataset"].startswith("multimnist"):
+    if run["model"] == "lenet" and usual != "lenet":
         kind = "colour images: use model=resnet18" if images else "tabular: use model=mlp"
         raise ParetorchError(f"model lenet takes images (MultiMNIST's digits); dataset {run['dataset']} is {kind}")
     if run["model"] == "mlp" and images:
@@ -173,6 +176,9 @@ def _stored_config(directory: Path) -> dict[str, Any]:
 
 # Data sets that no package ships, and what their folder must hold.
 _LOCAL_FILES = {
+    "multifashion": "the folder with Fashion-MNIST's IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte"
+                    "[.gz], t10k-…), or Pareto MTL's multi_fashion.pickle (the file, or its folder)",
+    "multifashion-mnist": "Pareto MTL's multi_fashion_and_mnist.pickle (the file, or its folder)",
     "cifar100": "the folder with CIFAR-100's python version (train, test) or binary version (train.bin, test.bin)",
     "sarcos": "the folder with sarcos_inv.mat and sarcos_inv_test.mat",
     "celeba": "the folder with list_attr_celeba.txt, list_eval_partition.txt and img_align_celeba/",
@@ -197,18 +203,39 @@ def check_data_source(values: Mapping[str, Any]) -> None:
         return
     if source == "embedded":
         raise ParetorchError(f"{name} does not ship with any package; give data_source=FOLDER ({_LOCAL_FILES[name]})")
-    if not Path(source).is_dir():
+    if not Path(source).is_dir() and not (name in PARETO_MTL_FILES and Path(source).is_file()):
         raise ParetorchError(f"data_source {source} is not a folder; give {_LOCAL_FILES[name]}")
+
+
+def _pareto_mtl_file(name: str, source: str) -> Path | None:
+    """The pickle of Pareto MTL's a run reads: ``data_source`` itself, or the data set's file in that folder when
+    the folder has no IDX files to compose images from (those win: a folder of MNIST's files keeps composing)."""
+    if name not in PARETO_MTL_FILES or source == "embedded":
+        return None
+    path = Path(source)
+    if path.is_file():
+        return path
+    if any((path / f"train-images-idx3-ubyte{ending}").exists() for ending in ("", ".gz")):
+        return None
+    pickled = path / PARETO_MTL_FILES[name]
+    return pickled if pickled.exists() or name not in COMPOSED_DATASETS else None
 
 
 def load_splits(config: RunConfig) -> Splits:
     name, source, seed = config["dataset"], config["data_source"], config["seed"]
-    if name.startswith("multimnist"):
-        sizes = {key: config[key] or default for key, default in _MULTIMNIST_SIZES.items()}
-        return multi_mnist(source, 3 if name == "multimnist3" else 2, sizes["train_size"], sizes["val_size"],
-                           sizes["test_size"], seed=seed, val_digits=config["val_digits"])
     check_data_source(config.values)
-    if name in SCENE_DATASETS:
+    pickled = _pareto_mtl_file(name, source)
+    if pickled is None and name in COMPOSED_DATASETS:
+        sizes = {key: config[key] or default for key, default in _MULTIMNIST_SIZES.items()}
+        return multi_mnist(source, DATASET_TASKS[name], sizes["train_size"], sizes["val_size"],
+                           sizes["test_size"], seed=seed, val_digits=config["val_digits"])
+    if pickled is not None:
+        if config["val_digits"] != RUN_OPTIONS["val_digits"].default:
+            raise ParetorchError(f"val_digits={config['val_digits']} composes validation images from digits; "
+                                 f"{pickled} holds composed images, whose validation split is 10 % of its training "
+                                 "images: remove val_digits=")
+        splits = load_pareto_mtl(pickled, seed=seed)
+    elif name in SCENE_DATASETS:
         splits = load_scenes(name, source, seed=seed)
     elif name == "utkface":
         splits = load_utkface(source, seed=seed)
