@@ -1,9 +1,9 @@
 """How much of a test front's order is the test sample's: standard errors and a bootstrap of trained runs' tests.
 
 The ordering figures of ``benchmarks/methods.py`` (non-dominated points of the grid, each task's Spearman
-correlation with its weight) come from one test sample. For each MultiMNIST run given (a folder kept by
-``methods.py --keep``; continuous methods), this computes once which test images the model gets right at each
-grid point. For each point dominated on the whole test set it prints its best dominator's smaller per-task
+correlation with its weight) come from one test sample. For each MultiMNIST or MultiFashion run given (a folder
+kept by ``methods.py --keep``; continuous methods), this computes once which test images the model gets right at
+each grid point. For each point dominated on the whole test set it prints its best dominator's smaller per-task
 gain in standard errors of that gain (the difference of two accuracies on the same images).
 
 MultiMNIST's test images are composed from a pool of test digits (10,000 images from 1,000 digits: each digit
@@ -34,6 +34,7 @@ import torch
 from paretorch._random import distinct_picks
 from paretorch.data import compose_multi_mnist, load_mnist_digits
 from paretorch.metrics import nondominated, spearman_monotonicity
+from paretorch.options import COMPOSED_DATASETS
 from paretorch.preferences import simplex_grid
 from paretorch.runs import LoadedRun, evaluate_run, load_run
 
@@ -45,8 +46,9 @@ def test_digits(run: LoadedRun) -> tuple[np.ndarray, int]:
     """Which digit of the test pool each test image shows at each position (images × positions), and the
     pool's size."""
     config = run.config
-    if not config["dataset"].startswith("multimnist"):
-        raise SystemExit(f"{run.directory}: a {config['dataset']} run; give MultiMNIST runs")
+    if config["dataset"] not in COMPOSED_DATASETS:
+        raise SystemExit(f"{run.directory}: a {config['dataset']} run; give runs on composed images "
+                         f"({', '.join(COMPOSED_DATASETS)})")
     pool = load_mnist_digits(config["data_source"], seed=config["seed"])
     images = run.splits.test.tensors[0]
     seed = config["seed"] + _TEST_SEED_OFFSET

@@ -16,6 +16,10 @@ datasets``: batch size, optimiser, schedule, gradient balancing, the methods' se
 ``--epochs`` sets. Hypervolumes are those of ``paretorch eval``: metrics to maximise (accuracy, mIoU) from 0,
 errors from 1.1 × the worst value on each run's own front, so for errors compare runs kept with ``--keep`` by
 ``paretorch compare``, which measures them all from one reference.
+
+MultiFashion on the real Fashion-MNIST (Debian's ``dataset-fashion-mnist`` package puts its IDX files in
+``/usr/share/datasets/fashion-mnist``): ``--datasets multifashion --set
+data_source=/usr/share/datasets/fashion-mnist`` with the issue-14 budget's flags.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import torch
 
 from paretorch.allocator import reuse_freed_memory
 from paretorch.cli import parse_overrides
+from paretorch.options import COMPOSED_DATASETS
 from paretorch.runs import evaluate_run, load_run, train_run
 
 METHODS = {
@@ -89,13 +94,15 @@ def main() -> None:
             spearmans: list[float] = []
             for seed in range(args.first_seed, args.first_seed + args.seeds):
                 with tempfile.TemporaryDirectory() as folder:
-                    # --train-size and --test-size apply to MultiMNIST; Adult uses its whole splits.
-                    mnist = dataset.startswith("multimnist")
+                    # --train-size and --test-size apply to the composed images (MultiMNIST, MultiFashion);
+                    # other data sets use their whole splits.
+                    mnist = dataset in COMPOSED_DATASETS
                     config = {"method": method.split("-")[0], "dataset": dataset, "epochs": args.epochs, "seed": seed,
                               "train_size": args.train_size if mnist else None,
                               "test_size": args.test_size if mnist else None, "device": args.device}
                     config |= METHODS[method] | overrides
-                    variant = "-".join([method, *args.set])
+                    # One folder per run: a data_source path's slashes would nest it.
+                    variant = "-".join([method, *args.set]).replace("/", "_")
                     place = Path(args.keep) / f"{dataset}-{variant}-seed{seed}" if args.keep else Path(folder) / "run"
                     run = train_run(config, place, progress=False)
                     # Pure training time per epoch (per model for discrete methods), from the metrics logs.

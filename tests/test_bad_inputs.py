@@ -115,7 +115,8 @@ CASES: dict[str, Case] = {
     "method-typo": Case(["train", "{new}", "method=pamall", *TINY], "did you mean 'pamal'?"),
     "dataset-unknown": Case(["train", "{new}", "dataset=imagenet"], "unknown dataset 'imagenet'"),
     "model-unknown": Case(["train", "{new}", "model=vgg", *TINY], "unknown model 'vgg'"),
-    "model-for-tabular": Case(["train", "{new}", "model=lenet", "dataset=adult"], "model lenet takes images"),
+    "model-for-tabular": Case(["train", "{new}", "model=lenet", "dataset=adult"],
+                              "model lenet takes grey 28 × 28 images"),
     # A run-level setting that the data set or network does not use: refused where changed (Option.applies).
     "dropout-without-resnet": Case(["train", "{new}", "dropout=true"],
                                    "dropout=true has no effect with dataset multimnist and model lenet: it applies "

@@ -101,7 +101,8 @@ def validate_run_options(values: Mapping[str, Any]) -> dict[str, Any]:
                              "target per example: use model=auto")
     if run["model"] == "lenet" and usual != "lenet":
         kind = "colour images: use model=resnet18" if images else "tabular: use model=mlp"
-        raise ParetorchError(f"model lenet takes images (MultiMNIST's digits); dataset {run['dataset']} is {kind}")
+        raise ParetorchError(f"model lenet takes grey 28 × 28 images (MultiMNIST, MultiFashion); dataset "
+                             f"{run['dataset']} is {kind}")
     if run["model"] == "mlp" and images:
         # An MLP on flattened images would work, but CensusMLP expects a feature vector: say so.
         raise ParetorchError(f"model mlp takes feature vectors; dataset {run['dataset']} is images: use model=lenet "
@@ -208,8 +209,9 @@ def check_data_source(values: Mapping[str, Any]) -> None:
 
 
 def _pareto_mtl_file(name: str, source: str) -> Path | None:
-    """The pickle of Pareto MTL's a run reads: ``data_source`` itself, or the data set's file in that folder when
-    the folder has no IDX files to compose images from (those win: a folder of MNIST's files keeps composing)."""
+    """Which of Pareto MTL's pickles a run reads (None: it composes its images): ``data_source`` itself, or the
+    data set's file in that folder when the folder has no IDX files to compose from (those win: a folder of
+    MNIST's files keeps composing)."""
     if name not in PARETO_MTL_FILES or source == "embedded":
         return None
     path = Path(source)
