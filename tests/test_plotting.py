@@ -56,3 +56,23 @@ def test_models_given_no_weight_on_a_task_do_not_set_that_axis_scale(tmp_path):
     assert _axis_limits([steerable, _front(2, 0.4, "ls")]) == [None, None]
     assert _axis_limits([_front(2, -0.4), steerable]) == [None, None]
     assert plot_fronts([steerable, grid], ["p", "ls"], tmp_path / "f.png").stat().st_size > 0
+
+
+def test_the_two_task_legend_sits_outside_the_axes_and_long_run_names_are_shortened():
+    from paretorch.plotting import _plot_two, _pyplot
+
+    plt = _pyplot()
+    long = "multifashion-palora-data_source=_tmp_fashion-deb_usr_share_datasets_fashion-mnist-seed0"
+    figure = _plot_two(plt, [_front(2), _front(2, -0.1, "ls")], [long, "ls"])
+    try:
+        figure.canvas.draw()
+        axis = figure.axes[0]
+        legend = axis.get_legend()
+        # Wherever a legend sits inside the axes, some front's points can run under it.
+        assert not legend.get_window_extent().overlaps(axis.get_window_extent())
+        texts = [text.get_text() for text in legend.get_texts()]
+        # Both ends of a long name stay (what the runs are, and which seed), its middle is elided.
+        assert all(len(text) < 80 for text in texts) and "…" in texts[0]
+        assert texts[0].startswith("multifashion-palora") and "mnist-seed0, HV " in texts[0]
+    finally:
+        plt.close(figure)

@@ -55,7 +55,23 @@ def _is_discrete(front: Front) -> bool:
     return method in method_names() and get_method(method).discrete
 
 
+# A run's label longer than this is shortened in its middle: run folders named after every setting (benchmark
+# scripts, shared run trees) would otherwise make the legend wider than the figure.
+_LABEL_CHARACTERS = 44
+
+
 def _legend_label(front: Front, label: str) -> str:
+    """``label`` (its middle elided when long), the method where the label does not show it, and the
+    hypervolume.
+
+    >>> front = Front(np.eye(2), np.array([[0.9, 0.8], [0.8, 0.9]]), ["a", "b"], [True, True],
+    ...               extra={"method": "palora"})
+    >>> _legend_label(front, "sweep-2026-12-07-data_source=_data_fashion-mnist-lr=0.003-seed0")
+    'sweep-2026-12-07-data_sou…ist-lr=0.003-seed0 (palora), HV 0.8000'
+    """
+    if len(label) > _LABEL_CHARACTERS:
+        head = (_LABEL_CHARACTERS - 1) * 3 // 5
+        label = f"{label[:head]}…{label[head + 1 - _LABEL_CHARACTERS:]}"
     method = front.extra.get("method")
     named = label if method is None or method in label else f"{label} ({method})"
     return f"{named}, HV {front.hypervolume_text()}"
@@ -128,8 +144,9 @@ def _plot_two(plt, fronts: Sequence[Front], labels: Sequence[str]):  # type: ign
             (axis.set_xlim if task == 0 else axis.set_ylim)(*limit)
     axis.set_xlabel(_axis_label(names[0], higher[0]))
     axis.set_ylabel(_axis_label(names[1], higher[1], vertical=True))
+    # Below the axes, never over them: wherever it sat inside, some front's end ran under it.
     axis.legend(title=f"better: {_better_direction(higher)}; circled: non-dominated; numbers: weight on {names[0]}",
-                fontsize=8, title_fontsize=8)
+                fontsize=8, title_fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13))
     axis.grid(alpha=0.25)
     return figure
 
@@ -209,7 +226,8 @@ def plot_fronts(fronts: Sequence[Front], labels: Sequence[str], path: str | os.P
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         # Through the atomic writer: an interrupted or failed plot never leaves half a PNG.
-        atomic_write(target, lambda stream: figure.savefig(stream, dpi=120, format="png"))
+        # bbox_inches="tight": the figure grows to hold a legend drawn outside its axes.
+        atomic_write(target, lambda stream: figure.savefig(stream, dpi=120, format="png", bbox_inches="tight"))
     except OSError as error:
         raise ParetorchError(f"cannot write the plot {target}: {error.strerror or error} ({error.filename}); "
                              "choose another --out") from error
