@@ -321,7 +321,8 @@ def test_runs_record_the_conv_layout_and_runs_saved_before_it_load_with_peft(tmp
                           ("lorpman", "p", 0.2, 1.0), ("lorpman", "freeze_fraction", 0.8, 0.6),
                           ("palora", "m", 4, 5), ("cpmtl", "chunk_size", None, 0),
                           ("phn", "residual", True, False), ("phn", "m", 2, 1),
-                          ("pamal", "batchnorm", "members", "shared")])
+                          ("pamal", "batchnorm", "members", "shared"),
+                          ("pamal", "member_lr_multiplier", True, False)])
 def test_a_changed_default_is_recorded_and_runs_saved_before_it_resume_with_the_old_one(tmp_path, method, key,
                                                                                        default, before):
     tiny = ["dataset=multimnist", "train_size=32", "val_size=16", "test_size=16", "batch_size=16"]
@@ -339,6 +340,25 @@ def test_a_changed_default_is_recorded_and_runs_saved_before_it_resume_with_the_
     assert result.returncode == 0, result.stderr
     assert load_run(old).config[key] == before
     assert len((old / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize(("method", "recorded", "rates"), [("pamal", True, [2e-3]), ("palora", True, [2e-3, 1e-3]),
+                                                          ("lorpman", False, [1e-3, 1e-3]), ("ls", None, None)])
+def test_the_member_learning_rate_a_run_trains_with_is_its_recorded_one(tmp_path, method, recorded, rates):
+    # PaMaL §5 (members at m times the rate) and PaLoRA's code (adapters at lr × T) set it; LORPMAN does not; a
+    # method without adapters or members has no such setting to record.
+    tiny = ["dataset=multimnist", "train_size=32", "val_size=16", "test_size=16", "batch_size=16", "--quiet"]
+    assert main(["train", str(tmp_path / "run"), f"method={method}", *tiny, "epochs=1"]) == 0
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert stored.get("member_lr_multiplier") == recorded
+    if rates is not None:  # the members' group (PaMaL's LeNet is all members), then the shared parameters'
+        state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+        assert [group["lr"] for group in state["optimizer"]["param_groups"]] == pytest.approx(rates)
+    # A user's value wins over the preset's and is what the run records.
+    if recorded is not None:
+        assert main(["train", str(tmp_path / "mine"), f"method={method}", *tiny, "epochs=1",
+                     f"member_lr_multiplier={str(not recorded).lower()}"]) == 0
+        assert json.loads((tmp_path / "mine" / "config.json").read_text())["member_lr_multiplier"] is (not recorded)
 
 
 def test_palora_records_its_ray_count_and_runs_that_recorded_it_unset_resume_with_the_rule_of_their_time(tmp_path):

@@ -116,6 +116,9 @@ def catalogue(section: str | None = None, why: bool = False) -> str:
             kind = "one model per preference" if preset.discrete else "one steerable model"
             parts += textwrap.wrap(f"  {name}: {preset.summary} ({kind})", width, subsequent_indent=" " * 4)
             parts += option_lines(preset.options.values(), indent="    ", width=width, why=why)
+            if preset.train_defaults:  # its own defaults for training keys, which a user's value overrides
+                parts += _wrapped("    training keys it sets:", settings_text(preset.train_defaults), _MEANING_COLUMN,
+                                  width)
     if section in (None, "datasets"):
         parts += textwrap.wrap("datasets (dataset=NAME; local ones read data_source=FOLDER, nothing is downloaded; "
                                "a new run takes the papers' protocol below for the keys it does not give):", width)

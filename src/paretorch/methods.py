@@ -96,6 +96,8 @@ class MethodPreset:
     - ``traits(options)``: what the preset is made of, for the conditions of training options
       (``"continuous"``, ``"adapters"``, ``"gradients"``; see :func:`~paretorch.options.has_trait`).
     - ``check(options, num_tasks)``: extra checks that need the task count (optional).
+    - ``train_defaults``: the preset's own defaults for training keys (:data:`~paretorch.options.TRAIN_OPTIONS`),
+      which the user's override; a run records those that the option table marks ``recorded``.
     """
 
     name: str
@@ -106,6 +108,7 @@ class MethodPreset:
     members: Callable[[Mapping[str, Any], int], list[dict[str, Any]]] | None = None
     traits: Callable[[Mapping[str, Any]], Iterable[str]] = lambda options: ()
     check: Callable[[Mapping[str, Any], int], None] | None = None
+    train_defaults: Mapping[str, Any] = field(default_factory=dict)
 
     def members_of(self, options: Mapping[str, Any], num_tasks: int) -> list[dict[str, Any]]:
         """The option overrides of each model a run of this preset trains (``[{}]``: one model)."""
@@ -240,7 +243,8 @@ def build_method(name: str, model: nn.Module, num_tasks: int, epochs: int = 10, 
     """Build a registered method preset with the papers' defaults.
 
     - ``pamal`` (PaMaL): ensemble (BatchNorm's scale and shift as members too), Dirichlet(p) with p = 0.5 up to 3
-      tasks and 2 from 4 (unless ``p`` is given), window ``m=4``, λ_p = 1 (lexicographic edges).
+      tasks and 2 from 4 (unless ``p`` is given), window ``m=4``, λ_p = 1 (lexicographic edges), members at
+      lr × T (its §5; at lr before 2026-12-07).
     - ``palora`` (PaLoRA): low-rank r = 1, α = 2, convolutions in loralib's layout (rank r·k, as its official
       code), AnnealedGrid with ``m`` rays (unset: 4 for 2 tasks, 6 for 3, T + 1 from 4), Q = 0.2 and margin 0.01
       (the official code's schedule), adapters at lr × T (its ``reweight_lr``), no regulariser.
@@ -286,7 +290,7 @@ def build_method(name: str, model: nn.Module, num_tasks: int, epochs: int = 10, 
     train = {key: options.pop(key) for key in list(options) if key in TRAIN_OPTIONS}
     options.pop("method")
     recipe = preset.build(BuildInputs(model, num_tasks, options, epochs, seed))
-    config = TrainConfig(**({"epochs": epochs, "seed": seed} | recipe.train | train))
+    config = TrainConfig(**({"epochs": epochs, "seed": seed} | dict(preset.train_defaults) | recipe.train | train))
     return MethodSetup(name, recipe.pm, recipe.sampler, config, recipe.objective,
                        [r for r in recipe.regularisers if r.coefficient > 0])
 
@@ -435,13 +439,12 @@ def _palora(inputs: BuildInputs) -> Recipe:
     options = inputs.options
     pm = lowrank(inputs.model, inputs.num_tasks, rank=options["rank"], scale=options["scale"], scaling="palora",
                  freeze_base=options["freeze_base"], conv_layout=options["conv_layout"], **_wrapping(options))
-    # The official code's schedule and learning rates (see the preset's options): rays from linspace(0.01, 0.99)
-    # sharpened to the power 5τ, adapters at lr × T. With Eq. 3 read literally (Q = 1, rays on the faces) the
-    # fronts came out badly ordered (benchmarks/results/palora-defaults-2026-11-23-cpu.txt).
+    # The official code's schedule and learning rates (see the preset's options and train_defaults): rays from
+    # linspace(0.01, 0.99) sharpened to the power 5τ, adapters at lr × T. With Eq. 3 read literally (Q = 1, rays
+    # on the faces) the fronts came out badly ordered (benchmarks/results/palora-defaults-2026-11-23-cpu.txt).
     rays = AnnealedGrid(inputs.num_tasks, options["m"], options["temperature"], options["margin"],
                         options["rays_per_step"])
-    return Recipe(pm, rays, _solver_objective(options, inputs.seed), _regularisers(options),
-                  train={"member_lr_multiplier": True})
+    return Recipe(pm, rays, _solver_objective(options, inputs.seed), _regularisers(options))
 
 
 def _lorpman(inputs: BuildInputs) -> Recipe:
@@ -612,7 +615,9 @@ for _preset in (
                why="With shared a ResNet-18 on MultiMNIST stayed at chance (training loss 2.3 per preference after 2 "
                "epochs); with members it learns. shared before 2026-12-06"), *_WRAPPING,
         *_solver_options(), *_regulariser_options(ordering=1.0)),
-        _pamal, traits=lambda options: _continuous_traits(options, "adapters")),
+        _pamal, traits=lambda options: _continuous_traits(options, "adapters"),
+        # PaMaL §5: "the learning rate for our method is m-fold the learning rate of the baselines".
+        train_defaults={"member_lr_multiplier": True}),
     MethodPreset("palora", "PaLoRA: base + per-task low-rank adapters, annealed rays", option_table(
         Option("rank", "int", 1, "adapter rank r", minimum=1),
         Option("scale", "float", 2.0, "α, the adapters' scale (α/r multiplies their product)", above=0.0,
@@ -642,7 +647,9 @@ for _preset in (
         Option("margin", "float", 0.01, "base rays moved this far off the simplex's faces (the official code's "
                "linspace(0.01, 0.99))", minimum=0.0), *_WRAPPING,
         *_solver_options(), *_regulariser_options(orthogonality=0.0)),
-        _palora, traits=lambda options: _continuous_traits(options, "adapters")),
+        _palora, traits=lambda options: _continuous_traits(options, "adapters"),
+        # The official code's reweight_lr: adapters at lr × T.
+        train_defaults={"member_lr_multiplier": True}),
     MethodPreset("lorpman", "LORPMAN: low-rank Pareto manifold with orthogonal task deltas", option_table(
         Option("rank", "int", 8, "adapter rank r", minimum=1),
         Option("scale", "float", 6.0, "s, the scale of the low-rank deltas", above=0.0,

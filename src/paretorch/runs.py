@@ -121,11 +121,18 @@ def validate_run_options(values: Mapping[str, Any]) -> dict[str, Any]:
         raise ParetorchError(f"adult-many has {ADULT_MANY_MAX_TASKS} tasks, got tasks={run['tasks']}")
     method_given = {key: value for key, value in values.items() if key not in RUN_OPTIONS}
     resolved = validate_method_options(run["method"], method_given, run_num_tasks(run), tuple(RUN_OPTIONS))
-    options = get_method(run["method"]).options
+    preset = get_method(run["method"])
+    options = preset.options
     recorded = [name for name, option in options.items() if option.recorded]
     for name in recorded:
         if resolved[name] is None and options[name].unset_value is not None:
             resolved[name] = options[name].unset_value(run_num_tasks(run))
+    # Training keys that a run records where they apply: the user's value, else the preset's own default.
+    traits = {"traits": frozenset(preset.traits(resolved))}
+    for name, option in TRAIN_OPTIONS.items():
+        if option.recorded and name not in resolved and (option.applies is None or option.applies(traits)):
+            resolved[name] = preset.train_defaults.get(name, option.default)
+            recorded.append(name)
     return run | {key: resolved[key] for key in [*method_given, *recorded]}
 
 
@@ -164,7 +171,7 @@ def _stored_config(directory: Path) -> dict[str, Any]:
         values.pop("model_width")
     # Runs saved before an option was recorded (e.g. low-rank runs before conv_layout: PEFT's layout; PaMaL and
     # CPMTL before their windows: 3 and 1 preferences per step) are rebuilt and resumed with what they trained with.
-    for name, option in [*RUN_OPTIONS.items(), *preset.items()]:
+    for name, option in [*RUN_OPTIONS.items(), *preset.items(), *TRAIN_OPTIONS.items()]:
         if option.recorded and name not in values:
             legacy = option.legacy_value(values)
             if legacy is not CURRENT_DEFAULT:

@@ -79,7 +79,7 @@ def build_optimizer(params: Iterable[Any], config: TrainConfig) -> torch.optim.O
 
 def parameter_groups(pm: ParetoModel, config: TrainConfig) -> list[dict[str, Any]]:
     """The optimiser's parameter groups for ``pm`` under ``config``: the preference-mixed parameters (adapters,
-    ensemble members) at ``lr × T`` when ``member_lr_multiplier`` is set (PaMaL §4.2, PaLoRA's official code),
+    ensemble members) at ``lr × T`` when ``member_lr_multiplier`` is set (PaMaL §5, PaLoRA's official code),
     everything else at ``lr``. Give them to your own optimiser to train as the Trainer does.
 
     >>> import torch
