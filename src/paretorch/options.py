@@ -65,7 +65,8 @@ DATASET_HELP = {
                   "and CPMTL's data)",
     "multimnist3": "three overlaid digits; embedded",
     "multifashion": "two overlaid Fashion-MNIST items (Pareto MTL, PHN, CPMTL); data_source=FOLDER with "
-                    "Fashion-MNIST's IDX files (composed as multimnist), or Pareto MTL's multi_fashion.pickle; "
+                    "Fashion-MNIST's IDX files (composed as multimnist; Debian's dataset-fashion-mnist puts them in "
+                    "/usr/share/datasets/fashion-mnist), or Pareto MTL's multi_fashion.pickle; "
                     "MultiMNIST's settings (CPMTL's App. D trained these at epochs=200 lr=0.0003)",
     "multifashion-mnist": "a digit and a Fashion-MNIST item overlaid (Pareto MTL's Multi-(Fashion+MNIST)); "
                           "data_source=FILE (or its folder) of Pareto MTL's multi_fashion_and_mnist.pickle",
