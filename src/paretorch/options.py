@@ -432,9 +432,9 @@ TRAIN_OPTIONS: dict[str, Option] = option_table(
            recorded=True, legacy_default=_legacy_member_lr,
            why="PaMaL §5 trains its members at m times the baselines' rate, PaLoRA's official code its adapters "
            "(reweight_lr). PaMaL with it (50,000 pairs, 10 epochs, 3 seeds): MultiFashion HV 0.646 against 0.603, "
-           "10.3 against 11.0 of 11 non-dominated (LS grid 0.622); MultiMNIST 0.891 against 0.874, 7.3 against 9.0 "
-           "of 11 (LS grid 0.886); many-task Adult (T = 3-40) higher HV at every T. PaMaL trained without it before "
-           "2026-12-07; LORPMAN does not use it (2.7 against 7.7 of 11 on MultiMNIST)"),
+           "10.3 against 11.0 of 11 non-dominated (LS grid 0.622); MultiMNIST (6 seeds) 0.890 against 0.876, 7.8 "
+           "against 8.8 of 11 (LS grid 0.883); many-task Adult (T = 3-40) higher HV at every T. PaMaL trained "
+           "without it before 2026-12-07; LORPMAN does not use it (2.7 against 7.7 of 11 on MultiMNIST)"),
     # Not recorded: validation changes no weight, and a resumed run may change it (runs.RESUMABLE_CHANGES).
     Option("eval_every", "int", None, "validate the front every this many epochs and after the last; unset: "
            "epochs // 10 (about ten validations a run; every epoch up to 19 epochs)", minimum=1, optional=True,
