@@ -15,7 +15,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-__all__ = ["read_array_pickle"]
+__all__ = ["UNREADABLE_PICKLE", "read_array_pickle"]
+
+# What reading a file that is not such a pickle raises: a refused name, a truncated file, or bytes that are no pickle
+# at all (each caller turns these into one line naming the file it expected).
+UNREADABLE_PICKLE = (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError)
 
 
 def _reconstruct(subtype: type, shape: Any, dtype: Any) -> np.ndarray:
@@ -53,7 +57,8 @@ class _ArrayUnpickler(pickle.Unpickler):
 def read_array_pickle(path: Path) -> Any:
     """The content of a pickle of numpy arrays, numbers, strings, bytes and containers, read without running
     anything it names: any other object in it raises :class:`pickle.UnpicklingError` (``"… is not allowed"``)
-    before it is built. Files written by Python 2 (keys as ``bytes``) and protocols 2-5 read alike.
+    before it is built; a file that is no such pickle raises one of :data:`UNREADABLE_PICKLE`. Files written by
+    Python 2 (keys as ``bytes``) and protocols 2-5 read alike.
 
     >>> import io, tempfile
     >>> path = Path(tempfile.mkdtemp()) / "arrays.pickle"

@@ -15,7 +15,6 @@ import functools
 import gzip
 import importlib.util
 import os
-import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, TensorDataset
 
-from paretorch._array_pickle import read_array_pickle
+from paretorch._array_pickle import UNREADABLE_PICKLE, read_array_pickle
 from paretorch._random import derive_seed, distinct_picks
 from paretorch.errors import ParetorchError
 
@@ -323,7 +322,7 @@ def load_pareto_mtl(path: str | os.PathLike[str], seed: int = 0, val_fraction: f
         raise _missing(file, f"Pareto MTL's {file.name}")
     try:
         content = read_array_pickle(file)
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as error:
+    except UNREADABLE_PICKLE as error:
         raise ParetorchError(f"{file} is not one of Pareto MTL's pickles, or holds more than arrays "
                              f"({str(error)[:120]}); nothing in it was run") from None
     if not isinstance(content, (tuple, list)) or len(content) != 4:
@@ -546,7 +545,7 @@ def _read_cifar100_binary(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarra
 def _read_cifar100_python(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     try:
         content = read_array_pickle(path)
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as error:
+    except UNREADABLE_PICKLE as error:
         raise ParetorchError(f"{path} is not CIFAR-100's python-version file, or holds more than arrays and labels "
                              f"({str(error)[:120]}); nothing in it was run") from None
     if not isinstance(content, dict):
