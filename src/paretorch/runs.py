@@ -27,8 +27,10 @@ from paretorch.catalogue import settings_text
 from paretorch.data import (
     ADULT_MANY_MAX_TASKS,
     IGNORE_INDEX,
+    MNIST_PICKLE,
     PARETO_MTL_FILES,
     Splits,
+    is_mnist_pickle,
     load_adult,
     load_adult_many,
     load_celeba,
@@ -217,14 +219,15 @@ def check_data_source(values: Mapping[str, Any]) -> None:
 
 def _pareto_mtl_file(name: str, source: str) -> Path | None:
     """Which of Pareto MTL's pickles a run reads (None: it composes its images): ``data_source`` itself, or the
-    data set's file in that folder when the folder has no IDX files to compose from (those win: a folder of
-    MNIST's files keeps composing)."""
+    data set's file in that folder when the folder has no digits to compose from (IDX files or ``mnist.pkl.gz``
+    win: a folder of MNIST's files keeps composing)."""
     if name not in PARETO_MTL_FILES or source == "embedded":
         return None
-    path = Path(source)
+    path, of_digits = Path(source), name.startswith("multimnist")  # mnist.pkl.gz holds digits, not fashion items
     if path.is_file():
-        return path
-    if any((path / f"train-images-idx3-ubyte{ending}").exists() for ending in ("", ".gz")):
+        return None if of_digits and is_mnist_pickle(path) else path
+    if any((path / f"train-images-idx3-ubyte{ending}").exists() for ending in ("", ".gz")) or (
+            of_digits and (path / MNIST_PICKLE).exists()):
         return None
     pickled = path / PARETO_MTL_FILES[name]
     return pickled if pickled.exists() or name not in COMPOSED_DATASETS else None
