@@ -88,6 +88,9 @@ def test_idx_files_win_over_the_pickle_in_a_folder_and_multimnist3_composes_from
     composed = load_splits(resolve_config({"dataset": "multimnist3", "data_source": str(tmp_path / MNIST_PICKLE),
                                            **sizes}))
     assert composed.num_tasks == 3 and composed.train.tensors[0].shape == (6, 1, 28, 28)
+    # MultiFashion does not compose MNIST's digits: a folder with only mnist.pkl.gz names the file it lacks.
+    with pytest.raises(ParetorchError, match=r"missing data file .*multi_fashion\.pickle"):
+        load_splits(resolve_config({"dataset": "multifashion", "data_source": str(tmp_path), **sizes}))
     # With MNIST's IDX files beside it, the folder is read as IDX files (here a broken one, which says so).
     (tmp_path / "train-images-idx3-ubyte").write_bytes(b"not idx")
     with pytest.raises(ParetorchError, match="is not a valid MNIST IDX file"):

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-__all__ = ["UNREADABLE_PICKLE", "read_array_pickle"]
+__all__ = ["UNREADABLE_PICKLE", "is_gzip", "read_array_pickle"]
 
 # What reading a file that is not such a pickle raises: a refused name, a truncated file, or bytes that are no pickle
 # at all (each caller turns these into one line naming the file it expected).
@@ -57,6 +57,12 @@ class _ArrayUnpickler(pickle.Unpickler):
             raise pickle.UnpicklingError(f"{module}.{name} is not allowed") from None
 
 
+def is_gzip(path: Path) -> bool:
+    """Whether a file starts with gzip's magic number."""
+    with path.open("rb") as stream:
+        return stream.read(2) == b"\x1f\x8b"
+
+
 def read_array_pickle(path: Path) -> Any:
     """The content of a pickle of numpy arrays, numbers, strings, bytes and containers, read without running
     anything it names: any other object in it raises :class:`pickle.UnpicklingError` (``"… is not allowed"``)
@@ -69,7 +75,5 @@ def read_array_pickle(path: Path) -> Any:
     >>> read_array_pickle(path)
     (array([0, 1, 2]), [1, 2])
     """
-    with path.open("rb") as raw:
-        compressed = raw.read(2) == b"\x1f\x8b"  # gzip's magic number
-    with (gzip.open(path, "rb") if compressed else path.open("rb")) as stream:
+    with (gzip.open(path, "rb") if is_gzip(path) else path.open("rb")) as stream:
         return _ArrayUnpickler(stream, encoding="bytes").load()

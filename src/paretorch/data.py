@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, TensorDataset
 
-from paretorch._array_pickle import UNREADABLE_PICKLE, read_array_pickle
+from paretorch._array_pickle import UNREADABLE_PICKLE, is_gzip, read_array_pickle
 from paretorch._random import derive_seed, distinct_picks
 from paretorch.errors import ParetorchError
 
@@ -152,8 +152,7 @@ _MNIST_PICKLE_LAYOUT = ("three (images, labels) pairs (training, validation, tes
 
 def is_mnist_pickle(path: Path) -> bool:
     """Whether a file is gzip-compressed (as ``mnist.pkl.gz`` is, and Pareto MTL's pickles are not)."""
-    with path.open("rb") as stream:
-        return stream.read(2) == b"\x1f\x8b"
+    return is_gzip(path)
 
 
 def _read_mnist_pickle(path: Path) -> DigitPools:

@@ -230,7 +230,9 @@ def _pareto_mtl_file(name: str, source: str) -> Path | None:
             of_digits and (path / MNIST_PICKLE).exists()):
         return None
     pickled = path / PARETO_MTL_FILES[name]
-    return pickled if pickled.exists() or name not in COMPOSED_DATASETS else None
+    # A folder of MNIST's mnist.pkl.gz alone holds no fashion items: name the file this data set would read.
+    fashion_missing = not of_digits and (path / MNIST_PICKLE).exists()
+    return pickled if pickled.exists() or name not in COMPOSED_DATASETS or fashion_missing else None
 
 
 def load_splits(config: RunConfig) -> Splits:
