@@ -47,6 +47,7 @@ __all__ = [
     "Splits",
     "adult_task_names",
     "compose_multi_mnist",
+    "has_mnist_idx",
     "hold_out_digits",
     "is_mnist_pickle",
     "load_adult",
@@ -138,7 +139,8 @@ def _read_idx(folder: Path, stem: str) -> np.ndarray:
     raise _missing(folder / stem, f"the MNIST IDX file {stem}[.gz]")
 
 
-def _has_idx(folder: Path) -> bool:
+def has_mnist_idx(folder: Path) -> bool:
+    """Whether a folder holds MNIST-format IDX files (their training images, plain or gzipped)."""
     return any((folder / f"train-images-idx3-ubyte{ending}").exists() for ending in ("", ".gz"))
 
 
@@ -200,7 +202,7 @@ def load_mnist_digits(source: str | os.PathLike[str] = "embedded", seed: int = 0
     """
     if str(source) != "embedded":
         folder = Path(source)
-        if folder.is_file() or (folder.is_dir() and not _has_idx(folder) and (folder / MNIST_PICKLE).exists()):
+        if folder.is_file() or (folder.is_dir() and not has_mnist_idx(folder) and (folder / MNIST_PICKLE).exists()):
             return _read_mnist_pickle(folder if folder.is_file() else folder / MNIST_PICKLE)
         if not folder.is_dir():
             raise ParetorchError(f"MNIST folder {folder} does not exist; give a folder with the IDX files "

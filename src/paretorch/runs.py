@@ -30,6 +30,7 @@ from paretorch.data import (
     MNIST_PICKLE,
     PARETO_MTL_FILES,
     Splits,
+    has_mnist_idx,
     is_mnist_pickle,
     load_adult,
     load_adult_many,
@@ -226,13 +227,12 @@ def _pareto_mtl_file(name: str, source: str) -> Path | None:
     path, of_digits = Path(source), name.startswith("multimnist")  # mnist.pkl.gz holds digits, not fashion items
     if path.is_file():
         return None if of_digits and is_mnist_pickle(path) else path
-    if any((path / f"train-images-idx3-ubyte{ending}").exists() for ending in ("", ".gz")) or (
-            of_digits and (path / MNIST_PICKLE).exists()):
+    holds_mnist_pickle = (path / MNIST_PICKLE).exists()
+    if has_mnist_idx(path) or (of_digits and holds_mnist_pickle):
         return None
     pickled = path / PARETO_MTL_FILES[name]
     # A folder of MNIST's mnist.pkl.gz alone holds no fashion items: name the file this data set would read.
-    fashion_missing = not of_digits and (path / MNIST_PICKLE).exists()
-    return pickled if pickled.exists() or name not in COMPOSED_DATASETS or fashion_missing else None
+    return pickled if pickled.exists() or name not in COMPOSED_DATASETS or holds_mnist_pickle else None
 
 
 def load_splits(config: RunConfig) -> Splits:
