@@ -125,3 +125,20 @@ def test_the_command_line_composes_multimnist_from_the_pickle_as_from_the_same_d
         for mine, theirs in zip(getattr(from_pickle, split).tensors, getattr(from_idx, split).tensors, strict=True):
             assert mine.equal(theirs)
     assert from_pickle.train.tensors[0].max() > 0.9
+
+
+@pytest.mark.parametrize("dataset", ["multimnist", "multifashion"])
+def test_a_file_of_neither_format_names_what_each_data_set_reads(tmp_path, dataset):
+    # Neither gzip nor a pickle: MultiMNIST's refusal also names MNIST's own files, which it composes from;
+    # MultiFashion's names only Pareto MTL's pickle (mnist.pkl.gz holds no fashion items).
+    path = tmp_path / "digits.txt"
+    path.write_text("not a data file\n")
+    refused = subprocess.run([sys.executable, "-m", "paretorch", "train", str(tmp_path / "run"), f"dataset={dataset}",
+                              f"data_source={path}", "epochs=1", "--quiet"],
+                             capture_output=True, text=True, timeout=300)
+    message = refused.stderr.strip()
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr and "\n" not in message
+    assert "is not one of Pareto MTL's pickles" in message
+    assert (f"also composes its images from MNIST's {MNIST_PICKLE} or a folder of its IDX files" in message) == (
+        dataset == "multimnist")
+    assert not (tmp_path / "run" / "checkpoint.safetensors").exists()

@@ -248,7 +248,14 @@ def load_splits(config: RunConfig) -> Splits:
             raise ParetorchError(f"val_digits={config['val_digits']} composes validation images from digits; "
                                  f"{pickled} holds composed images, whose validation split is 10 % of its training "
                                  "images: remove val_digits=")
-        splits = load_pareto_mtl(pickled, seed=seed)
+        try:
+            splits = load_pareto_mtl(pickled, seed=seed)
+        except ParetorchError as error:
+            if not name.startswith("multimnist"):
+                raise
+            # The user may have meant MNIST's own files, which these data sets compose from: name them too.
+            raise ParetorchError(f"{error}; {name} also composes its images from MNIST's {MNIST_PICKLE} or a folder "
+                                 "of its IDX files") from None
     elif name in SCENE_DATASETS:
         splits = load_scenes(name, source, seed=seed)
     elif name == "utkface":
