@@ -1,5 +1,6 @@
-"""Fixtures shared by several test modules."""
+"""Fixtures shared by several test modules, and the threads of a parallel run."""
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -7,6 +8,15 @@ from pathlib import Path
 
 import pytest
 import torch
+
+# Under pytest-xdist (`make test` runs `pytest -n auto`) each worker takes its share of the cores, and so do the
+# command-line runs it starts (they inherit OMP_NUM_THREADS): with two processes of two threads each on 2 cores, a
+# small SegNet's training step took 2.7 s against 0.02 s, its threads waiting on each other.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    _threads = max(1, _cores // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ["OMP_NUM_THREADS"] = str(_threads)
+    torch.set_num_threads(_threads)
 
 Checkpoints = tuple[dict, dict, Path]
 
