@@ -141,4 +141,4 @@ def test_a_file_of_neither_format_names_what_each_data_set_reads(tmp_path, datas
     assert "is not one of Pareto MTL's pickles" in message
     assert (f"also composes its images from MNIST's {MNIST_PICKLE} or a folder of its IDX files" in message) == (
         dataset == "multimnist")
-    assert not (tmp_path / "run" / "checkpoint.safetensors").exists()
+    assert not (tmp_path / "run").exists(), "a refused run leaves no run directory behind"
