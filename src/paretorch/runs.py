@@ -218,13 +218,19 @@ def check_data_source(values: Mapping[str, Any]) -> None:
         raise ParetorchError(f"data_source {source} is not a folder; give {_LOCAL_FILES[name]}")
 
 
+def _of_mnist_digits(name: str) -> bool:
+    """Whether a data set composes its images from MNIST's digits (``mnist.pkl.gz`` and MNIST's IDX files), not
+    fashion items."""
+    return name.startswith("multimnist")
+
+
 def _pareto_mtl_file(name: str, source: str) -> Path | None:
     """Which of Pareto MTL's pickles a run reads (None: it composes its images): ``data_source`` itself, or the
     data set's file in that folder when the folder has no digits to compose from (IDX files or ``mnist.pkl.gz``
     win: a folder of MNIST's files keeps composing)."""
     if name not in PARETO_MTL_FILES or source == "embedded":
         return None
-    path, of_digits = Path(source), name.startswith("multimnist")  # mnist.pkl.gz holds digits, not fashion items
+    path, of_digits = Path(source), _of_mnist_digits(name)
     if path.is_file():
         return None if of_digits and is_mnist_pickle(path) else path
     holds_mnist_pickle = (path / MNIST_PICKLE).exists()
@@ -251,7 +257,7 @@ def load_splits(config: RunConfig) -> Splits:
         try:
             splits = load_pareto_mtl(pickled, seed=seed)
         except ParetorchError as error:
-            if not name.startswith("multimnist"):
+            if not _of_mnist_digits(name):
                 raise
             # The user may have meant MNIST's own files, which these data sets compose from: name them too.
             raise ParetorchError(f"{error}; {name} also composes its images from MNIST's {MNIST_PICKLE} or a folder "
